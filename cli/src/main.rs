@@ -1,0 +1,40 @@
+//! `vsmmu`: the project's command-line tool.
+//!
+//! - `vsmmu decode KIND WORD...` decodes SMMUv3 words copied from a log;
+//! - `vsmmu regen [--check]` rewrites (or checks) what is generated from spec/.
+
+mod decode;
+mod regen;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage:
+  vsmmu decode cmd|evt|ste|cd|l1std|l1cd|pri [--json] WORD...
+      64-bit words in memory order, hex with or without 0x
+      (e.g. vsmmu decode cmd 0x0000123400000003 0x1)
+  vsmmu decode reg [--json] NAME|OFFSET VALUE
+      a register by name (CR0) or offset in the 128 KiB frame (0x20, 0x100a8)
+  vsmmu regen [--check] [--root DIR]
+      write generated/expanded.rs and book/src/reference/ from spec/;
+      --check exits 1 when what is committed is stale";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("decode") => decode::run(&args[1..]),
+        Some("regen") => regen::run(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(format!("expected a subcommand\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vsmmu: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

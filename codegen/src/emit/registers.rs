@@ -1,0 +1,406 @@
+//! Registers: a value type per register, the `Register` enum with its
+//! `REGISTERS` table, the MMIO dispatch and the tock-registers layout.
+
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote};
+
+use super::fields::{accessors, cond_expr, enums, field_infos, hex, lit_u64};
+use crate::model::{Access, Emulation, Register, Role, Spec};
+use crate::names;
+
+fn reg_ident(r: &Register) -> proc_macro2::Ident {
+    format_ident!("{}", r.name)
+}
+
+fn container(r: &Register) -> TokenStream {
+    if r.width == 64 {
+        quote!(u64)
+    } else {
+        quote!(u32)
+    }
+}
+
+/// `Cr0(pub u32)` with RESET, WRITE_MASK and field accessors.
+pub fn value_type(r: &Register) -> TokenStream {
+    let ty = format_ident!("{}", names::type_name(&r.name));
+    let c = container(r);
+    let name = &r.name;
+    let doc = format!(
+        "SMMU_{name} ({}, page {} offset {:#x}, {}-bit): {}",
+        r.spec, r.page, r.offset, r.width, r.description
+    );
+    let reset_doc = if r.reset.is_some() {
+        "Value after reset."
+    } else {
+        "Value after reset: UNKNOWN in the architecture, zero here."
+    };
+    let reset = hex(r.reset.unwrap_or(0));
+    let mask = hex(r.field_mask());
+    let infos = field_infos(&r.fields);
+    let access = r.fields.iter().map(|f| accessors(&r.name, f, false, &c));
+    let enum_items = enums(&r.name, &r.fields);
+    let id = reg_ident(r);
+    quote! {
+        #[doc = #doc]
+        #[doc(alias = #name)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+        #[repr(transparent)]
+        pub struct #ty(pub #c);
+
+        #enum_items
+
+        impl #ty {
+            /// The register this value belongs to.
+            pub const REGISTER: crate::Register = crate::Register::#id;
+            #[doc = #reset_doc]
+            pub const RESET: Self = Self(#reset);
+            /// The union of the fields: every other bit is RES0.
+            pub const WRITE_MASK: #c = #mask;
+            /// Every field, in spec order.
+            pub const FIELDS: &'static [crate::FieldInfo] = #infos;
+
+            #(#access)*
+        }
+
+        impl core::fmt::Debug for #ty {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                crate::support::debug_fields(f, #name, Self::FIELDS, &[self.0 as u64])
+            }
+        }
+
+        impl core::fmt::Display for #ty {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                crate::support::display_fields(f, #name, Self::FIELDS, &[self.0 as u64])
+            }
+        }
+    }
+}
+
+fn emulation_tokens(e: Emulation) -> TokenStream {
+    let v = format_ident!(
+        "{}",
+        match e {
+            Emulation::Ident => "Ident",
+            Emulation::Plain => "Plain",
+            Emulation::Control => "Control",
+            Emulation::Ack => "Ack",
+            Emulation::Status => "Status",
+            Emulation::Gerror => "Gerror",
+            Emulation::Gerrorn => "Gerrorn",
+            Emulation::QueueBase => "QueueBase",
+            Emulation::QueuePointer => "QueuePointer",
+        }
+    );
+    quote!(crate::Emulation::#v)
+}
+
+fn opt_str(s: Option<&str>) -> TokenStream {
+    match s {
+        Some(s) => quote!(Some(#s)),
+        None => quote!(None),
+    }
+}
+
+/// The `Register` enum and the `REGISTERS` table, sorted by page and offset.
+pub fn register_table(spec: &Spec) -> TokenStream {
+    let regs = &spec.registers;
+    let count = regs.len();
+    let ids: Vec<_> = regs.iter().map(reg_ident).collect();
+    let idx: Vec<_> = (0..count).map(Literal::usize_unsuffixed).collect();
+    let docs = regs.iter().map(|r| format!("SMMU_{} ({}): {}", r.name, r.spec, r.description));
+    let infos = regs.iter().map(|r| {
+        let name = &r.name;
+        let page = r.page as u8;
+        let offset = hex(r.offset as u64);
+        let width = r.width as u8;
+        let access = match r.access {
+            Access::ReadOnly => quote!(crate::RegAccess::ReadOnly),
+            Access::ReadWrite => quote!(crate::RegAccess::ReadWrite),
+        };
+        let reset = lit_u64(r.reset.unwrap_or(0));
+        let reset_known = r.reset.is_some();
+        let mask = hex(r.field_mask());
+        let emulation = emulation_tokens(r.emulation);
+        let ack = match &r.ack {
+            Some(a) => {
+                let a = format_ident!("{}", a);
+                quote!(Some(crate::Register::#a))
+            }
+            None => quote!(None),
+        };
+        let on_write = opt_str(r.on_write.as_deref());
+        let queue = opt_str(r.queue.as_deref());
+        let role = match r.role {
+            Some(Role::Prod) => quote!(Some(crate::QueueRole::Prod)),
+            Some(Role::Cons) => quote!(Some(crate::QueueRole::Cons)),
+            None => quote!(None),
+        };
+        let writable_if = opt_str(r.writable_if.as_ref().map(|(_, t)| t.as_str()));
+        let present_if = opt_str(r.present_if.as_ref().map(|(_, t)| t.as_str()));
+        let fields = field_infos(&r.fields);
+        let description = &r.description;
+        let sref = &r.spec;
+        quote! {
+            crate::RegInfo {
+                name: #name, spec: #sref, description: #description, page: #page, offset: #offset,
+                width: #width, access: #access, reset: #reset, reset_known: #reset_known,
+                write_mask: #mask, emulation: #emulation, ack: #ack, on_write: #on_write,
+                queue: #queue, role: #role, writable_if: #writable_if, present_if: #present_if,
+                fields: #fields,
+            }
+        }
+    });
+    quote! {
+        /// Every register of the Non-secure pages 0 and 1, in offset order.
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum Register {
+            #( #[doc = #docs] #ids = #idx, )*
+        }
+
+        impl Register {
+            /// How many registers there are.
+            pub const COUNT: usize = #count;
+            /// Every register, in offset order.
+            pub const ALL: [Register; #count] = [#(Register::#ids),*];
+
+            /// Index into [`REGISTERS`] (and into a register bank).
+            pub const fn index(self) -> usize { self as usize }
+
+            /// The description of this register.
+            pub const fn info(self) -> &'static crate::RegInfo { &REGISTERS[self as usize] }
+        }
+
+        /// Descriptions of every register, indexed by [`Register::index`].
+        pub static REGISTERS: [crate::RegInfo; #count] = [#(#infos),*];
+    }
+}
+
+/// `decode_access`: (page, offset, size) -> the register and half, or RAZ/WI.
+pub fn dispatch(spec: &Spec) -> TokenStream {
+    let mut arms = Vec::new();
+    for r in &spec.registers {
+        let id = reg_ident(r);
+        let page = Literal::u32_unsuffixed(r.page);
+        let off = hex(r.offset as u64);
+        if r.width == 64 {
+            let hi = hex(r.offset as u64 + 4);
+            arms.push(quote!((#page, #off, 8) => crate::Access::Register { reg: crate::Register::#id, half: crate::Half::Full },));
+            arms.push(quote!((#page, #off, 4) => crate::Access::Register { reg: crate::Register::#id, half: crate::Half::Low },));
+            arms.push(quote!((#page, #hi, 4) => crate::Access::Register { reg: crate::Register::#id, half: crate::Half::High },));
+        } else {
+            arms.push(quote!((#page, #off, 4) => crate::Access::Register { reg: crate::Register::#id, half: crate::Half::Full },));
+        }
+    }
+    quote! {
+        /// Which register (and which half of it) a trapped access reaches.
+        ///
+        /// `page` is 0 or 1, `offset` is within the 64 KiB page and `size` is the
+        /// access size in bytes. A 32-bit register takes aligned 4-byte accesses;
+        /// a 64-bit register takes an aligned 8-byte access or a 4-byte access to
+        /// either half. Every other access is [`Access::RazWi`]: reserved offsets
+        /// are RES0, and the architecture makes other sizes CONSTRAINED
+        /// UNPREDICTABLE with RAZ/WI a permitted behaviour.
+        pub const fn decode_access(page: u32, offset: u32, size: u32) -> crate::Access {
+            match (page, offset, size) {
+                #(#arms)*
+                _ => crate::Access::RazWi,
+            }
+        }
+    }
+}
+
+/// The `MmioHandlers` trait and `mmio_read`/`mmio_write`.
+pub fn mmio(spec: &Spec) -> TokenStream {
+    let handlers: Vec<_> = spec
+        .registers
+        .iter()
+        .filter_map(|r| r.on_write.as_ref().map(|h| (r, h)))
+        .collect();
+    let trait_methods = handlers.iter().map(|(r, h)| {
+        let m = format_ident!("{}", h);
+        let doc = format!(
+            "Called after a guest write to SMMU_{} has been stored: `old` and `new` are the whole register.",
+            r.name
+        );
+        quote!(#[doc = #doc] fn #m(&mut self, old: u64, new: u64);)
+    });
+    let regs_tok = quote!(RegisterView(h));
+    let present_arms = spec.registers.iter().filter_map(|r| {
+        r.present_if.as_ref().map(|(c, _)| {
+            let id = reg_ident(r);
+            let e = cond_expr(spec, c, &[], &quote!(()), false, &regs_tok);
+            quote!(crate::Register::#id => #e,)
+        })
+    });
+    let writable_arms = spec.registers.iter().filter_map(|r| {
+        r.writable_if.as_ref().map(|(c, _)| {
+            let id = reg_ident(r);
+            let e = cond_expr(spec, c, &[], &quote!(()), false, &regs_tok);
+            quote!(crate::Register::#id => #e,)
+        })
+    });
+    let write_arms = spec.registers.iter().filter(|r| r.emulation.takes_writes()).map(|r| {
+        let id = reg_ident(r);
+        let mask = hex(r.field_mask());
+        let handler = r.on_write.as_ref().map(|h| {
+            let m = format_ident!("{}", h);
+            quote!(h.#m(old, new);)
+        });
+        let ack = r.ack.as_ref().map(|a| {
+            let a_reg = spec.register(a).expect("validated: ack exists");
+            let a_id = format_ident!("{}", a);
+            let a_mask = hex(a_reg.field_mask());
+            quote!(h.store(crate::Register::#a_id, new & #a_mask);)
+        });
+        quote! {
+            crate::Register::#id => {
+                let old = h.load(reg);
+                let new = half.merge(old, value) & #mask;
+                h.store(reg, new);
+                #handler
+                #ack
+                crate::WriteEffect::Stored
+            }
+        }
+    });
+    quote! {
+        /// What the generated dispatch needs from a register file: storage, the
+        /// identification values presented, and a handler for each register
+        /// whose write has side effects (`on_write` in the spec).
+        pub trait MmioHandlers {
+            /// The value an `ident` register presents (IDRn, IIDR, AIDR, the ID block).
+            fn ident(&self, reg: crate::Register) -> u64;
+            /// The stored value of any other register.
+            fn load(&self, reg: crate::Register) -> u64;
+            /// Replaces the stored value of a register.
+            fn store(&mut self, reg: crate::Register, value: u64);
+            #(#trait_methods)*
+        }
+
+        /// Register values as conditions see them: `ident` registers through
+        /// `MmioHandlers::ident`, the others through `load`.
+        struct RegisterView<'a, H: ?Sized>(&'a H);
+
+        impl<H: MmioHandlers + ?Sized> crate::RegisterValues for RegisterView<'_, H> {
+            fn value(&self, reg: crate::Register) -> u64 {
+                match reg.info().emulation {
+                    crate::Emulation::Ident => self.0.ident(reg),
+                    _ => self.0.load(reg),
+                }
+            }
+        }
+
+        /// Whether the register exists on this SMMU (its `present_if` holds).
+        pub fn is_present<H: MmioHandlers + ?Sized>(h: &H, reg: crate::Register) -> bool {
+            use crate::RegisterValues as _;
+            match reg { #(#present_arms)* _ => true }
+        }
+
+        /// Whether a write to the register takes effect now (its `writable_if` holds).
+        pub fn is_writable<H: MmioHandlers + ?Sized>(h: &H, reg: crate::Register) -> bool {
+            use crate::RegisterValues as _;
+            match reg { #(#writable_arms)* _ => true }
+        }
+
+        /// A trapped read: the value to return to the guest (zero for RAZ).
+        pub fn mmio_read<H: MmioHandlers + ?Sized>(h: &H, page: u32, offset: u32, size: u32) -> u64 {
+            use crate::RegisterValues as _;
+            match decode_access(page, offset, size) {
+                crate::Access::RazWi => 0,
+                crate::Access::Register { reg, half } => {
+                    if is_present(h, reg) { half.extract(RegisterView(h).value(reg)) } else { 0 }
+                }
+            }
+        }
+
+        /// A trapped write: stores what the architecture lets the guest change,
+        /// then calls the register's handler and updates its ACK register.
+        pub fn mmio_write<H: MmioHandlers + ?Sized>(h: &mut H, page: u32, offset: u32, size: u32, value: u64) -> crate::WriteEffect {
+            let (reg, half) = match decode_access(page, offset, size) {
+                crate::Access::RazWi => return crate::WriteEffect::Ignored,
+                crate::Access::Register { reg, half } => (reg, half),
+            };
+            if !is_present(h, reg) || !is_writable(h, reg) {
+                return crate::WriteEffect::Ignored;
+            }
+            match reg {
+                #(#write_arms)*
+                _ => crate::WriteEffect::Ignored,
+            }
+        }
+    }
+}
+
+/// tock-registers bitfields for every register and the two page layouts.
+pub fn tock(spec: &Spec) -> TokenStream {
+    let bitfields = |width: u32| {
+        let regs = spec.registers.iter().filter(|r| r.width == width && !r.fields.is_empty()).map(|r| {
+            let id = reg_ident(r);
+            let fields = r.fields.iter().map(|f| {
+                let fname = format_ident!("{}", f.name);
+                let lo = Literal::u32_unsuffixed(f.lo);
+                let w = Literal::u32_unsuffixed(f.width());
+                let doc = &f.description;
+                let values = f.values.iter().map(|(n, v)| {
+                    let vn = format_ident!("{}", names::tock_value(n));
+                    let v = Literal::u64_unsuffixed(*v);
+                    quote!(#vn = #v)
+                });
+                quote!(#[doc = #doc] #fname OFFSET(#lo) NUMBITS(#w) [#(#values),*])
+            });
+            quote!(pub #id [#(#fields),*])
+        });
+        let ty = if width == 64 { quote!(u64) } else { quote!(u32) };
+        quote!(tock_registers::register_bitfields![#ty, #(#regs),*];)
+    };
+    let b32 = bitfields(32);
+    let b64 = bitfields(64);
+    let page = |p: u32, name: &str| {
+        let ident = format_ident!("{}", name);
+        let mut items = Vec::new();
+        let mut at = 0u32;
+        let mut pad = 0u32;
+        for r in spec.registers.iter().filter(|r| r.page == p) {
+            if r.offset > at {
+                let off = hex(at as u64);
+                let pname = format_ident!("_reserved{}", pad);
+                pad += 1;
+                items.push(quote!((#off => #pname),));
+            }
+            let off = hex(r.offset as u64);
+            let field = format_ident!("{}", names::method(&r.name));
+            let id = reg_ident(r);
+            let ty = container(r);
+            let acc = match r.access {
+                Access::ReadOnly => quote!(tock_registers::registers::ReadOnly),
+                Access::ReadWrite => quote!(tock_registers::registers::ReadWrite),
+            };
+            if r.fields.is_empty() {
+                items.push(quote!((#off => pub #field: #acc<#ty>),));
+            } else {
+                items.push(quote!((#off => pub #field: #acc<#ty, #id::Register>),));
+            }
+            at = r.offset + r.width / 8;
+        }
+        if at < 0x1_0000 {
+            let off = hex(at as u64);
+            let pname = format_ident!("_reserved{}", pad);
+            items.push(quote!((#off => #pname),));
+        }
+        let end = hex(0x1_0000);
+        let doc = format!("Register page {p} of the Non-secure programming interface (64 KiB).");
+        quote!(#[doc = #doc] pub #ident { #(#items)* (#end => @END), })
+    };
+    let p0 = page(0, "Page0");
+    let p1 = page(1, "Page1");
+    quote! {
+        #b32
+        #b64
+        tock_registers::register_structs! {
+            #p0,
+            #p1
+        }
+    }
+}

@@ -1,0 +1,515 @@
+//! YAML text -> model, entry by entry, collecting every problem with the file
+//! and entry it belongs to.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_yaml::Value;
+
+use crate::error::SpecError;
+use crate::expr::{self, Cond};
+use crate::model::*;
+
+/// An integer written as a YAML number or as `0x`/`0b` text.
+#[derive(Clone, Copy, Debug)]
+struct Num(u64);
+
+impl<'de> Deserialize<'de> for Num {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Number(n) => n
+                .as_u64()
+                .map(Num)
+                .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a non-negative integer"))),
+            Value::String(s) => expr::parse_int(&s)
+                .map(Num)
+                .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not an integer"))),
+            other => Err(serde::de::Error::custom(format!(
+                "expected an integer, found {other:?}"
+            ))),
+        }
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawField {
+    name: String,
+    #[serde(default)]
+    word: Option<usize>,
+    bits: Value,
+    description: String,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    values: Option<serde_yaml::Mapping>,
+    #[serde(default)]
+    spec: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIllegal {
+    #[serde(rename = "if")]
+    cond: String,
+    why: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlias {
+    name: String,
+    #[serde(rename = "if")]
+    cond: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecord {
+    spec: String,
+    description: String,
+    #[serde(default)]
+    opcode: Option<Num>,
+    #[serde(default)]
+    id: Option<Num>,
+    #[serde(default)]
+    words: Option<usize>,
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    fields: Vec<RawField>,
+    #[serde(default)]
+    illegal: Vec<RawIllegal>,
+    #[serde(default)]
+    aliases: Vec<RawAlias>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegister {
+    spec: String,
+    description: String,
+    page: u32,
+    offset: Num,
+    width: u32,
+    access: String,
+    reset: Value,
+    emulation: String,
+    #[serde(default)]
+    ack: Option<String>,
+    #[serde(default)]
+    on_write: Option<String>,
+    #[serde(default)]
+    writable_if: Option<String>,
+    #[serde(default)]
+    present_if: Option<String>,
+    #[serde(default)]
+    queue: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    fields: Vec<RawField>,
+}
+
+/// One entry as found, before fragments are resolved.
+struct Entry {
+    origin: Origin,
+    kind: String,
+    name: String,
+    value: Value,
+}
+
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    text.lines().position(|l| {
+        let l = l.trim_end();
+        l.strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with(':'))
+            || l.strip_prefix(&format!("\"{key}\""))
+                .is_some_and(|rest| rest.trim_start().starts_with(':'))
+    })
+    .map(|n| n + 1)
+}
+
+fn yaml_error_line(e: &serde_yaml::Error) -> Option<usize> {
+    e.location().map(|l| l.line())
+}
+
+const KINDS: [&str; 5] = ["register", "command", "event", "struct", "fragment"];
+
+fn split_entries(file: &str, text: &str, errors: &mut Vec<SpecError>) -> Vec<Entry> {
+    let map: serde_yaml::Mapping = match serde_yaml::from_str(text) {
+        Ok(Value::Mapping(m)) => m,
+        Ok(Value::Null) => return Vec::new(),
+        Ok(_) => {
+            errors.push(SpecError::file(file, None, "the top level must be a mapping of `kind/NAME` entries"));
+            return Vec::new();
+        }
+        Err(e) => {
+            errors.push(SpecError::file(file, yaml_error_line(&e), format!("not valid YAML: {e}")));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for (k, v) in map {
+        let Some(key) = k.as_str().map(str::to_string) else {
+            errors.push(SpecError::file(file, None, format!("entry key {k:?} is not a string")));
+            continue;
+        };
+        let origin = Origin {
+            file: file.to_string(),
+            line: line_of(text, &key),
+            key: key.clone(),
+        };
+        match key.split_once('/') {
+            Some((kind, name)) if KINDS.contains(&kind) && is_name(name) => out.push(Entry {
+                origin,
+                kind: kind.to_string(),
+                name: name.to_string(),
+                value: v,
+            }),
+            _ => errors.push(SpecError::at(
+                &origin,
+                format!("key must be `KIND/NAME` with KIND one of {KINDS:?} and NAME an identifier"),
+            )),
+        }
+    }
+    out
+}
+
+pub(crate) fn is_name(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic())
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+}
+
+fn parse_bits(v: &Value) -> Result<(u32, u32), String> {
+    let text = match v {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        _ => return Err(format!("bits must be \"hi:lo\" or \"n\", found {v:?}")),
+    };
+    let num = |s: &str| {
+        s.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("bits `{text}`: `{s}` is not a bit number"))
+    };
+    let (hi, lo) = match text.split_once(':') {
+        Some((h, l)) => (num(h)?, num(l)?),
+        None => {
+            let n = num(&text)?;
+            (n, n)
+        }
+    };
+    if hi < lo {
+        return Err(format!("bits `{text}`: high bit below low bit"));
+    }
+    Ok((hi, lo))
+}
+
+fn build_field(raw: RawField, default_word: Option<usize>, origin: &Origin, errors: &mut Vec<SpecError>) -> Option<Field> {
+    let ctx = |m: String| SpecError::at(origin, format!("field {}: {m}", raw.name));
+    let (hi, lo) = match parse_bits(&raw.bits) {
+        Ok(b) => b,
+        Err(e) => {
+            errors.push(ctx(e));
+            return None;
+        }
+    };
+    let word = match (raw.word, default_word) {
+        (Some(w), None) => w,
+        (None, Some(w)) => w,
+        (Some(_), Some(_)) => {
+            errors.push(ctx("registers have no `word`".into()));
+            return None;
+        }
+        (None, None) => {
+            errors.push(ctx("missing `word`".into()));
+            return None;
+        }
+    };
+    let address = match raw.kind.as_deref() {
+        None => false,
+        Some("address") => true,
+        Some(k) => {
+            errors.push(ctx(format!("unknown kind `{k}` (only `address`)")));
+            false
+        }
+    };
+    let mut values = Vec::new();
+    for (k, v) in raw.values.unwrap_or_default() {
+        let name = k.as_str().map(str::to_string).unwrap_or_else(|| format!("{k:?}"));
+        match serde_yaml::from_value::<Num>(v) {
+            Ok(Num(n)) => values.push((name, n)),
+            Err(e) => errors.push(ctx(format!("value {name}: {e}"))),
+        }
+    }
+    let _ = raw.spec;
+    Some(Field {
+        name: raw.name,
+        description: raw.description,
+        word,
+        hi,
+        lo,
+        address,
+        values,
+    })
+}
+
+fn build_cond(text: &str, what: &str, origin: &Origin, errors: &mut Vec<SpecError>) -> Option<Cond> {
+    match expr::parse(text) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            errors.push(SpecError::at(origin, format!("{what} `{text}`: {e}")));
+            None
+        }
+    }
+}
+
+fn de<T: for<'de> Deserialize<'de>>(entry: &Entry, errors: &mut Vec<SpecError>) -> Option<T> {
+    match serde_yaml::from_value(entry.value.clone()) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            errors.push(SpecError::at(&entry.origin, e.to_string()));
+            None
+        }
+    }
+}
+
+fn build_record(
+    entry: &Entry,
+    raw: RawRecord,
+    fragments: &Fragments,
+    errors: &mut Vec<SpecError>,
+) -> Option<Record> {
+    let origin = &entry.origin;
+    let kind = match entry.kind.as_str() {
+        "command" => RecordKind::Command,
+        "event" => RecordKind::Event,
+        _ => RecordKind::Struct,
+    };
+    let (words, code) = match kind {
+        RecordKind::Command => {
+            if raw.id.is_some() || raw.words.is_some() {
+                errors.push(SpecError::at(origin, "a command has `opcode`, not `id` or `words`"));
+            }
+            (2, raw.opcode.map(|n| n.0))
+        }
+        RecordKind::Event => {
+            if raw.opcode.is_some() || raw.words.is_some() {
+                errors.push(SpecError::at(origin, "an event has `id`, not `opcode` or `words`"));
+            }
+            (4, raw.id.map(|n| n.0))
+        }
+        RecordKind::Struct => {
+            if raw.opcode.is_some() || raw.id.is_some() {
+                errors.push(SpecError::at(origin, "a struct has `words`, not `opcode` or `id`"));
+            }
+            match raw.words {
+                Some(w) if (1..=16).contains(&w) => (w, None),
+                Some(w) => {
+                    errors.push(SpecError::at(origin, format!("words: {w} is not in 1..=16")));
+                    return None;
+                }
+                None => {
+                    errors.push(SpecError::at(origin, "missing `words`"));
+                    return None;
+                }
+            }
+        }
+    };
+    let code = match (kind, code) {
+        (RecordKind::Struct, _) => None,
+        (_, Some(c)) if c <= 0xff => Some(c as u8),
+        (_, Some(c)) => {
+            errors.push(SpecError::at(origin, format!("code {c:#x} does not fit bits [7:0]")));
+            return None;
+        }
+        (_, None) => {
+            errors.push(SpecError::at(
+                origin,
+                if kind == RecordKind::Command { "missing `opcode`" } else { "missing `id`" },
+            ));
+            return None;
+        }
+    };
+    let mut fields = Vec::new();
+    for inc in &raw.include {
+        match fragments.get(inc) {
+            Some((forigin, frag)) => {
+                for f in frag {
+                    if let Some(f) = build_field(f.clone(), None, forigin, errors) {
+                        fields.push(f);
+                    }
+                }
+            }
+            None => errors.push(SpecError::at(origin, format!("include: no fragment/{inc}"))),
+        }
+    }
+    for f in raw.fields {
+        if let Some(f) = build_field(f, None, origin, errors) {
+            fields.push(f);
+        }
+    }
+    let illegal = raw
+        .illegal
+        .into_iter()
+        .filter_map(|i| {
+            build_cond(&i.cond, "illegal", origin, errors).map(|cond| Illegal {
+                cond,
+                text: i.cond.clone(),
+                why: i.why,
+            })
+        })
+        .collect();
+    let aliases = raw
+        .aliases
+        .into_iter()
+        .filter_map(|a| {
+            build_cond(&a.cond, "alias", origin, errors).map(|cond| Alias { name: a.name, cond })
+        })
+        .collect();
+    Some(Record {
+        kind,
+        name: entry.name.clone(),
+        spec: raw.spec,
+        description: raw.description,
+        origin: origin.clone(),
+        words,
+        code,
+        fields,
+        illegal,
+        aliases,
+    })
+}
+
+/// Fragment fields are kept raw so that each includer builds (and reports) them.
+type Fragments = BTreeMap<String, (Origin, Vec<RawField>)>;
+
+fn build_register(entry: &Entry, raw: RawRegister, errors: &mut Vec<SpecError>) -> Option<Register> {
+    let origin = &entry.origin;
+    let err = |errors: &mut Vec<SpecError>, m: String| errors.push(SpecError::at(origin, m));
+    let access = match raw.access.as_str() {
+        "ro" => Access::ReadOnly,
+        "rw" => Access::ReadWrite,
+        a => {
+            err(errors, format!("access `{a}` is not `ro` or `rw`"));
+            return None;
+        }
+    };
+    let emulation = match Emulation::ALL.iter().find(|(n, _)| *n == raw.emulation) {
+        Some((_, e)) => *e,
+        None => {
+            let names: Vec<_> = Emulation::ALL.iter().map(|(n, _)| *n).collect();
+            err(errors, format!("emulation `{}` is not one of {names:?}", raw.emulation));
+            return None;
+        }
+    };
+    let reset = match &raw.reset {
+        Value::String(s) if s == "unknown" => None,
+        v => match serde_yaml::from_value::<Num>(v.clone()) {
+            Ok(Num(n)) => Some(n),
+            Err(e) => {
+                err(errors, format!("reset: {e} (or `unknown`)"));
+                return None;
+            }
+        },
+    };
+    let role = match raw.role.as_deref() {
+        None => None,
+        Some("prod") => Some(Role::Prod),
+        Some("cons") => Some(Role::Cons),
+        Some(r) => {
+            err(errors, format!("role `{r}` is not `prod` or `cons`"));
+            None
+        }
+    };
+    let cond = |t: &Option<String>, what: &str, errors: &mut Vec<SpecError>| {
+        t.as_ref()
+            .and_then(|t| build_cond(t, what, origin, errors).map(|c| (c, t.clone())))
+    };
+    let writable_if = cond(&raw.writable_if, "writable_if", errors);
+    let present_if = cond(&raw.present_if, "present_if", errors);
+    let fields = raw
+        .fields
+        .into_iter()
+        .filter_map(|f| build_field(f, Some(0), origin, errors))
+        .collect();
+    Some(Register {
+        name: entry.name.clone(),
+        spec: raw.spec,
+        description: raw.description,
+        origin: origin.clone(),
+        page: raw.page,
+        offset: raw.offset.0 as u32,
+        width: raw.width,
+        access,
+        reset,
+        emulation,
+        ack: raw.ack,
+        on_write: raw.on_write,
+        writable_if,
+        present_if,
+        queue: raw.queue,
+        role,
+        fields,
+    })
+}
+
+/// Parse every file; the result still has to be validated.
+pub fn parse(files: &[(String, String)]) -> (Spec, Vec<SpecError>) {
+    let mut errors = Vec::new();
+    let mut entries = Vec::new();
+    for (file, text) in files {
+        entries.extend(split_entries(file, text, &mut errors));
+    }
+    // Duplicate keys across files (serde_yaml already refuses them within one).
+    let mut seen: BTreeMap<String, Origin> = BTreeMap::new();
+    for e in &entries {
+        if let Some(first) = seen.get(&e.origin.key) {
+            errors.push(SpecError::at(
+                &e.origin,
+                format!("duplicate entry, first defined in {}", first.file),
+            ));
+        } else {
+            seen.insert(e.origin.key.clone(), e.origin.clone());
+        }
+    }
+    let mut fragments = Fragments::new();
+    for e in entries.iter().filter(|e| e.kind == "fragment") {
+        if let Some(raw) = de::<RawRecord>(e, &mut errors) {
+            fragments.insert(e.name.clone(), (e.origin.clone(), raw.fields));
+        }
+    }
+    let mut spec = Spec {
+        files: files.to_vec(),
+        ..Spec::default()
+    };
+    for e in &entries {
+        match e.kind.as_str() {
+            "register" => {
+                if let Some(r) = de::<RawRegister>(e, &mut errors)
+                    .and_then(|raw| build_register(e, raw, &mut errors))
+                {
+                    spec.registers.push(r);
+                }
+            }
+            "command" | "event" | "struct" => {
+                if let Some(r) = de::<RawRecord>(e, &mut errors)
+                    .and_then(|raw| build_record(e, raw, &fragments, &mut errors))
+                {
+                    match r.kind {
+                        RecordKind::Command => spec.commands.push(r),
+                        RecordKind::Event => spec.events.push(r),
+                        RecordKind::Struct => spec.structs.push(r),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    spec.registers.sort_by_key(|r| (r.page, r.offset));
+    spec.commands.sort_by_key(|r| r.code);
+    spec.events.sort_by_key(|r| r.code);
+    spec.structs.sort_by(|a, b| a.name.cmp(&b.name));
+    (spec, errors)
+}

@@ -1,0 +1,234 @@
+//! The validator on small specs: a good one expands, each broken one is
+//! refused with an error naming the file and the entry.
+
+use smmuv3_codegen::{expand_pretty, load_texts, SpecError};
+
+const REGS: &str = r#"
+register/IDR0:
+  spec: "§6.3.1"
+  description: Feature identification
+  page: 0
+  offset: 0x0
+  width: 32
+  access: ro
+  reset: 0
+  emulation: ident
+  fields:
+    - {name: S2P, bits: "0", description: Stage 2 implemented}
+    - {name: S1P, bits: "1", description: Stage 1 implemented}
+register/CR0:
+  spec: "§6.3.9"
+  description: Global control
+  page: 0
+  offset: 0x20
+  width: 32
+  access: rw
+  reset: 0
+  emulation: control
+  ack: CR0ACK
+  on_write: write_cr0
+  fields:
+    - {name: SMMUEN, bits: "0", description: Enable}
+    - {name: CMDQEN, bits: "3", description: Command queue enable}
+register/CR0ACK:
+  spec: "§6.3.10"
+  description: Global control acknowledge
+  page: 0
+  offset: 0x24
+  width: 32
+  access: ro
+  reset: 0
+  emulation: ack
+  fields:
+    - {name: SMMUEN, bits: "0", description: Enable}
+    - {name: CMDQEN, bits: "3", description: Command queue enable}
+register/STRTAB_BASE:
+  spec: "§6.3.24"
+  description: Stream table base
+  page: 0
+  offset: 0x80
+  width: 64
+  access: rw
+  reset: unknown
+  emulation: plain
+  writable_if: "CR0.SMMUEN == 0 && CR0ACK.SMMUEN == 0"
+  fields:
+    - {name: ADDR, bits: "55:6", kind: address, description: Base address}
+    - {name: RA, bits: "62", description: Read allocate hint}
+"#;
+
+const CMDS: &str = r#"
+fragment/RANGE:
+  spec: "§4.4.1.1"
+  description: Range fields
+  fields:
+    - {name: NUM, word: 0, bits: "16:12", description: Number}
+command/CMD_CFGI_STE:
+  spec: "§4.3.1"
+  description: Invalidate one STE
+  opcode: 0x03
+  fields:
+    - {name: SSec, word: 0, bits: "10", description: Secure}
+    - {name: SID, word: 0, bits: "63:32", description: StreamID}
+    - {name: Leaf, word: 1, bits: "0", description: Leaf only}
+  illegal:
+    - {if: "SSec == 1", why: Secure from the NS queue}
+command/CMD_TLBI_NH_VA:
+  spec: "§4.4.2"
+  description: Invalidate by VA
+  opcode: 0x12
+  include: [RANGE]
+  fields:
+    - {name: Address, word: 1, bits: "63:12", kind: address, description: VA}
+  illegal:
+    - {if: "IDR0.S1P == 0", why: no stage 1}
+struct/L1STD:
+  spec: "§5.1"
+  description: Level-1 stream table descriptor
+  words: 1
+  fields:
+    - {name: Span, word: 0, bits: "4:0", description: Span}
+    - {name: L2Ptr, word: 0, bits: "55:6", kind: address, description: Level-2 table}
+event/F_TRANSLATION:
+  spec: "§7.3.12"
+  description: Translation fault
+  id: 0x10
+  fields:
+    - {name: StreamID, word: 0, bits: "63:32", description: StreamID}
+"#;
+
+fn files(regs: &str, cmds: &str) -> Vec<(String, String)> {
+    vec![
+        ("registers.yaml".to_string(), regs.to_string()),
+        ("commands.yaml".to_string(), cmds.to_string()),
+    ]
+}
+
+fn errors_of(regs: &str, cmds: &str) -> Vec<SpecError> {
+    match load_texts(&files(regs, cmds)) {
+        Ok(_) => panic!("the broken spec was accepted"),
+        Err(e) => e,
+    }
+}
+
+/// The one error expected, checked for its file, entry and message.
+fn assert_refused(regs: &str, cmds: &str, file: &str, entry: &str, needle: &str) {
+    let errs = errors_of(regs, cmds);
+    assert!(
+        errs.iter()
+            .any(|e| e.file == file && e.entry == entry && e.message.contains(needle)),
+        "expected {file}: {entry}: ...{needle}..., got:\n{}",
+        errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+    );
+}
+
+#[test]
+fn a_good_small_spec_expands_to_parseable_rust() {
+    let spec = load_texts(&files(REGS, CMDS)).unwrap();
+    assert_eq!(spec.registers.len(), 4);
+    assert_eq!(spec.commands.len(), 2);
+    let code = expand_pretty(&spec).unwrap();
+    std::fs::write(std::env::temp_dir().join("mini_expanded.rs"), &code).unwrap();
+    assert!(code.contains("pub struct CmdCfgiSte(pub [u64; 2])"));
+    assert!(code.contains("pub const fn decode_access"));
+    assert!(code.contains("fn write_cr0(&mut self, old: u64, new: u64)"));
+}
+
+#[test]
+fn errors_name_the_file_line_and_entry() {
+    let broken = CMDS.replace("bits: \"63:32\", description: StreamID}\n    - {name: Leaf", "bits: \"64:32\", description: StreamID}\n    - {name: Leaf");
+    let errs = errors_of(REGS, &broken);
+    let text = errs[0].to_string();
+    assert!(text.starts_with("spec/commands.yaml:"), "{text}");
+    assert!(text.contains("command/CMD_CFGI_STE: field SID: bits 64:32 do not fit"), "{text}");
+}
+
+#[test]
+fn overlapping_fields_are_refused() {
+    let broken = CMDS.replace("bits: \"10\", description: Secure", "bits: \"40\", description: Secure");
+    assert_refused(REGS, &broken, "commands.yaml", "command/CMD_CFGI_STE", "field SID: bits 63:32 overlap SSec");
+}
+
+#[test]
+fn a_field_over_the_opcode_byte_is_refused() {
+    let broken = CMDS.replace("bits: \"10\", description: Secure", "bits: \"7\", description: Secure");
+    assert_refused(REGS, &broken, "commands.yaml", "command/CMD_CFGI_STE", "opcode/type byte");
+}
+
+#[test]
+fn duplicate_opcodes_are_refused() {
+    let broken = CMDS.replace("opcode: 0x12", "opcode: 0x03");
+    assert_refused(REGS, &broken, "commands.yaml", "command/CMD_TLBI_NH_VA", "duplicate opcode 0x03");
+}
+
+#[test]
+fn duplicate_offsets_are_refused() {
+    let broken = REGS.replace("offset: 0x24", "offset: 0x20");
+    assert_refused(&broken, CMDS, "registers.yaml", "register/CR0ACK", "overlaps register/CR0");
+}
+
+#[test]
+fn duplicate_names_across_files_are_refused() {
+    let broken = format!("{CMDS}register/CR0:\n  spec: \"§1\"\n");
+    assert_refused(REGS, &broken, "commands.yaml", "register/CR0", "duplicate entry");
+}
+
+#[test]
+fn duplicate_field_names_are_refused() {
+    let broken = REGS.replace("{name: CMDQEN, bits: \"3\", description: Command queue enable}\nregister/CR0ACK", "{name: SMMUEN, bits: \"3\", description: Command queue enable}\nregister/CR0ACK");
+    assert_refused(&broken, CMDS, "registers.yaml", "register/CR0", "duplicate field name");
+}
+
+#[test]
+fn unknown_operands_in_conditions_are_refused() {
+    let broken = CMDS.replace("IDR0.S1P == 0", "IDR0.S3P == 0");
+    assert_refused(REGS, &broken, "commands.yaml", "command/CMD_TLBI_NH_VA", "no field IDR0.S3P");
+    let broken = CMDS.replace("SSec == 1", "Secure == 1");
+    assert_refused(REGS, &broken, "commands.yaml", "command/CMD_CFGI_STE", "no field Secure");
+}
+
+#[test]
+fn values_that_do_not_fit_are_refused() {
+    let broken = CMDS.replace("SSec == 1", "SSec == 2");
+    assert_refused(REGS, &broken, "commands.yaml", "command/CMD_CFGI_STE", "does not fit");
+    let broken = REGS.replace("description: Enable}\n    - {name: CMDQEN, bits: \"3\", description: Command queue enable}\nregister/CR0ACK",
+        "description: Enable, values: {OFF: 0, ON: 2}}\n    - {name: CMDQEN, bits: \"3\", description: Command queue enable}\nregister/CR0ACK");
+    assert_refused(&broken, CMDS, "registers.yaml", "register/CR0", "value ON = 0x2 does not fit");
+}
+
+#[test]
+fn reset_values_that_do_not_fit_are_refused() {
+    let broken = REGS.replacen("reset: 0\n  emulation: control", "reset: 0x4\n  emulation: control", 1);
+    assert_refused(&broken, CMDS, "registers.yaml", "register/CR0", "reset 0x4 sets bits 0x4");
+}
+
+#[test]
+fn unknown_keys_and_classes_are_refused() {
+    let broken = REGS.replace("emulation: plain", "emulation: magic");
+    assert_refused(&broken, CMDS, "registers.yaml", "register/STRTAB_BASE", "emulation `magic`");
+    let broken = REGS.replace("emulation: plain", "emulation: plain\n  colour: red");
+    assert_refused(&broken, CMDS, "registers.yaml", "register/STRTAB_BASE", "unknown field `colour`");
+}
+
+#[test]
+fn missing_includes_and_acks_are_refused() {
+    let broken = CMDS.replace("include: [RANGE]", "include: [RANGES]");
+    assert_refused(REGS, &broken, "commands.yaml", "command/CMD_TLBI_NH_VA", "no fragment/RANGES");
+    let broken = REGS.replace("ack: CR0ACK", "ack: CR9ACK");
+    assert_refused(&broken, CMDS, "registers.yaml", "register/CR0", "ack: no register/CR9ACK");
+}
+
+#[test]
+fn bad_yaml_is_refused_with_its_line() {
+    let broken = format!("{CMDS}\ncommand/CMD_X: [unclosed\n");
+    let errs = errors_of(REGS, &broken);
+    assert_eq!(errs[0].file, "commands.yaml");
+    assert!(errs[0].line.is_some());
+    assert!(errs[0].message.contains("not valid YAML"));
+}
+
+#[test]
+fn a_section_reference_is_required() {
+    let broken = CMDS.replace("spec: \"§4.3.1\"", "spec: \"somewhere\"");
+    assert_refused(REGS, &broken, "commands.yaml", "command/CMD_CFGI_STE", "does not name a section");
+}

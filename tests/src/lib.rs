@@ -1,0 +1,3 @@
+//! The platform simulation and end-to-end scenarios (a later issue).
+
+pub use smmuv3_hw;
