@@ -9,7 +9,10 @@ use smmuv3::{DecodeError, FieldInfo, Record, Register};
 /// One hex number, with or without `0x`, `_` separators allowed.
 fn parse_hex(text: &str) -> Result<u64, String> {
     let t = text.trim().replace('_', "");
-    let digits = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(&t);
+    let digits = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(&t);
     if digits.is_empty() || digits.len() > 16 {
         return Err(format!("`{text}` is not a 64-bit hex word"));
     }
@@ -43,7 +46,8 @@ fn field_json(fields: &[FieldInfo], words: &[u64]) -> Map<String, Value> {
 
 fn print(record: &dyn Record, json_out: bool) {
     if json_out {
-        let v = json!({"name": record.name(), "fields": field_json(record.fields(), record.words())});
+        let v =
+            json!({"name": record.name(), "fields": field_json(record.fields(), record.words())});
         println!("{v}");
     } else {
         println!("{}", Shown(record));
@@ -108,13 +112,23 @@ fn decode_reg(args: &[&str], json_out: bool) -> Result<(), String> {
     };
     let info = reg.info();
     let value = parse_hex(value)?;
-    let width_mask = if info.width == 64 { u64::MAX } else { 0xffff_ffff };
+    let width_mask = if info.width == 64 {
+        u64::MAX
+    } else {
+        0xffff_ffff
+    };
     if value & !width_mask != 0 {
-        return Err(format!("{} is a {}-bit register, {value:#x} does not fit", info.name, info.width));
+        return Err(format!(
+            "{} is a {}-bit register, {value:#x} does not fit",
+            info.name, info.width
+        ));
     }
     let words = [value];
     if json_out {
-        println!("{}", json!({"name": info.name, "fields": field_json(info.fields, &words)}));
+        println!(
+            "{}",
+            json!({"name": info.name, "fields": field_json(info.fields, &words)})
+        );
     } else {
         println!("{}", RegShown(info.name, info.fields, &words));
     }
@@ -135,7 +149,11 @@ impl std::fmt::Display for RegShown<'_> {
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let json_out = args.iter().any(|a| a == "--json");
-    let rest: Vec<&str> = args.iter().map(String::as_str).filter(|a| *a != "--json").collect();
+    let rest: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a != "--json")
+        .collect();
     let Some((kind, words)) = rest.split_first() else {
         return Err("decode needs a kind: cmd, evt, ste, cd, l1std, l1cd, pri or reg".into());
     };
@@ -152,12 +170,34 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let e = Event::decode(exact::<4>("evt", &w)?).map_err(err)?;
             show(Ok(Dyn(e.as_record())), |_| e.illegal_in(None), json_out)
         }
-        "ste" => show(Ste::decode(exact::<8>("ste", &w)?), |v| v.illegal_in(None), json_out),
-        "cd" => show(Cd::decode(exact::<8>("cd", &w)?), |v| v.illegal_in(None), json_out),
-        "l1std" => show(L1std::decode(exact::<1>("l1std", &w)?), |v| v.illegal_in(None), json_out),
-        "l1cd" => show(L1cd::decode(exact::<1>("l1cd", &w)?), |v| v.illegal_in(None), json_out),
-        "pri" => show(PriqRecord::decode(exact::<2>("pri", &w)?), |v| v.illegal_in(None), json_out),
-        k => Err(format!("unknown kind `{k}`: cmd, evt, ste, cd, l1std, l1cd, pri or reg")),
+        "ste" => show(
+            Ste::decode(exact::<8>("ste", &w)?),
+            |v| v.illegal_in(None),
+            json_out,
+        ),
+        "cd" => show(
+            Cd::decode(exact::<8>("cd", &w)?),
+            |v| v.illegal_in(None),
+            json_out,
+        ),
+        "l1std" => show(
+            L1std::decode(exact::<1>("l1std", &w)?),
+            |v| v.illegal_in(None),
+            json_out,
+        ),
+        "l1cd" => show(
+            L1cd::decode(exact::<1>("l1cd", &w)?),
+            |v| v.illegal_in(None),
+            json_out,
+        ),
+        "pri" => show(
+            PriqRecord::decode(exact::<2>("pri", &w)?),
+            |v| v.illegal_in(None),
+            json_out,
+        ),
+        k => Err(format!(
+            "unknown kind `{k}`: cmd, evt, ste, cd, l1std, l1cd, pri or reg"
+        )),
     }
 }
 
@@ -167,7 +207,10 @@ mod tests {
 
     #[test]
     fn hex_words_parse_with_and_without_prefix() {
-        assert_eq!(parse_words(&["0x10", "ff", "0x0000_0001 2"]).unwrap(), vec![0x10, 0xff, 1, 2]);
+        assert_eq!(
+            parse_words(&["0x10", "ff", "0x0000_0001 2"]).unwrap(),
+            vec![0x10, 0xff, 1, 2]
+        );
         assert!(parse_words(&["0xzz"]).is_err());
         assert!(parse_words(&["0x11112222333344445"]).is_err());
         assert!(parse_words(&["0x"]).is_err());

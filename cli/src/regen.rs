@@ -25,9 +25,15 @@ fn find_root(explicit: Option<&str>) -> Result<PathBuf, String> {
 /// Every generated file: (path relative to the root, contents).
 pub fn outputs(root: &Path) -> Result<Vec<(PathBuf, String)>, String> {
     let spec = smmuv3_codegen::load(&root.join("spec")).map_err(|errs| {
-        errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+        errs.iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     })?;
-    let mut out = vec![(PathBuf::from("generated/expanded.rs"), smmuv3_codegen::expand_pretty(&spec)?)];
+    let mut out = vec![(
+        PathBuf::from("generated/expanded.rs"),
+        smmuv3_codegen::expand_pretty(&spec)?,
+    )];
     for (path, text) in smmuv3_codegen::book::chapters(&spec) {
         out.push((Path::new("book/src").join(path), text));
     }
@@ -69,9 +75,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
         Ok(())
     } else {
-        Err(format!(
-            "stale, run `vsmmu regen`: {}",
-            stale.join(", ")
-        ))
+        Err(format!("stale, run `vsmmu regen`: {}", stale.join(", ")))
     }
 }

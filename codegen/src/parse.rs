@@ -17,10 +17,9 @@ struct Num(u64);
 impl<'de> Deserialize<'de> for Num {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match Value::deserialize(d)? {
-            Value::Number(n) => n
-                .as_u64()
-                .map(Num)
-                .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a non-negative integer"))),
+            Value::Number(n) => n.as_u64().map(Num).ok_or_else(|| {
+                serde::de::Error::custom(format!("{n} is not a non-negative integer"))
+            }),
             Value::String(s) => expr::parse_int(&s)
                 .map(Num)
                 .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not an integer"))),
@@ -120,14 +119,15 @@ struct Entry {
 }
 
 fn line_of(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let l = l.trim_end();
-        l.strip_prefix(key)
-            .is_some_and(|rest| rest.trim_start().starts_with(':'))
-            || l.strip_prefix(&format!("\"{key}\""))
+    text.lines()
+        .position(|l| {
+            let l = l.trim_end();
+            l.strip_prefix(key)
                 .is_some_and(|rest| rest.trim_start().starts_with(':'))
-    })
-    .map(|n| n + 1)
+                || l.strip_prefix(&format!("\"{key}\""))
+                    .is_some_and(|rest| rest.trim_start().starts_with(':'))
+        })
+        .map(|n| n + 1)
 }
 
 fn yaml_error_line(e: &serde_yaml::Error) -> Option<usize> {
@@ -141,18 +141,30 @@ fn split_entries(file: &str, text: &str, errors: &mut Vec<SpecError>) -> Vec<Ent
         Ok(Value::Mapping(m)) => m,
         Ok(Value::Null) => return Vec::new(),
         Ok(_) => {
-            errors.push(SpecError::file(file, None, "the top level must be a mapping of `kind/NAME` entries"));
+            errors.push(SpecError::file(
+                file,
+                None,
+                "the top level must be a mapping of `kind/NAME` entries",
+            ));
             return Vec::new();
         }
         Err(e) => {
-            errors.push(SpecError::file(file, yaml_error_line(&e), format!("not valid YAML: {e}")));
+            errors.push(SpecError::file(
+                file,
+                yaml_error_line(&e),
+                format!("not valid YAML: {e}"),
+            ));
             return Vec::new();
         }
     };
     let mut out = Vec::new();
     for (k, v) in map {
         let Some(key) = k.as_str().map(str::to_string) else {
-            errors.push(SpecError::file(file, None, format!("entry key {k:?} is not a string")));
+            errors.push(SpecError::file(
+                file,
+                None,
+                format!("entry key {k:?} is not a string"),
+            ));
             continue;
         };
         let origin = Origin {
@@ -169,7 +181,9 @@ fn split_entries(file: &str, text: &str, errors: &mut Vec<SpecError>) -> Vec<Ent
             }),
             _ => errors.push(SpecError::at(
                 &origin,
-                format!("key must be `KIND/NAME` with KIND one of {KINDS:?} and NAME an identifier"),
+                format!(
+                    "key must be `KIND/NAME` with KIND one of {KINDS:?} and NAME an identifier"
+                ),
             )),
         }
     }
@@ -206,7 +220,12 @@ fn parse_bits(v: &Value) -> Result<(u32, u32), String> {
     Ok((hi, lo))
 }
 
-fn build_field(raw: RawField, default_word: Option<usize>, origin: &Origin, errors: &mut Vec<SpecError>) -> Option<Field> {
+fn build_field(
+    raw: RawField,
+    default_word: Option<usize>,
+    origin: &Origin,
+    errors: &mut Vec<SpecError>,
+) -> Option<Field> {
     let ctx = |m: String| SpecError::at(origin, format!("field {}: {m}", raw.name));
     let (hi, lo) = match parse_bits(&raw.bits) {
         Ok(b) => b,
@@ -237,7 +256,10 @@ fn build_field(raw: RawField, default_word: Option<usize>, origin: &Origin, erro
     };
     let mut values = Vec::new();
     for (k, v) in raw.values.unwrap_or_default() {
-        let name = k.as_str().map(str::to_string).unwrap_or_else(|| format!("{k:?}"));
+        let name = k
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{k:?}"));
         match serde_yaml::from_value::<Num>(v) {
             Ok(Num(n)) => values.push((name, n)),
             Err(e) => errors.push(ctx(format!("value {name}: {e}"))),
@@ -255,7 +277,12 @@ fn build_field(raw: RawField, default_word: Option<usize>, origin: &Origin, erro
     })
 }
 
-fn build_cond(text: &str, what: &str, origin: &Origin, errors: &mut Vec<SpecError>) -> Option<Cond> {
+fn build_cond(
+    text: &str,
+    what: &str,
+    origin: &Origin,
+    errors: &mut Vec<SpecError>,
+) -> Option<Cond> {
     match expr::parse(text) {
         Ok(c) => Some(c),
         Err(e) => {
@@ -290,24 +317,36 @@ fn build_record(
     let (words, code) = match kind {
         RecordKind::Command => {
             if raw.id.is_some() || raw.words.is_some() {
-                errors.push(SpecError::at(origin, "a command has `opcode`, not `id` or `words`"));
+                errors.push(SpecError::at(
+                    origin,
+                    "a command has `opcode`, not `id` or `words`",
+                ));
             }
             (2, raw.opcode.map(|n| n.0))
         }
         RecordKind::Event => {
             if raw.opcode.is_some() || raw.words.is_some() {
-                errors.push(SpecError::at(origin, "an event has `id`, not `opcode` or `words`"));
+                errors.push(SpecError::at(
+                    origin,
+                    "an event has `id`, not `opcode` or `words`",
+                ));
             }
             (4, raw.id.map(|n| n.0))
         }
         RecordKind::Struct => {
             if raw.opcode.is_some() || raw.id.is_some() {
-                errors.push(SpecError::at(origin, "a struct has `words`, not `opcode` or `id`"));
+                errors.push(SpecError::at(
+                    origin,
+                    "a struct has `words`, not `opcode` or `id`",
+                ));
             }
             match raw.words {
                 Some(w) if (1..=16).contains(&w) => (w, None),
                 Some(w) => {
-                    errors.push(SpecError::at(origin, format!("words: {w} is not in 1..=16")));
+                    errors.push(SpecError::at(
+                        origin,
+                        format!("words: {w} is not in 1..=16"),
+                    ));
                     return None;
                 }
                 None => {
@@ -321,13 +360,20 @@ fn build_record(
         (RecordKind::Struct, _) => None,
         (_, Some(c)) if c <= 0xff => Some(c as u8),
         (_, Some(c)) => {
-            errors.push(SpecError::at(origin, format!("code {c:#x} does not fit bits [7:0]")));
+            errors.push(SpecError::at(
+                origin,
+                format!("code {c:#x} does not fit bits [7:0]"),
+            ));
             return None;
         }
         (_, None) => {
             errors.push(SpecError::at(
                 origin,
-                if kind == RecordKind::Command { "missing `opcode`" } else { "missing `id`" },
+                if kind == RecordKind::Command {
+                    "missing `opcode`"
+                } else {
+                    "missing `id`"
+                },
             ));
             return None;
         }
@@ -385,7 +431,11 @@ fn build_record(
 /// Fragment fields are kept raw so that each includer builds (and reports) them.
 type Fragments = BTreeMap<String, (Origin, Vec<RawField>)>;
 
-fn build_register(entry: &Entry, raw: RawRegister, errors: &mut Vec<SpecError>) -> Option<Register> {
+fn build_register(
+    entry: &Entry,
+    raw: RawRegister,
+    errors: &mut Vec<SpecError>,
+) -> Option<Register> {
     let origin = &entry.origin;
     let err = |errors: &mut Vec<SpecError>, m: String| errors.push(SpecError::at(origin, m));
     let access = match raw.access.as_str() {
@@ -400,7 +450,10 @@ fn build_register(entry: &Entry, raw: RawRegister, errors: &mut Vec<SpecError>) 
         Some((_, e)) => *e,
         None => {
             let names: Vec<_> = Emulation::ALL.iter().map(|(n, _)| *n).collect();
-            err(errors, format!("emulation `{}` is not one of {names:?}", raw.emulation));
+            err(
+                errors,
+                format!("emulation `{}` is not one of {names:?}", raw.emulation),
+            );
             return None;
         }
     };

@@ -16,12 +16,27 @@ pub fn validate(spec: &Spec) -> Vec<SpecError> {
     let mut type_names: BTreeMap<String, String> = BTreeMap::new();
     for r in &spec.registers {
         check_register(spec, r, &mut errors);
-        check_type_name(&names::type_name(&r.name), &r.origin, &mut type_names, &mut errors);
+        check_type_name(
+            &names::type_name(&r.name),
+            &r.origin,
+            &mut type_names,
+            &mut errors,
+        );
     }
     check_register_layout(spec, &mut errors);
-    for rec in spec.commands.iter().chain(&spec.events).chain(&spec.structs) {
+    for rec in spec
+        .commands
+        .iter()
+        .chain(&spec.events)
+        .chain(&spec.structs)
+    {
         check_record(spec, rec, &mut errors);
-        check_type_name(&names::record_type(rec), &rec.origin, &mut type_names, &mut errors);
+        check_type_name(
+            &names::record_type(rec),
+            &rec.origin,
+            &mut type_names,
+            &mut errors,
+        );
     }
     check_codes(&spec.commands, "opcode", &mut errors);
     check_codes(&spec.events, "event type", &mut errors);
@@ -52,7 +67,10 @@ fn check_common(spec_ref: &str, description: &str, origin: &Origin, errors: &mut
         ));
     }
     if description.trim().is_empty() || description.contains('\n') {
-        errors.push(SpecError::at(origin, "description must be one non-empty line"));
+        errors.push(SpecError::at(
+            origin,
+            "description must be one non-empty line",
+        ));
     }
 }
 
@@ -69,7 +87,9 @@ fn check_fields(
     let mut methods = BTreeSet::new();
     let mut used: BTreeMap<usize, Vec<(&str, u64)>> = BTreeMap::new();
     if reserved_low {
-        used.entry(0).or_default().push(("the opcode/type byte [7:0]", 0xff));
+        used.entry(0)
+            .or_default()
+            .push(("the opcode/type byte [7:0]", 0xff));
     }
     for f in fields {
         let at = |m: String| SpecError::at(origin, format!("field {}: {m}", f.name));
@@ -79,17 +99,27 @@ fn check_fields(
         if !field_names.insert(f.name.as_str()) {
             errors.push(at("duplicate field name".into()));
         } else if !methods.insert(names::method(&f.name)) {
-            errors.push(at(format!("its accessor name `{}` clashes with another field's", names::method(&f.name))));
+            errors.push(at(format!(
+                "its accessor name `{}` clashes with another field's",
+                names::method(&f.name)
+            )));
         }
         if f.description.trim().is_empty() || f.description.contains('\n') {
             errors.push(at("description must be one non-empty line".into()));
         }
         if f.word >= words {
-            errors.push(at(format!("word {} is past the last word ({})", f.word, words - 1)));
+            errors.push(at(format!(
+                "word {} is past the last word ({})",
+                f.word,
+                words - 1
+            )));
             continue;
         }
         if f.hi >= limit {
-            errors.push(at(format!("bits {} do not fit a {limit}-bit word", f.bits_text())));
+            errors.push(at(format!(
+                "bits {} do not fit a {limit}-bit word",
+                f.bits_text()
+            )));
             continue;
         }
         let slot = used.entry(f.word).or_default();
@@ -144,7 +174,10 @@ fn check_cond(
             },
             Operand::Register(reg, name) => match spec.register(reg) {
                 None => {
-                    errors.push(SpecError::at(origin, format!("`{text}`: no register/{reg}")));
+                    errors.push(SpecError::at(
+                        origin,
+                        format!("`{text}`: no register/{reg}"),
+                    ));
                     continue;
                 }
                 Some(r) => r.fields.iter().find(|f| &f.name == name),
@@ -178,20 +211,57 @@ pub(crate) fn operand_text(o: &Operand) -> String {
 
 fn check_record(spec: &Spec, rec: &Record, errors: &mut Vec<SpecError>) {
     check_common(&rec.spec, &rec.description, &rec.origin, errors);
-    check_fields(&rec.fields, rec.words, 64, rec.code.is_some(), &rec.origin, errors);
+    check_fields(
+        &rec.fields,
+        rec.words,
+        64,
+        rec.code.is_some(),
+        &rec.origin,
+        errors,
+    );
     for i in &rec.illegal {
-        check_cond(spec, &i.cond, &i.text, Some(&rec.fields), &rec.origin, errors);
+        check_cond(
+            spec,
+            &i.cond,
+            &i.text,
+            Some(&rec.fields),
+            &rec.origin,
+            errors,
+        );
         if i.why.trim().is_empty() {
-            errors.push(SpecError::at(&rec.origin, format!("illegal `{}`: empty why", i.text)));
+            errors.push(SpecError::at(
+                &rec.origin,
+                format!("illegal `{}`: empty why", i.text),
+            ));
         }
     }
     for a in &rec.aliases {
         if !is_name(&a.name) {
-            errors.push(SpecError::at(&rec.origin, format!("alias `{}` is not a name", a.name)));
+            errors.push(SpecError::at(
+                &rec.origin,
+                format!("alias `{}` is not a name", a.name),
+            ));
         }
-        check_cond(spec, &a.cond, &a.name, Some(&rec.fields), &rec.origin, errors);
-        if a.cond.terms.iter().any(|t| matches!(t.operand, Operand::Register(..))) {
-            errors.push(SpecError::at(&rec.origin, format!("alias {}: only the entry's own fields may be tested", a.name)));
+        check_cond(
+            spec,
+            &a.cond,
+            &a.name,
+            Some(&rec.fields),
+            &rec.origin,
+            errors,
+        );
+        if a.cond
+            .terms
+            .iter()
+            .any(|t| matches!(t.operand, Operand::Register(..)))
+        {
+            errors.push(SpecError::at(
+                &rec.origin,
+                format!(
+                    "alias {}: only the entry's own fields may be tested",
+                    a.name
+                ),
+            ));
         }
     }
 }
@@ -220,8 +290,14 @@ fn check_register(spec: &Spec, r: &Register, errors: &mut Vec<SpecError>) {
         err(errors, format!("width {} is not 32 or 64", r.width));
         return;
     }
-    if r.offset % (r.width / 8) != 0 || r.offset >= 0x1_0000 {
-        err(errors, format!("offset {:#x} is not an aligned offset within the 64 KiB page", r.offset));
+    if !r.offset.is_multiple_of(r.width / 8) || r.offset >= 0x1_0000 {
+        err(
+            errors,
+            format!(
+                "offset {:#x} is not an aligned offset within the 64 KiB page",
+                r.offset
+            ),
+        );
     }
     check_fields(&r.fields, 1, r.width, false, &r.origin, errors);
     if let Some(reset) = r.reset {
@@ -239,23 +315,41 @@ fn check_register(spec: &Spec, r: &Register, errors: &mut Vec<SpecError>) {
     match (r.access, writes) {
         (Access::ReadOnly, true) => err(
             errors,
-            format!("access ro with emulation {} (which takes writes)", r.emulation.yaml_name()),
+            format!(
+                "access ro with emulation {} (which takes writes)",
+                r.emulation.yaml_name()
+            ),
         ),
         (Access::ReadWrite, false) => err(
             errors,
-            format!("access rw with emulation {} (which ignores writes)", r.emulation.yaml_name()),
+            format!(
+                "access rw with emulation {} (which ignores writes)",
+                r.emulation.yaml_name()
+            ),
         ),
         _ => {}
     }
     if let Some(h) = &r.on_write {
         if !writes {
-            err(errors, format!("on_write {h} on a register that ignores writes"));
+            err(
+                errors,
+                format!("on_write {h} on a register that ignores writes"),
+            );
         }
-        let snake = h.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        let snake = h
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !snake || !h.starts_with("write_") {
-            err(errors, format!("on_write `{h}` must be a snake_case name starting with write_"));
+            err(
+                errors,
+                format!("on_write `{h}` must be a snake_case name starting with write_"),
+            );
         }
-        let users = spec.registers.iter().filter(|o| o.on_write.as_ref() == Some(h)).count();
+        let users = spec
+            .registers
+            .iter()
+            .filter(|o| o.on_write.as_ref() == Some(h))
+            .count();
         if users > 1 {
             err(errors, format!("on_write {h} is used by {users} registers"));
         }
@@ -281,16 +375,20 @@ fn check_register(spec: &Spec, r: &Register, errors: &mut Vec<SpecError>) {
         _ => {}
     }
     match r.emulation {
-        Emulation::QueueBase | Emulation::QueuePointer => {
-            if r.queue.as_deref().is_none_or(|q| !is_name(q)) {
-                err(errors, "a queue register needs `queue: NAME`".into());
-            }
+        Emulation::QueueBase | Emulation::QueuePointer
+            if r.queue.as_deref().is_none_or(|q| !is_name(q)) =>
+        {
+            err(errors, "a queue register needs `queue: NAME`".into());
         }
+        Emulation::QueueBase | Emulation::QueuePointer => {}
         _ if r.queue.is_some() => err(errors, "only queue registers have `queue`".into()),
         _ => {}
     }
     if (r.emulation == Emulation::QueuePointer) != r.role.is_some() {
-        err(errors, "`role` is required on queue_pointer registers and only there".into());
+        err(
+            errors,
+            "`role` is required on queue_pointer registers and only there".into(),
+        );
     }
     for (c, text) in r.writable_if.iter().chain(&r.present_if) {
         check_cond(spec, c, text, None, &r.origin, errors);
@@ -314,10 +412,21 @@ fn check_register_layout(spec: &Spec, errors: &mut Vec<SpecError>) {
             }
         }
     }
-    let acks: BTreeSet<&str> = spec.registers.iter().filter_map(|r| r.ack.as_deref()).collect();
-    for r in spec.registers.iter().filter(|r| r.emulation == Emulation::Ack) {
+    let acks: BTreeSet<&str> = spec
+        .registers
+        .iter()
+        .filter_map(|r| r.ack.as_deref())
+        .collect();
+    for r in spec
+        .registers
+        .iter()
+        .filter(|r| r.emulation == Emulation::Ack)
+    {
         if !acks.contains(r.name.as_str()) {
-            errors.push(SpecError::at(&r.origin, "no control register names it as its ack"));
+            errors.push(SpecError::at(
+                &r.origin,
+                "no control register names it as its ack",
+            ));
         }
     }
 }

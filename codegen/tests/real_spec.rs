@@ -7,7 +7,10 @@ fn the_committed_spec_validates_and_expands() {
         Ok(s) => s,
         Err(errs) => panic!(
             "{}",
-            errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+            errs.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
         ),
     };
     assert!(!spec.registers.is_empty());

@@ -118,7 +118,10 @@ fn assert_refused(regs: &str, cmds: &str, file: &str, entry: &str, needle: &str)
         errs.iter()
             .any(|e| e.file == file && e.entry == entry && e.message.contains(needle)),
         "expected {file}: {entry}: ...{needle}..., got:\n{}",
-        errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+        errs.iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -136,86 +139,195 @@ fn a_good_small_spec_expands_to_parseable_rust() {
 
 #[test]
 fn errors_name_the_file_line_and_entry() {
-    let broken = CMDS.replace("bits: \"63:32\", description: StreamID}\n    - {name: Leaf", "bits: \"64:32\", description: StreamID}\n    - {name: Leaf");
+    let broken = CMDS.replace(
+        "bits: \"63:32\", description: StreamID}\n    - {name: Leaf",
+        "bits: \"64:32\", description: StreamID}\n    - {name: Leaf",
+    );
     let errs = errors_of(REGS, &broken);
     let text = errs[0].to_string();
     assert!(text.starts_with("spec/commands.yaml:"), "{text}");
-    assert!(text.contains("command/CMD_CFGI_STE: field SID: bits 64:32 do not fit"), "{text}");
+    assert!(
+        text.contains("command/CMD_CFGI_STE: field SID: bits 64:32 do not fit"),
+        "{text}"
+    );
 }
 
 #[test]
 fn overlapping_fields_are_refused() {
-    let broken = CMDS.replace("bits: \"10\", description: Secure", "bits: \"40\", description: Secure");
-    assert_refused(REGS, &broken, "commands.yaml", "command/CMD_CFGI_STE", "field SID: bits 63:32 overlap SSec");
+    let broken = CMDS.replace(
+        "bits: \"10\", description: Secure",
+        "bits: \"40\", description: Secure",
+    );
+    assert_refused(
+        REGS,
+        &broken,
+        "commands.yaml",
+        "command/CMD_CFGI_STE",
+        "field SID: bits 63:32 overlap SSec",
+    );
 }
 
 #[test]
 fn a_field_over_the_opcode_byte_is_refused() {
-    let broken = CMDS.replace("bits: \"10\", description: Secure", "bits: \"7\", description: Secure");
-    assert_refused(REGS, &broken, "commands.yaml", "command/CMD_CFGI_STE", "opcode/type byte");
+    let broken = CMDS.replace(
+        "bits: \"10\", description: Secure",
+        "bits: \"7\", description: Secure",
+    );
+    assert_refused(
+        REGS,
+        &broken,
+        "commands.yaml",
+        "command/CMD_CFGI_STE",
+        "opcode/type byte",
+    );
 }
 
 #[test]
 fn duplicate_opcodes_are_refused() {
     let broken = CMDS.replace("opcode: 0x12", "opcode: 0x03");
-    assert_refused(REGS, &broken, "commands.yaml", "command/CMD_TLBI_NH_VA", "duplicate opcode 0x03");
+    assert_refused(
+        REGS,
+        &broken,
+        "commands.yaml",
+        "command/CMD_TLBI_NH_VA",
+        "duplicate opcode 0x03",
+    );
 }
 
 #[test]
 fn duplicate_offsets_are_refused() {
     let broken = REGS.replace("offset: 0x24", "offset: 0x20");
-    assert_refused(&broken, CMDS, "registers.yaml", "register/CR0ACK", "overlaps register/CR0");
+    assert_refused(
+        &broken,
+        CMDS,
+        "registers.yaml",
+        "register/CR0ACK",
+        "overlaps register/CR0",
+    );
 }
 
 #[test]
 fn duplicate_names_across_files_are_refused() {
     let broken = format!("{CMDS}register/CR0:\n  spec: \"§1\"\n");
-    assert_refused(REGS, &broken, "commands.yaml", "register/CR0", "duplicate entry");
+    assert_refused(
+        REGS,
+        &broken,
+        "commands.yaml",
+        "register/CR0",
+        "duplicate entry",
+    );
 }
 
 #[test]
 fn duplicate_field_names_are_refused() {
-    let broken = REGS.replace("{name: CMDQEN, bits: \"3\", description: Command queue enable}\nregister/CR0ACK", "{name: SMMUEN, bits: \"3\", description: Command queue enable}\nregister/CR0ACK");
-    assert_refused(&broken, CMDS, "registers.yaml", "register/CR0", "duplicate field name");
+    let broken = REGS.replace(
+        "{name: CMDQEN, bits: \"3\", description: Command queue enable}\nregister/CR0ACK",
+        "{name: SMMUEN, bits: \"3\", description: Command queue enable}\nregister/CR0ACK",
+    );
+    assert_refused(
+        &broken,
+        CMDS,
+        "registers.yaml",
+        "register/CR0",
+        "duplicate field name",
+    );
 }
 
 #[test]
 fn unknown_operands_in_conditions_are_refused() {
     let broken = CMDS.replace("IDR0.S1P == 0", "IDR0.S3P == 0");
-    assert_refused(REGS, &broken, "commands.yaml", "command/CMD_TLBI_NH_VA", "no field IDR0.S3P");
+    assert_refused(
+        REGS,
+        &broken,
+        "commands.yaml",
+        "command/CMD_TLBI_NH_VA",
+        "no field IDR0.S3P",
+    );
     let broken = CMDS.replace("SSec == 1", "Secure == 1");
-    assert_refused(REGS, &broken, "commands.yaml", "command/CMD_CFGI_STE", "no field Secure");
+    assert_refused(
+        REGS,
+        &broken,
+        "commands.yaml",
+        "command/CMD_CFGI_STE",
+        "no field Secure",
+    );
 }
 
 #[test]
 fn values_that_do_not_fit_are_refused() {
     let broken = CMDS.replace("SSec == 1", "SSec == 2");
-    assert_refused(REGS, &broken, "commands.yaml", "command/CMD_CFGI_STE", "does not fit");
+    assert_refused(
+        REGS,
+        &broken,
+        "commands.yaml",
+        "command/CMD_CFGI_STE",
+        "does not fit",
+    );
     let broken = REGS.replace("description: Enable}\n    - {name: CMDQEN, bits: \"3\", description: Command queue enable}\nregister/CR0ACK",
         "description: Enable, values: {OFF: 0, ON: 2}}\n    - {name: CMDQEN, bits: \"3\", description: Command queue enable}\nregister/CR0ACK");
-    assert_refused(&broken, CMDS, "registers.yaml", "register/CR0", "value ON = 0x2 does not fit");
+    assert_refused(
+        &broken,
+        CMDS,
+        "registers.yaml",
+        "register/CR0",
+        "value ON = 0x2 does not fit",
+    );
 }
 
 #[test]
 fn reset_values_that_do_not_fit_are_refused() {
-    let broken = REGS.replacen("reset: 0\n  emulation: control", "reset: 0x4\n  emulation: control", 1);
-    assert_refused(&broken, CMDS, "registers.yaml", "register/CR0", "reset 0x4 sets bits 0x4");
+    let broken = REGS.replacen(
+        "reset: 0\n  emulation: control",
+        "reset: 0x4\n  emulation: control",
+        1,
+    );
+    assert_refused(
+        &broken,
+        CMDS,
+        "registers.yaml",
+        "register/CR0",
+        "reset 0x4 sets bits 0x4",
+    );
 }
 
 #[test]
 fn unknown_keys_and_classes_are_refused() {
     let broken = REGS.replace("emulation: plain", "emulation: magic");
-    assert_refused(&broken, CMDS, "registers.yaml", "register/STRTAB_BASE", "emulation `magic`");
+    assert_refused(
+        &broken,
+        CMDS,
+        "registers.yaml",
+        "register/STRTAB_BASE",
+        "emulation `magic`",
+    );
     let broken = REGS.replace("emulation: plain", "emulation: plain\n  colour: red");
-    assert_refused(&broken, CMDS, "registers.yaml", "register/STRTAB_BASE", "unknown field `colour`");
+    assert_refused(
+        &broken,
+        CMDS,
+        "registers.yaml",
+        "register/STRTAB_BASE",
+        "unknown field `colour`",
+    );
 }
 
 #[test]
 fn missing_includes_and_acks_are_refused() {
     let broken = CMDS.replace("include: [RANGE]", "include: [RANGES]");
-    assert_refused(REGS, &broken, "commands.yaml", "command/CMD_TLBI_NH_VA", "no fragment/RANGES");
+    assert_refused(
+        REGS,
+        &broken,
+        "commands.yaml",
+        "command/CMD_TLBI_NH_VA",
+        "no fragment/RANGES",
+    );
     let broken = REGS.replace("ack: CR0ACK", "ack: CR9ACK");
-    assert_refused(&broken, CMDS, "registers.yaml", "register/CR0", "ack: no register/CR9ACK");
+    assert_refused(
+        &broken,
+        CMDS,
+        "registers.yaml",
+        "register/CR0",
+        "ack: no register/CR9ACK",
+    );
 }
 
 #[test]
@@ -230,5 +342,11 @@ fn bad_yaml_is_refused_with_its_line() {
 #[test]
 fn a_section_reference_is_required() {
     let broken = CMDS.replace("spec: \"§4.3.1\"", "spec: \"somewhere\"");
-    assert_refused(REGS, &broken, "commands.yaml", "command/CMD_CFGI_STE", "does not name a section");
+    assert_refused(
+        REGS,
+        &broken,
+        "commands.yaml",
+        "command/CMD_CFGI_STE",
+        "does not name a section",
+    );
 }

@@ -10,8 +10,14 @@ fn stream() -> Vec<[u64; 2]> {
     let mut out = Vec::new();
     for i in 0..256u64 {
         let c = match i % 8 {
-            0 => CmdCfgiSte::new().with_stream_id(i as u32).with_leaf(true).encode(),
-            1 => CmdCfgiCd::new().with_stream_id(i as u32).with_leaf(true).encode(),
+            0 => CmdCfgiSte::new()
+                .with_stream_id(i as u32)
+                .with_leaf(true)
+                .encode(),
+            1 => CmdCfgiCd::new()
+                .with_stream_id(i as u32)
+                .with_leaf(true)
+                .encode(),
             2 => CmdTlbiNhAsid::new().with_asid(7).with_vmid(1).encode(),
             7 => CmdSync::new().encode(),
             _ => CmdTlbiNhVa::new()

@@ -82,7 +82,8 @@ pub fn command(data: &[u8]) {
             );
         }
         Err(e @ DecodeError::Res0 { .. }) => {
-            let clean = Command::decode([w[0] & 0xff, 0]).expect("a known opcode with zero fields decodes");
+            let clean =
+                Command::decode([w[0] & 0xff, 0]).expect("a known opcode with zero fields decodes");
             let res0 = res0_of(clean.as_record());
             res0_is_real(e, &w, &res0);
         }
@@ -116,7 +117,8 @@ pub fn event(data: &[u8]) {
             assert!(Event::decode([w[0] & 0xff, 0, 0, 0]).is_err());
         }
         Err(e @ DecodeError::Res0 { .. }) => {
-            let clean = Event::decode([w[0] & 0xff, 0, 0, 0]).expect("a known type with zero fields decodes");
+            let clean = Event::decode([w[0] & 0xff, 0, 0, 0])
+                .expect("a known type with zero fields decodes");
             res0_is_real(e, &w, &res0_of(clean.as_record()));
         }
         Err(e) => panic!("unexpected error {e:?}"),
@@ -165,21 +167,47 @@ pub fn cd(data: &[u8]) {
     }
 }
 
-/// A register file that checks what the dispatch does to it.
-struct Bank {
-    regs: RegisterBank,
-    ident: RegisterBank,
-    handler_calls: usize,
+/// A register file for tests and fuzzing: stored values, presented
+/// identification values, and a record of the handlers called. Update
+/// handshakes (GBPA, GMPAM, GBPMPAM) complete at once.
+#[derive(Clone, Debug)]
+pub struct Bank {
+    pub regs: RegisterBank,
+    pub ident: RegisterBank,
+    pub handler_calls: usize,
+    /// The last handler called, with the old and new register values.
+    pub last_handler: Option<(&'static str, u64, u64)>,
+}
+
+impl Bank {
+    /// Reset values everywhere; identification registers as given.
+    pub fn new(ident: &[(Register, u64)]) -> Self {
+        let mut b = Bank {
+            regs: RegisterBank::at_reset(),
+            ident: RegisterBank::at_reset(),
+            handler_calls: 0,
+            last_handler: None,
+        };
+        for (r, v) in ident {
+            b.ident.set(*r, *v);
+        }
+        b
+    }
+
+    fn called(&mut self, name: &'static str, old: u64, new: u64) {
+        self.handler_calls += 1;
+        self.last_handler = Some((name, old, new));
+    }
 }
 
 impl Bank {
     /// An Update handshake completes at once: the field reads back 0.
-    fn complete_update(&mut self, reg: Register, new: u64) {
+    fn complete_update(&mut self, reg: Register, old: u64, new: u64) {
         let update = reg.info().fields.iter().find(|f| f.name == "Update");
         if let Some(f) = update {
             self.regs.set(reg, new & !f.mask());
         }
-        self.handler_calls += 1;
+        self.called(reg.info().on_write.unwrap_or("?"), old, new);
     }
 }
 
@@ -193,46 +221,42 @@ impl MmioHandlers for Bank {
     fn store(&mut self, reg: Register, value: u64) {
         self.regs.set(reg, value)
     }
-    fn write_cr0(&mut self, _old: u64, _new: u64) {
-        self.handler_calls += 1;
+    fn write_cr0(&mut self, old: u64, new: u64) {
+        self.called("write_cr0", old, new);
     }
-    fn write_gbpa(&mut self, _old: u64, new: u64) {
-        self.complete_update(Register::GBPA, new);
+    fn write_gbpa(&mut self, old: u64, new: u64) {
+        self.complete_update(Register::GBPA, old, new);
     }
-    fn write_gmpam(&mut self, _old: u64, new: u64) {
-        self.complete_update(Register::GMPAM, new);
+    fn write_gmpam(&mut self, old: u64, new: u64) {
+        self.complete_update(Register::GMPAM, old, new);
     }
-    fn write_gbpmpam(&mut self, _old: u64, new: u64) {
-        self.complete_update(Register::GBPMPAM, new);
+    fn write_gbpmpam(&mut self, old: u64, new: u64) {
+        self.complete_update(Register::GBPMPAM, old, new);
     }
-    fn write_irq_ctrl(&mut self, _old: u64, _new: u64) {
-        self.handler_calls += 1;
+    fn write_irq_ctrl(&mut self, old: u64, new: u64) {
+        self.called("write_irq_ctrl", old, new);
     }
-    fn write_gerrorn(&mut self, _old: u64, _new: u64) {
-        self.handler_calls += 1;
+    fn write_gerrorn(&mut self, old: u64, new: u64) {
+        self.called("write_gerrorn", old, new);
     }
-    fn write_cmdq_prod(&mut self, _old: u64, _new: u64) {
-        self.handler_calls += 1;
+    fn write_cmdq_prod(&mut self, old: u64, new: u64) {
+        self.called("write_cmdq_prod", old, new);
     }
-    fn write_gatos_ctrl(&mut self, _old: u64, _new: u64) {
-        self.handler_calls += 1;
+    fn write_gatos_ctrl(&mut self, old: u64, new: u64) {
+        self.called("write_gatos_ctrl", old, new);
     }
-    fn write_eventq_cons(&mut self, _old: u64, _new: u64) {
-        self.handler_calls += 1;
+    fn write_eventq_cons(&mut self, old: u64, new: u64) {
+        self.called("write_eventq_cons", old, new);
     }
-    fn write_priq_cons(&mut self, _old: u64, _new: u64) {
-        self.handler_calls += 1;
+    fn write_priq_cons(&mut self, old: u64, new: u64) {
+        self.called("write_priq_cons", old, new);
     }
 }
 
 /// MMIO: any sequence of accesses never panics, RAZ/WI is RAZ/WI, stored
 /// values stay within the write mask, identification registers never change.
 pub fn mmio(data: &[u8]) {
-    let mut bank = Bank {
-        regs: RegisterBank::at_reset(),
-        ident: RegisterBank::at_reset(),
-        handler_calls: 0,
-    };
+    let mut bank = Bank::new(&[]);
     // Present every optional register, so that all paths are reachable.
     for r in Register::ALL {
         if r.info().emulation == crate::Emulation::Ident {
@@ -241,7 +265,7 @@ pub fn mmio(data: &[u8]) {
     }
     for op in data.chunks_exact(14) {
         let page = (op[0] & 1) as u32;
-        let offset = u32::from_le_bytes([op[1], op[2], 0, 0]) & 0xfff_c | (op[3] & 3) as u32;
+        let offset = (u32::from_le_bytes([op[1], op[2], 0, 0]) & 0xfffc) | (op[3] & 3) as u32;
         let size = [1, 2, 4, 8][(op[4] & 3) as usize];
         let mut v = [0u8; 8];
         v.copy_from_slice(&op[5..13]);
@@ -278,7 +302,12 @@ pub fn mmio(data: &[u8]) {
         }
         for r in Register::ALL {
             let v = bank.regs.get(r);
-            assert_eq!(v & !r.info().write_mask & !r.info().reset, 0, "{} holds RES0 bits", r.info().name);
+            assert_eq!(
+                v & !r.info().write_mask & !r.info().reset,
+                0,
+                "{} holds RES0 bits",
+                r.info().name
+            );
         }
     }
     let _ = bank.handler_calls;

@@ -46,7 +46,10 @@ impl FieldInfo {
 
     /// The architecture's name of `value`, if it has one.
     pub fn value_name(&self, value: u64) -> Option<&'static str> {
-        self.values.iter().find(|(_, v)| *v == value).map(|(n, _)| *n)
+        self.values
+            .iter()
+            .find(|(_, v)| *v == value)
+            .map(|(n, _)| *n)
     }
 }
 
@@ -91,13 +94,18 @@ pub enum DecodeError {
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DecodeError::UnknownOpcode { opcode } => write!(f, "unknown command opcode {opcode:#04x}"),
+            DecodeError::UnknownOpcode { opcode } => {
+                write!(f, "unknown command opcode {opcode:#04x}")
+            }
             DecodeError::UnknownEvent { id } => write!(f, "unknown event type {id:#04x}"),
             DecodeError::WrongCode {
                 name,
                 expected,
                 found,
-            } => write!(f, "{name} has code {expected:#04x}, the words have {found:#04x}"),
+            } => write!(
+                f,
+                "{name} has code {expected:#04x}, the words have {found:#04x}"
+            ),
             DecodeError::Res0 { name, word, bits } => {
                 write!(f, "{name}: RES0 bits {bits:#x} set in word {word}")
             }
@@ -271,7 +279,10 @@ impl Half {
 /// Where a trapped access goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    Register { reg: crate::Register, half: Half },
+    Register {
+        reg: crate::Register,
+        half: Half,
+    },
     /// Reads as zero, writes ignored.
     RazWi,
 }

@@ -18,7 +18,9 @@ pub fn generate(input: TokenStream) -> TokenStream {
             // editing one rebuilds it.
             let deps = spec.files.iter().map(|(name, _)| {
                 let path = dir.join(name).display().to_string();
-                quote!(const _: &str = include_str!(#path);)
+                quote!(
+                    const _: &str = include_str!(#path);
+                )
             });
             let body = smmuv3_codegen::expand(&spec);
             quote!(#(#deps)* #body).into()

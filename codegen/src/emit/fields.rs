@@ -24,7 +24,7 @@ fn group_hex(s: &str) -> String {
     let digits = &s[2..];
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 4 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(4) {
             out.push('_');
         }
         out.push(c);
@@ -62,7 +62,11 @@ fn field_doc(f: &Field, multiword: bool) -> String {
     } else {
         format!("bits [{}]", f.bits_text())
     };
-    let addr = if f.address { " (address, in place)" } else { "" };
+    let addr = if f.address {
+        " (address, in place)"
+    } else {
+        ""
+    };
     format!("`{}`, {place}{addr}: {}", f.name, f.description)
 }
 
@@ -109,7 +113,10 @@ pub fn accessors(owner: &str, f: &Field, multiword: bool, container: &TokenStrea
     } else {
         (quote!(#extract as #raw), insert(quote!(v as u64)))
     };
-    let set_doc = format!("Sets `{}`; bits that do not fit the field are dropped.", f.name);
+    let set_doc = format!(
+        "Sets `{}`; bits that do not fit the field are dropped.",
+        f.name
+    );
     quote! {
         #[doc = #doc]
         #[inline]
@@ -196,7 +203,14 @@ pub fn enums(owner: &str, fields: &[Field]) -> TokenStream {
 /// A condition as a Rust boolean expression. `local` reads a field of `self`
 /// from `words` (an expression of type `[u64; N]` or `u64`); register operands
 /// read `regs.value(Register::X)`.
-pub fn cond_expr(spec: &Spec, cond: &Cond, fields: &[Field], words: &TokenStream, multiword: bool, regs: &TokenStream) -> TokenStream {
+pub fn cond_expr(
+    spec: &Spec,
+    cond: &Cond,
+    fields: &[Field],
+    words: &TokenStream,
+    multiword: bool,
+    regs: &TokenStream,
+) -> TokenStream {
     if cond.terms.is_empty() {
         return quote!(true);
     }
@@ -208,12 +222,20 @@ pub fn cond_expr(spec: &Spec, cond: &Cond, fields: &[Field], words: &TokenStream
                     .find(|f| &f.name == n)
                     .expect("validated: local operand exists");
                 let w = Literal::usize_unsuffixed(f.word);
-                let src = if multiword { quote!(#words[#w]) } else { quote!(#words) };
+                let src = if multiword {
+                    quote!(#words[#w])
+                } else {
+                    quote!(#words)
+                };
                 (src, f)
             }
             Operand::Register(r, n) => {
                 let reg = spec.register(r).expect("validated: register exists");
-                let f = reg.fields.iter().find(|f| &f.name == n).expect("validated: field exists");
+                let f = reg
+                    .fields
+                    .iter()
+                    .find(|f| &f.name == n)
+                    .expect("validated: field exists");
                 let id = format_ident!("{}", r);
                 (quote!(#regs.value(crate::Register::#id)), f)
             }

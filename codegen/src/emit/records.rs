@@ -74,7 +74,14 @@ pub fn record(spec: &Spec, rec: &Record) -> TokenStream {
     });
     let illegal_checks = rec.illegal.iter().enumerate().map(|(i, il)| {
         let idx = Literal::usize_unsuffixed(i);
-        let e = cond_expr(spec, &il.cond, &rec.fields, &quote!(self.0), true, &quote!(regs));
+        let e = cond_expr(
+            spec,
+            &il.cond,
+            &rec.fields,
+            &quote!(self.0),
+            true,
+            &quote!(regs),
+        );
         if uses_registers(rec, i) {
             quote! {
                 if let Some(regs) = regs {
@@ -86,11 +93,20 @@ pub fn record(spec: &Spec, rec: &Record) -> TokenStream {
         }
     });
     let alias_arms = rec.aliases.iter().map(|a| {
-        let e = cond_expr(spec, &a.cond, &rec.fields, &quote!(self.0), true, &quote!(regs));
+        let e = cond_expr(
+            spec,
+            &a.cond,
+            &rec.fields,
+            &quote!(self.0),
+            true,
+            &quote!(regs),
+        );
         let an = &a.name;
         quote!(if #e { return #an; })
     });
-    let force_code = code.as_ref().map(|c| quote!(w[0] = (w[0] & !0xff) | #c as u64;));
+    let force_code = code
+        .as_ref()
+        .map(|c| quote!(w[0] = (w[0] & !0xff) | #c as u64;));
     let arbitrary = quote! {
         #[cfg(feature = "fuzzing")]
         impl<'a> arbitrary::Arbitrary<'a> for #ty {
@@ -164,6 +180,11 @@ pub fn record(spec: &Spec, rec: &Record) -> TokenStream {
                 None
             }
 
+            /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
+            pub fn illegal(&self, regs: &dyn crate::RegisterValues) -> Option<&'static crate::IllegalRule> {
+                self.illegal_in(Some(regs))
+            }
+
             /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
             pub fn display_name(&self) -> &'static str {
                 #(#alias_arms)*
@@ -215,13 +236,21 @@ pub fn family(recs: &[Record], kind: RecordKind) -> TokenStream {
             "An event queue record of any kind, decoded by its type.",
         ),
     };
-    let variants: Vec<_> = recs.iter().map(|r| format_ident!("{}", names::variant(r))).collect();
+    let variants: Vec<_> = recs
+        .iter()
+        .map(|r| format_ident!("{}", names::variant(r)))
+        .collect();
     let types: Vec<_> = recs
         .iter()
         .map(|r| format_ident!("{}", names::record_type(r)))
         .collect();
-    let codes: Vec<_> = recs.iter().map(|r| hex(r.code.unwrap_or(0) as u64)).collect();
-    let docs = recs.iter().map(|r| format!("{}: {}", r.name, r.description));
+    let codes: Vec<_> = recs
+        .iter()
+        .map(|r| hex(r.code.unwrap_or(0) as u64))
+        .collect();
+    let docs = recs
+        .iter()
+        .map(|r| format!("{}: {}", r.name, r.description));
     let arb_last = Literal::u32_unsuffixed(recs.len().saturating_sub(1) as u32);
     let arb_arms = (0..recs.len()).map(|i| {
         let i32_ = Literal::u32_unsuffixed(i as u32);

@@ -107,7 +107,9 @@ pub fn register_table(spec: &Spec) -> TokenStream {
     let count = regs.len();
     let ids: Vec<_> = regs.iter().map(reg_ident).collect();
     let idx: Vec<_> = (0..count).map(Literal::usize_unsuffixed).collect();
-    let docs = regs.iter().map(|r| format!("SMMU_{} ({}): {}", r.name, r.spec, r.description));
+    let docs = regs
+        .iter()
+        .map(|r| format!("SMMU_{} ({}): {}", r.name, r.spec, r.description));
     let infos = regs.iter().map(|r| {
         let name = &r.name;
         let page = r.page as u8;
@@ -241,30 +243,34 @@ pub fn mmio(spec: &Spec) -> TokenStream {
             quote!(crate::Register::#id => #e,)
         })
     });
-    let write_arms = spec.registers.iter().filter(|r| r.emulation.takes_writes()).map(|r| {
-        let id = reg_ident(r);
-        let mask = hex(r.field_mask());
-        let handler = r.on_write.as_ref().map(|h| {
-            let m = format_ident!("{}", h);
-            quote!(h.#m(old, new);)
-        });
-        let ack = r.ack.as_ref().map(|a| {
-            let a_reg = spec.register(a).expect("validated: ack exists");
-            let a_id = format_ident!("{}", a);
-            let a_mask = hex(a_reg.field_mask());
-            quote!(h.store(crate::Register::#a_id, new & #a_mask);)
-        });
-        quote! {
-            crate::Register::#id => {
-                let old = h.load(reg);
-                let new = half.merge(old, value) & #mask;
-                h.store(reg, new);
-                #handler
-                #ack
-                crate::WriteEffect::Stored
+    let write_arms = spec
+        .registers
+        .iter()
+        .filter(|r| r.emulation.takes_writes())
+        .map(|r| {
+            let id = reg_ident(r);
+            let mask = hex(r.field_mask());
+            let handler = r.on_write.as_ref().map(|h| {
+                let m = format_ident!("{}", h);
+                quote!(h.#m(old, new);)
+            });
+            let ack = r.ack.as_ref().map(|a| {
+                let a_reg = spec.register(a).expect("validated: ack exists");
+                let a_id = format_ident!("{}", a);
+                let a_mask = hex(a_reg.field_mask());
+                quote!(h.store(crate::Register::#a_id, new & #a_mask);)
+            });
+            quote! {
+                crate::Register::#id => {
+                    let old = h.load(reg);
+                    let new = half.merge(old, value) & #mask;
+                    h.store(reg, new);
+                    #handler
+                    #ack
+                    crate::WriteEffect::Stored
+                }
             }
-        }
-    });
+        });
     quote! {
         /// What the generated dispatch needs from a register file: storage, the
         /// identification values presented, and a handler for each register
@@ -336,23 +342,31 @@ pub fn mmio(spec: &Spec) -> TokenStream {
 /// tock-registers bitfields for every register and the two page layouts.
 pub fn tock(spec: &Spec) -> TokenStream {
     let bitfields = |width: u32| {
-        let regs = spec.registers.iter().filter(|r| r.width == width && !r.fields.is_empty()).map(|r| {
-            let id = reg_ident(r);
-            let fields = r.fields.iter().map(|f| {
-                let fname = format_ident!("{}", f.name);
-                let lo = Literal::u32_unsuffixed(f.lo);
-                let w = Literal::u32_unsuffixed(f.width());
-                let doc = &f.description;
-                let values = f.values.iter().map(|(n, v)| {
-                    let vn = format_ident!("{}", names::tock_value(n));
-                    let v = Literal::u64_unsuffixed(*v);
-                    quote!(#vn = #v)
+        let regs = spec
+            .registers
+            .iter()
+            .filter(|r| r.width == width && !r.fields.is_empty())
+            .map(|r| {
+                let id = reg_ident(r);
+                let fields = r.fields.iter().map(|f| {
+                    let fname = format_ident!("{}", f.name);
+                    let lo = Literal::u32_unsuffixed(f.lo);
+                    let w = Literal::u32_unsuffixed(f.width());
+                    let doc = &f.description;
+                    let values = f.values.iter().map(|(n, v)| {
+                        let vn = format_ident!("{}", names::tock_value(n));
+                        let v = Literal::u64_unsuffixed(*v);
+                        quote!(#vn = #v)
+                    });
+                    quote!(#[doc = #doc] #fname OFFSET(#lo) NUMBITS(#w) [#(#values),*])
                 });
-                quote!(#[doc = #doc] #fname OFFSET(#lo) NUMBITS(#w) [#(#values),*])
+                quote!(pub #id [#(#fields),*])
             });
-            quote!(pub #id [#(#fields),*])
-        });
-        let ty = if width == 64 { quote!(u64) } else { quote!(u32) };
+        let ty = if width == 64 {
+            quote!(u64)
+        } else {
+            quote!(u32)
+        };
         quote!(tock_registers::register_bitfields![#ty, #(#regs),*];)
     };
     let b32 = bitfields(32);
