@@ -4,7 +4,7 @@
 //   spec/registers.yaml
 //   spec/structures.yaml
 //   spec/translation.yaml
-// spec hash (FNV-1a): a7d27a9c4811a54e
+// spec hash (FNV-1a): c1bc5c3987fd9ada
 // Do not edit: edit the YAML and run `vsmmu regen`.
 // This file is for reading and review; the smmuv3 crate expands the same code
 // at compile time through smmuv3-codegen-macro.
@@ -12954,21 +12954,21 @@ pub mod cmd {
                 values: &[],
             },
             crate::FieldInfo {
-                name: "Leaf",
-                description: "When set only last-level entries need be invalidated",
-                word: 1u8,
-                lo: 0u8,
-                width: 1u8,
-                address: false,
-                values: &[],
-            },
-            crate::FieldInfo {
                 name: "Addr",
                 description: "Virtual address, or start of the range when TG is non-zero",
                 word: 1u8,
                 lo: 12u8,
                 width: 52u8,
                 address: true,
+                values: &[],
+            },
+            crate::FieldInfo {
+                name: "Leaf",
+                description: "When set only last-level entries need be invalidated",
+                word: 1u8,
+                lo: 0u8,
+                width: 1u8,
+                address: false,
                 values: &[],
             },
         ];
@@ -13238,23 +13238,6 @@ pub mod cmd {
             self.set_asid(v);
             self
         }
-        ///`Leaf`, word 1 bits [0]: When set only last-level entries need be invalidated
-        #[inline]
-        pub const fn leaf(&self) -> bool {
-            ((self.0[1] & 0x1) >> 0) != 0
-        }
-        ///Sets `Leaf`; bits that do not fit the field are dropped.
-        #[inline]
-        pub const fn set_leaf(&mut self, v: bool) {
-            self.0[1] = (self.0[1] & !0x1) | (((v as u64) << 0) & 0x1);
-        }
-        ///Sets `Leaf`; bits that do not fit the field are dropped.
-        #[inline]
-        #[must_use]
-        pub const fn with_leaf(mut self, v: bool) -> Self {
-            self.set_leaf(v);
-            self
-        }
         ///`Addr`, word 1 bits [63:12] (address, in place): Virtual address, or start of the range when TG is non-zero
         #[inline]
         pub const fn addr(&self) -> u64 {
@@ -13271,6 +13254,23 @@ pub mod cmd {
         #[must_use]
         pub const fn with_addr(mut self, v: u64) -> Self {
             self.set_addr(v);
+            self
+        }
+        ///`Leaf`, word 1 bits [0]: When set only last-level entries need be invalidated
+        #[inline]
+        pub const fn leaf(&self) -> bool {
+            ((self.0[1] & 0x1) >> 0) != 0
+        }
+        ///Sets `Leaf`; bits that do not fit the field are dropped.
+        #[inline]
+        pub const fn set_leaf(&mut self, v: bool) {
+            self.0[1] = (self.0[1] & !0x1) | (((v as u64) << 0) & 0x1);
+        }
+        ///Sets `Leaf`; bits that do not fit the field are dropped.
+        #[inline]
+        #[must_use]
+        pub const fn with_leaf(mut self, v: bool) -> Self {
+            self.set_leaf(v);
             self
         }
     }
@@ -13425,21 +13425,21 @@ pub mod cmd {
                 values: &[],
             },
             crate::FieldInfo {
-                name: "Leaf",
-                description: "When set only last-level entries need be invalidated",
-                word: 1u8,
-                lo: 0u8,
-                width: 1u8,
-                address: false,
-                values: &[],
-            },
-            crate::FieldInfo {
                 name: "Addr",
                 description: "Virtual address, or start of the range when TG is non-zero",
                 word: 1u8,
                 lo: 12u8,
                 width: 52u8,
                 address: true,
+                values: &[],
+            },
+            crate::FieldInfo {
+                name: "Leaf",
+                description: "When set only last-level entries need be invalidated",
+                word: 1u8,
+                lo: 0u8,
+                width: 1u8,
+                address: false,
                 values: &[],
             },
         ];
@@ -13691,23 +13691,6 @@ pub mod cmd {
             self.set_vmid(v);
             self
         }
-        ///`Leaf`, word 1 bits [0]: When set only last-level entries need be invalidated
-        #[inline]
-        pub const fn leaf(&self) -> bool {
-            ((self.0[1] & 0x1) >> 0) != 0
-        }
-        ///Sets `Leaf`; bits that do not fit the field are dropped.
-        #[inline]
-        pub const fn set_leaf(&mut self, v: bool) {
-            self.0[1] = (self.0[1] & !0x1) | (((v as u64) << 0) & 0x1);
-        }
-        ///Sets `Leaf`; bits that do not fit the field are dropped.
-        #[inline]
-        #[must_use]
-        pub const fn with_leaf(mut self, v: bool) -> Self {
-            self.set_leaf(v);
-            self
-        }
         ///`Addr`, word 1 bits [63:12] (address, in place): Virtual address, or start of the range when TG is non-zero
         #[inline]
         pub const fn addr(&self) -> u64 {
@@ -13724,6 +13707,23 @@ pub mod cmd {
         #[must_use]
         pub const fn with_addr(mut self, v: u64) -> Self {
             self.set_addr(v);
+            self
+        }
+        ///`Leaf`, word 1 bits [0]: When set only last-level entries need be invalidated
+        #[inline]
+        pub const fn leaf(&self) -> bool {
+            ((self.0[1] & 0x1) >> 0) != 0
+        }
+        ///Sets `Leaf`; bits that do not fit the field are dropped.
+        #[inline]
+        pub const fn set_leaf(&mut self, v: bool) {
+            self.0[1] = (self.0[1] & !0x1) | (((v as u64) << 0) & 0x1);
+        }
+        ///Sets `Leaf`; bits that do not fit the field are dropped.
+        #[inline]
+        #[must_use]
+        pub const fn with_leaf(mut self, v: bool) -> Self {
+            self.set_leaf(v);
             self
         }
     }
@@ -13995,21 +13995,21 @@ pub mod cmd {
                 ],
             },
             crate::FieldInfo {
-                name: "Leaf",
-                description: "When set only last-level entries need be invalidated",
-                word: 1u8,
-                lo: 0u8,
-                width: 1u8,
-                address: false,
-                values: &[],
-            },
-            crate::FieldInfo {
                 name: "Addr",
                 description: "Virtual address, or start of the range when TG is non-zero",
                 word: 1u8,
                 lo: 12u8,
                 width: 52u8,
                 address: true,
+                values: &[],
+            },
+            crate::FieldInfo {
+                name: "Leaf",
+                description: "When set only last-level entries need be invalidated",
+                word: 1u8,
+                lo: 0u8,
+                width: 1u8,
+                address: false,
                 values: &[],
             },
         ];
@@ -14169,23 +14169,6 @@ pub mod cmd {
             self.set_tg(v);
             self
         }
-        ///`Leaf`, word 1 bits [0]: When set only last-level entries need be invalidated
-        #[inline]
-        pub const fn leaf(&self) -> bool {
-            ((self.0[1] & 0x1) >> 0) != 0
-        }
-        ///Sets `Leaf`; bits that do not fit the field are dropped.
-        #[inline]
-        pub const fn set_leaf(&mut self, v: bool) {
-            self.0[1] = (self.0[1] & !0x1) | (((v as u64) << 0) & 0x1);
-        }
-        ///Sets `Leaf`; bits that do not fit the field are dropped.
-        #[inline]
-        #[must_use]
-        pub const fn with_leaf(mut self, v: bool) -> Self {
-            self.set_leaf(v);
-            self
-        }
         ///`Addr`, word 1 bits [63:12] (address, in place): Virtual address, or start of the range when TG is non-zero
         #[inline]
         pub const fn addr(&self) -> u64 {
@@ -14202,6 +14185,23 @@ pub mod cmd {
         #[must_use]
         pub const fn with_addr(mut self, v: u64) -> Self {
             self.set_addr(v);
+            self
+        }
+        ///`Leaf`, word 1 bits [0]: When set only last-level entries need be invalidated
+        #[inline]
+        pub const fn leaf(&self) -> bool {
+            ((self.0[1] & 0x1) >> 0) != 0
+        }
+        ///Sets `Leaf`; bits that do not fit the field are dropped.
+        #[inline]
+        pub const fn set_leaf(&mut self, v: bool) {
+            self.0[1] = (self.0[1] & !0x1) | (((v as u64) << 0) & 0x1);
+        }
+        ///Sets `Leaf`; bits that do not fit the field are dropped.
+        #[inline]
+        #[must_use]
+        pub const fn with_leaf(mut self, v: bool) -> Self {
+            self.set_leaf(v);
             self
         }
     }
@@ -14660,21 +14660,21 @@ pub mod cmd {
                 values: &[],
             },
             crate::FieldInfo {
-                name: "Leaf",
-                description: "When set only last-level entries need be invalidated",
-                word: 1u8,
-                lo: 0u8,
-                width: 1u8,
-                address: false,
-                values: &[],
-            },
-            crate::FieldInfo {
                 name: "Addr",
                 description: "Virtual address, or start of the range when TG is non-zero",
                 word: 1u8,
                 lo: 12u8,
                 width: 52u8,
                 address: true,
+                values: &[],
+            },
+            crate::FieldInfo {
+                name: "Leaf",
+                description: "When set only last-level entries need be invalidated",
+                word: 1u8,
+                lo: 0u8,
+                width: 1u8,
+                address: false,
                 values: &[],
             },
         ];
@@ -14936,23 +14936,6 @@ pub mod cmd {
             self.set_asid(v);
             self
         }
-        ///`Leaf`, word 1 bits [0]: When set only last-level entries need be invalidated
-        #[inline]
-        pub const fn leaf(&self) -> bool {
-            ((self.0[1] & 0x1) >> 0) != 0
-        }
-        ///Sets `Leaf`; bits that do not fit the field are dropped.
-        #[inline]
-        pub const fn set_leaf(&mut self, v: bool) {
-            self.0[1] = (self.0[1] & !0x1) | (((v as u64) << 0) & 0x1);
-        }
-        ///Sets `Leaf`; bits that do not fit the field are dropped.
-        #[inline]
-        #[must_use]
-        pub const fn with_leaf(mut self, v: bool) -> Self {
-            self.set_leaf(v);
-            self
-        }
         ///`Addr`, word 1 bits [63:12] (address, in place): Virtual address, or start of the range when TG is non-zero
         #[inline]
         pub const fn addr(&self) -> u64 {
@@ -14969,6 +14952,23 @@ pub mod cmd {
         #[must_use]
         pub const fn with_addr(mut self, v: u64) -> Self {
             self.set_addr(v);
+            self
+        }
+        ///`Leaf`, word 1 bits [0]: When set only last-level entries need be invalidated
+        #[inline]
+        pub const fn leaf(&self) -> bool {
+            ((self.0[1] & 0x1) >> 0) != 0
+        }
+        ///Sets `Leaf`; bits that do not fit the field are dropped.
+        #[inline]
+        pub const fn set_leaf(&mut self, v: bool) {
+            self.0[1] = (self.0[1] & !0x1) | (((v as u64) << 0) & 0x1);
+        }
+        ///Sets `Leaf`; bits that do not fit the field are dropped.
+        #[inline]
+        #[must_use]
+        pub const fn with_leaf(mut self, v: bool) -> Self {
+            self.set_leaf(v);
             self
         }
     }
@@ -15114,21 +15114,21 @@ pub mod cmd {
                 ],
             },
             crate::FieldInfo {
-                name: "Leaf",
-                description: "When set only last-level entries need be invalidated",
-                word: 1u8,
-                lo: 0u8,
-                width: 1u8,
-                address: false,
-                values: &[],
-            },
-            crate::FieldInfo {
                 name: "Addr",
                 description: "Virtual address, or start of the range when TG is non-zero",
                 word: 1u8,
                 lo: 12u8,
                 width: 52u8,
                 address: true,
+                values: &[],
+            },
+            crate::FieldInfo {
+                name: "Leaf",
+                description: "When set only last-level entries need be invalidated",
+                word: 1u8,
+                lo: 0u8,
+                width: 1u8,
+                address: false,
                 values: &[],
             },
         ];
@@ -15372,23 +15372,6 @@ pub mod cmd {
             self.set_tg(v);
             self
         }
-        ///`Leaf`, word 1 bits [0]: When set only last-level entries need be invalidated
-        #[inline]
-        pub const fn leaf(&self) -> bool {
-            ((self.0[1] & 0x1) >> 0) != 0
-        }
-        ///Sets `Leaf`; bits that do not fit the field are dropped.
-        #[inline]
-        pub const fn set_leaf(&mut self, v: bool) {
-            self.0[1] = (self.0[1] & !0x1) | (((v as u64) << 0) & 0x1);
-        }
-        ///Sets `Leaf`; bits that do not fit the field are dropped.
-        #[inline]
-        #[must_use]
-        pub const fn with_leaf(mut self, v: bool) -> Self {
-            self.set_leaf(v);
-            self
-        }
         ///`Addr`, word 1 bits [63:12] (address, in place): Virtual address, or start of the range when TG is non-zero
         #[inline]
         pub const fn addr(&self) -> u64 {
@@ -15405,6 +15388,23 @@ pub mod cmd {
         #[must_use]
         pub const fn with_addr(mut self, v: u64) -> Self {
             self.set_addr(v);
+            self
+        }
+        ///`Leaf`, word 1 bits [0]: When set only last-level entries need be invalidated
+        #[inline]
+        pub const fn leaf(&self) -> bool {
+            ((self.0[1] & 0x1) >> 0) != 0
+        }
+        ///Sets `Leaf`; bits that do not fit the field are dropped.
+        #[inline]
+        pub const fn set_leaf(&mut self, v: bool) {
+            self.0[1] = (self.0[1] & !0x1) | (((v as u64) << 0) & 0x1);
+        }
+        ///Sets `Leaf`; bits that do not fit the field are dropped.
+        #[inline]
+        #[must_use]
+        pub const fn with_leaf(mut self, v: bool) -> Self {
+            self.set_leaf(v);
             self
         }
     }
@@ -18040,21 +18040,21 @@ pub mod cmd {
                 values: &[],
             },
             crate::FieldInfo {
-                name: "Leaf",
-                description: "When set only last-level entries need be invalidated",
-                word: 1u8,
-                lo: 0u8,
-                width: 1u8,
-                address: false,
-                values: &[],
-            },
-            crate::FieldInfo {
                 name: "Addr",
                 description: "Virtual address, or start of the range when TG is non-zero",
                 word: 1u8,
                 lo: 12u8,
                 width: 52u8,
                 address: true,
+                values: &[],
+            },
+            crate::FieldInfo {
+                name: "Leaf",
+                description: "When set only last-level entries need be invalidated",
+                word: 1u8,
+                lo: 0u8,
+                width: 1u8,
+                address: false,
                 values: &[],
             },
         ];
@@ -18232,23 +18232,6 @@ pub mod cmd {
             self.set_asid(v);
             self
         }
-        ///`Leaf`, word 1 bits [0]: When set only last-level entries need be invalidated
-        #[inline]
-        pub const fn leaf(&self) -> bool {
-            ((self.0[1] & 0x1) >> 0) != 0
-        }
-        ///Sets `Leaf`; bits that do not fit the field are dropped.
-        #[inline]
-        pub const fn set_leaf(&mut self, v: bool) {
-            self.0[1] = (self.0[1] & !0x1) | (((v as u64) << 0) & 0x1);
-        }
-        ///Sets `Leaf`; bits that do not fit the field are dropped.
-        #[inline]
-        #[must_use]
-        pub const fn with_leaf(mut self, v: bool) -> Self {
-            self.set_leaf(v);
-            self
-        }
         ///`Addr`, word 1 bits [63:12] (address, in place): Virtual address, or start of the range when TG is non-zero
         #[inline]
         pub const fn addr(&self) -> u64 {
@@ -18265,6 +18248,23 @@ pub mod cmd {
         #[must_use]
         pub const fn with_addr(mut self, v: u64) -> Self {
             self.set_addr(v);
+            self
+        }
+        ///`Leaf`, word 1 bits [0]: When set only last-level entries need be invalidated
+        #[inline]
+        pub const fn leaf(&self) -> bool {
+            ((self.0[1] & 0x1) >> 0) != 0
+        }
+        ///Sets `Leaf`; bits that do not fit the field are dropped.
+        #[inline]
+        pub const fn set_leaf(&mut self, v: bool) {
+            self.0[1] = (self.0[1] & !0x1) | (((v as u64) << 0) & 0x1);
+        }
+        ///Sets `Leaf`; bits that do not fit the field are dropped.
+        #[inline]
+        #[must_use]
+        pub const fn with_leaf(mut self, v: bool) -> Self {
+            self.set_leaf(v);
             self
         }
     }
@@ -18410,21 +18410,21 @@ pub mod cmd {
                 ],
             },
             crate::FieldInfo {
-                name: "Leaf",
-                description: "When set only last-level entries need be invalidated",
-                word: 1u8,
-                lo: 0u8,
-                width: 1u8,
-                address: false,
-                values: &[],
-            },
-            crate::FieldInfo {
                 name: "Addr",
                 description: "Virtual address, or start of the range when TG is non-zero",
                 word: 1u8,
                 lo: 12u8,
                 width: 52u8,
                 address: true,
+                values: &[],
+            },
+            crate::FieldInfo {
+                name: "Leaf",
+                description: "When set only last-level entries need be invalidated",
+                word: 1u8,
+                lo: 0u8,
+                width: 1u8,
+                address: false,
                 values: &[],
             },
         ];
@@ -18584,23 +18584,6 @@ pub mod cmd {
             self.set_tg(v);
             self
         }
-        ///`Leaf`, word 1 bits [0]: When set only last-level entries need be invalidated
-        #[inline]
-        pub const fn leaf(&self) -> bool {
-            ((self.0[1] & 0x1) >> 0) != 0
-        }
-        ///Sets `Leaf`; bits that do not fit the field are dropped.
-        #[inline]
-        pub const fn set_leaf(&mut self, v: bool) {
-            self.0[1] = (self.0[1] & !0x1) | (((v as u64) << 0) & 0x1);
-        }
-        ///Sets `Leaf`; bits that do not fit the field are dropped.
-        #[inline]
-        #[must_use]
-        pub const fn with_leaf(mut self, v: bool) -> Self {
-            self.set_leaf(v);
-            self
-        }
         ///`Addr`, word 1 bits [63:12] (address, in place): Virtual address, or start of the range when TG is non-zero
         #[inline]
         pub const fn addr(&self) -> u64 {
@@ -18617,6 +18600,23 @@ pub mod cmd {
         #[must_use]
         pub const fn with_addr(mut self, v: u64) -> Self {
             self.set_addr(v);
+            self
+        }
+        ///`Leaf`, word 1 bits [0]: When set only last-level entries need be invalidated
+        #[inline]
+        pub const fn leaf(&self) -> bool {
+            ((self.0[1] & 0x1) >> 0) != 0
+        }
+        ///Sets `Leaf`; bits that do not fit the field are dropped.
+        #[inline]
+        pub const fn set_leaf(&mut self, v: bool) {
+            self.0[1] = (self.0[1] & !0x1) | (((v as u64) << 0) & 0x1);
+        }
+        ///Sets `Leaf`; bits that do not fit the field are dropped.
+        #[inline]
+        #[must_use]
+        pub const fn with_leaf(mut self, v: bool) -> Self {
+            self.set_leaf(v);
             self
         }
     }
