@@ -73,6 +73,15 @@ pub fn load(dir: &Path) -> Result<Spec, Vec<SpecError>> {
     load_texts(&files)
 }
 
+/// Spec problems as `compile_error!` invocations, one per problem, each
+/// naming the file, line and entry (what the proc macro expands to on error).
+pub fn compile_errors(errors: &[SpecError], span: proc_macro2::Span) -> proc_macro2::TokenStream {
+    let errs = errors
+        .iter()
+        .map(|e| syn::Error::new(span, e.to_string()).to_compile_error());
+    quote::quote!(#(#errs)*)
+}
+
 /// FNV-1a over every file, for the provenance header of generated files.
 pub fn spec_hash(spec: &Spec) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -350,3 +350,19 @@ fn a_section_reference_is_required() {
         "does not name a section",
     );
 }
+
+#[test]
+fn the_macro_reports_every_problem_as_a_compile_error() {
+    let broken = CMDS
+        .replace("opcode: 0x12", "opcode: 0x03")
+        .replace("SSec == 1", "Secure == 1");
+    let errs = errors_of(REGS, &broken);
+    assert!(
+        errs.len() >= 2,
+        "every problem, not just the first: {errs:?}"
+    );
+    let tokens = smmuv3_codegen::compile_errors(&errs, proc_macro2::Span::call_site()).to_string();
+    assert_eq!(tokens.matches("compile_error").count(), errs.len());
+    assert!(tokens.contains("spec/commands.yaml"));
+    assert!(tokens.contains("command/CMD_TLBI_NH_VA: duplicate opcode 0x03"));
+}

@@ -312,17 +312,3 @@ pub fn mmio(data: &[u8]) {
     }
     let _ = bank.handler_calls;
 }
-
-impl crate::Emulation {
-    /// Whether a guest write can change the stored value.
-    pub const fn takes_writes(self) -> bool {
-        matches!(
-            self,
-            crate::Emulation::Plain
-                | crate::Emulation::Control
-                | crate::Emulation::Gerrorn
-                | crate::Emulation::QueueBase
-                | crate::Emulation::QueuePointer
-        )
-    }
-}

@@ -186,6 +186,20 @@ pub enum Emulation {
     QueuePointer,
 }
 
+impl Emulation {
+    /// Whether a guest write can change the stored value.
+    pub const fn takes_writes(self) -> bool {
+        matches!(
+            self,
+            Emulation::Plain
+                | Emulation::Control
+                | Emulation::Gerrorn
+                | Emulation::QueueBase
+                | Emulation::QueuePointer
+        )
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QueueRole {
     Prod,

@@ -25,12 +25,6 @@ pub fn generate(input: TokenStream) -> TokenStream {
             let body = smmuv3_codegen::expand(&spec);
             quote!(#(#deps)* #body).into()
         }
-        Err(errors) => {
-            let errs = errors.iter().map(|e| {
-                let msg = e.to_string();
-                syn::Error::new(lit.span(), msg).to_compile_error()
-            });
-            quote!(#(#errs)*).into()
-        }
+        Err(errors) => smmuv3_codegen::compile_errors(&errors, lit.span()).into(),
     }
 }
