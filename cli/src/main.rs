@@ -28,7 +28,7 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             Ok(())
         }
-        _ => Err(format!("expected a subcommand\n{USAGE}")),
+        _ => Err("expected a subcommand: decode or regen (see `vsmmu --help`)".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -174,3 +174,28 @@ fn gerror_is_read_only_and_gerrorn_reaches_its_handler() {
     assert_eq!(write32(&mut b, Register::GERRORN, 1), WriteEffect::Stored);
     assert_eq!(b.last_handler, Some(("write_gerrorn", 0, 1)));
 }
+
+#[test]
+fn the_tock_register_layouts_put_every_register_at_its_offset() {
+    use core::mem::offset_of;
+    use smmuv3::tock::{Page0, Page1};
+    assert_eq!(core::mem::size_of::<Page0>(), 0x1_0000);
+    assert_eq!(core::mem::size_of::<Page1>(), 0x1_0000);
+    assert_eq!(offset_of!(Page0, cr0) as u32, Register::CR0.info().offset);
+    assert_eq!(
+        offset_of!(Page0, strtab_base) as u32,
+        Register::STRTAB_BASE.info().offset
+    );
+    assert_eq!(
+        offset_of!(Page0, cmdq_prod) as u32,
+        Register::CMDQ_PROD.info().offset
+    );
+    assert_eq!(
+        offset_of!(Page1, eventq_prod) as u32,
+        Register::EVENTQ_PROD.info().offset
+    );
+    assert_eq!(
+        offset_of!(Page1, priq_cons) as u32,
+        Register::PRIQ_CONS.info().offset
+    );
+}
