@@ -258,7 +258,7 @@ pub fn mmio(spec: &Spec) -> TokenStream {
                 let a_reg = spec.register(a).expect("validated: ack exists");
                 let a_id = format_ident!("{}", a);
                 let a_mask = hex(a_reg.field_mask());
-                quote!(h.store(crate::Register::#a_id, new & #a_mask);)
+                quote!(h.store(crate::Register::#a_id, h.load(reg) & #a_mask);)
             });
             quote! {
                 crate::Register::#id => {
