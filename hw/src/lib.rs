@@ -1,4 +1,10 @@
-//! The physical SMMUv3 driver and the software SMMUv3 model (a later issue).
+//! The hardware side: physical SMMUv3 STEs and their hitless update, and the
+//! software SMMUv3 model used as the embedded default.
 #![no_std]
+
+extern crate alloc;
+
+pub mod ste;
+pub mod ste_writer;
 
 pub use vsmmu;

@@ -1,0 +1,156 @@
+//! Hitless STE updates (the algorithm of Linux's `arm_smmu_write_entry`).
+//!
+//! An STE is 8 qwords that the SMMU may read at any time, and a 64-bit write
+//! is the only atomic step. To go from one configuration to another without
+//! the SMMU ever seeing a mixture, the writer looks at which bits each
+//! configuration *uses*:
+//!
+//! - bits the current configuration does not use can change freely;
+//! - if the used bits of only one qword must change (the critical qword),
+//!   write everything else first, then that qword, then tidy up: hitless;
+//! - otherwise clear V first, write qwords 1-7, then qword 0: the stream
+//!   briefly terminates, but never sees a half-written configuration.
+//!
+//! Each step that changes memory is followed by a sync (CFGI_STE + CMD_SYNC).
+
+use smmuv3::structs::{Ste, SteConfig, SteS1dss};
+
+pub const QWORDS: usize = Ste::WORDS;
+
+/// The mask of the named STE fields (names as the spec spells them).
+fn fields(names: &[&str]) -> [u64; QWORDS] {
+    let mut m = [0u64; QWORDS];
+    for f in Ste::FIELDS.iter().filter(|f| names.contains(&f.name)) {
+        if let Some(q) = m.get_mut(f.word as usize) {
+            *q |= f.mask();
+        }
+    }
+    m
+}
+
+const ALWAYS: &[&str] = &["V", "Config"];
+const S1: &[&str] = &[
+    "S1Fmt",
+    "S1ContextPtr",
+    "S1CDMax",
+    "S1DSS",
+    "S1CIR",
+    "S1COR",
+    "S1CSH",
+    "S1STALLD",
+    "STRW",
+    "EATS",
+    "MEV",
+    "S2VMID",
+];
+const S2: &[&str] = &[
+    "S2FWB", "EATS", "SHCFG", "MEV", "S2VMID", "S2T0SZ", "S2SL0", "S2IR0", "S2OR0", "S2SH0",
+    "S2TG", "S2PS", "S2AA64", "S2ENDI", "S2PTW", "S2S", "S2R", "S2TTB",
+];
+
+/// The bits an SMMU reads in this STE.
+pub fn used_bits(ste: &Ste) -> [u64; QWORDS] {
+    if !ste.v() {
+        return fields(&["V"]);
+    }
+    let mut used = fields(ALWAYS);
+    let add = |used: &mut [u64; QWORDS], m: [u64; QWORDS]| {
+        for (u, x) in used.iter_mut().zip(m) {
+            *u |= x;
+        }
+    };
+    let cfg = ste.config();
+    if cfg == SteConfig::BYPASS {
+        add(&mut used, fields(&["SHCFG"]));
+    }
+    if cfg == SteConfig::S1_TRANS || cfg == SteConfig::NESTED {
+        add(&mut used, fields(S1));
+        if ste.s1dss() == SteS1dss::BYPASS {
+            add(&mut used, fields(&["SHCFG"]));
+        }
+    }
+    if cfg == SteConfig::S2_TRANS || cfg == SteConfig::NESTED {
+        add(&mut used, fields(S2));
+    }
+    used
+}
+
+/// Where the writer puts qwords and how it syncs them.
+pub trait EntryWriter {
+    /// Writes one qword of the live STE (a single 64-bit store).
+    fn write_qword(&mut self, index: usize, value: u64);
+    /// Makes the SMMU see what was written (CFGI_STE + CMD_SYNC).
+    fn sync(&mut self);
+}
+
+/// Writes `target[range]` over `entry`, syncing if anything changed.
+fn entry_set(
+    w: &mut dyn EntryWriter,
+    entry: &mut [u64; QWORDS],
+    target: &[u64; QWORDS],
+    start: usize,
+    len: usize,
+) -> bool {
+    let mut changed = false;
+    for i in start..(start + len).min(QWORDS) {
+        if entry[i] != target[i] {
+            entry[i] = target[i];
+            w.write_qword(i, target[i]);
+            changed = true;
+        }
+    }
+    if changed {
+        w.sync();
+    }
+    changed
+}
+
+/// Whether an update went without the stream ever terminating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Update {
+    Hitless,
+    /// V was cleared for the update.
+    Breaking,
+}
+
+/// Updates the live `entry` to `target`, hitlessly where possible.
+pub fn write_ste(
+    w: &mut dyn EntryWriter,
+    entry: &mut [u64; QWORDS],
+    target: &[u64; QWORDS],
+) -> Update {
+    let cur_used = used_bits(&Ste(*entry));
+    let tgt_used = used_bits(&Ste(*target));
+    let mut unused_update = [0u64; QWORDS];
+    let mut critical = 0u32;
+    for i in 0..QWORDS {
+        // What the entry would be if every bit the current STE ignores took
+        // its target value now.
+        unused_update[i] = (entry[i] & cur_used[i]) | (target[i] & !cur_used[i]);
+        // A qword is critical when bits the target uses still differ.
+        if (unused_update[i] & tgt_used[i]) != (target[i] & tgt_used[i]) {
+            critical |= 1 << i;
+        }
+    }
+    match critical.count_ones() {
+        0 => {
+            entry_set(w, entry, target, 0, QWORDS);
+            Update::Hitless
+        }
+        1 => {
+            let c = critical.trailing_zeros() as usize;
+            unused_update[c] = entry[c];
+            entry_set(w, entry, &unused_update, 0, QWORDS);
+            entry_set(w, entry, target, c, 1);
+            entry_set(w, entry, target, 0, QWORDS);
+            Update::Hitless
+        }
+        _ => {
+            unused_update[0] = 0;
+            entry_set(w, entry, &unused_update, 0, 1);
+            entry_set(w, entry, target, 1, QWORDS - 1);
+            entry_set(w, entry, target, 0, 1);
+            Update::Breaking
+        }
+    }
+}
