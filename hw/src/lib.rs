@@ -4,7 +4,12 @@
 
 extern crate alloc;
 
+pub mod domain;
+pub mod driver;
+mod lock;
+pub mod s2pt;
 pub mod ste;
 pub mod ste_writer;
+pub mod transport;
 
 pub use vsmmu;

@@ -1,0 +1,498 @@
+//! The physical SMMUv3 driver a hypervisor uses: probe, reset and enable in
+//! the architecture's order, a linear or 2-level stream table, the command
+//! queue (batched, bounded waits, CERROR handling) and the event queue.
+//!
+//! One driver per physical SMMU; the domains on that SMMU share it. Every
+//! method takes `&self`: the command queue and the stream table are each
+//! behind a lock, so concurrent submission is safe.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use smmuv3::cmd::{
+    CmdCfgiSte, CmdCfgiSteRange, CmdSync, CmdSyncCs, CmdTlbiEl2All, CmdTlbiNsnhAll, Command,
+};
+use smmuv3::evt::Event;
+use smmuv3::regs::*;
+use smmuv3::structs::{L1std, Ste, SteConfig};
+use smmuv3::Register;
+use vsmmu::{HwError, PhysCaps};
+
+use crate::lock::SpinLock;
+use crate::ste_writer::{write_ste, EntryWriter, QWORDS};
+use crate::transport::{DmaMemory, RegisterAccess};
+
+/// Why a physical SMMU cannot serve nested guests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeError {
+    /// Stage 1 or stage 2 is missing.
+    NoNesting,
+    /// AArch64 translation tables are not supported.
+    NoAArch64,
+    /// A part with a known nesting erratum (identified by IIDR).
+    Erratum {
+        product: u16,
+        variant: u8,
+        revision: u8,
+    },
+    /// Preset tables/queues or REL: this driver places its own structures.
+    Preset,
+    /// An ACK register did not follow its control register in time.
+    AckTimeout(Register),
+}
+
+/// Arm parts whose nesting Linux refuses (its IIDR probe): implementer Arm
+/// (0x43B), product, and the first variant without the erratum.
+const NESTING_ERRATA: &[(u16, u8)] = &[
+    // MMU-700 r0: erratum 2812531 and friends make nested translation unsafe.
+    (0x487, 1),
+];
+
+/// Where the driver puts its structures in DMA memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DriverLayout {
+    pub strtab: u64,
+    /// log2 of the StreamIDs covered (at most the SMMU's SIDSIZE).
+    pub sid_bits: u32,
+    /// Use a 2-level stream table (L2 tables of 256 STEs from `l2_pool`).
+    pub two_level: bool,
+    pub l2_pool: u64,
+    pub cmdq: u64,
+    pub cmdq_log2: u32,
+    pub evtq: u64,
+    pub evtq_log2: u32,
+}
+
+/// How long to wait for the SMMU, in register polls.
+pub const POLL_LIMIT: u32 = 100_000;
+
+struct Cmdq {
+    prod: u32,
+    /// Commands refused with CERROR_ILL (reported and skipped).
+    illegal: u64,
+}
+
+struct StreamTable {
+    /// PA of each StreamID's STE, once known.
+    l2: BTreeMap<u32, u64>,
+    next_l2: u64,
+}
+
+/// Counters for the hypervisor's log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    pub commands: u64,
+    pub syncs: u64,
+    pub illegal: u64,
+    pub event_overflows: u64,
+}
+
+pub struct SmmuDriver<R: RegisterAccess, M: DmaMemory> {
+    regs: R,
+    mem: M,
+    caps: PhysCaps,
+    layout: DriverLayout,
+    cmdq: SpinLock<Cmdq>,
+    strtab: SpinLock<StreamTable>,
+    evt_cons: SpinLock<u32>,
+    stats: SpinLock<DriverStats>,
+}
+
+fn off(r: Register) -> u32 {
+    r.info().frame_offset()
+}
+
+/// Reads the ID registers and refuses parts that cannot nest.
+pub fn probe(regs: &impl RegisterAccess) -> Result<PhysCaps, ProbeError> {
+    let caps = PhysCaps {
+        idr0: regs.read32(off(Register::IDR0)),
+        idr1: regs.read32(off(Register::IDR1)),
+        idr3: regs.read32(off(Register::IDR3)),
+        idr5: regs.read32(off(Register::IDR5)),
+        iidr: regs.read32(off(Register::IIDR)),
+        aidr: regs.read32(off(Register::AIDR)),
+    };
+    let idr0 = Idr0(caps.idr0);
+    if !idr0.s1p() || !idr0.s2p() {
+        return Err(ProbeError::NoNesting);
+    }
+    if idr0.ttf().0 & 0b10 == 0 {
+        return Err(ProbeError::NoAArch64);
+    }
+    let idr1 = Idr1(caps.idr1);
+    if idr1.tables_preset() || idr1.queues_preset() || idr1.rel() {
+        return Err(ProbeError::Preset);
+    }
+    let iidr = Iidr(caps.iidr);
+    if iidr.implementer() == 0x43b {
+        for (product, fixed) in NESTING_ERRATA {
+            if iidr.product_id() == *product && iidr.variant() < *fixed {
+                return Err(ProbeError::Erratum {
+                    product: *product,
+                    variant: iidr.variant(),
+                    revision: iidr.revision(),
+                });
+            }
+        }
+    }
+    Ok(caps)
+}
+
+impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
+    /// Probes, then resets and enables the SMMU in Linux's order
+    /// (`arm_smmu_device_reset`), with every stream aborting.
+    pub fn new(regs: R, mem: M, layout: DriverLayout) -> Result<Self, ProbeError> {
+        let caps = probe(&regs)?;
+        let sid_bits = layout.sid_bits.min(u32::from(Idr1(caps.idr1).sidsize()));
+        let layout = DriverLayout {
+            sid_bits,
+            cmdq_log2: layout.cmdq_log2.min(u32::from(Idr1(caps.idr1).cmdqs())),
+            evtq_log2: layout.evtq_log2.min(u32::from(Idr1(caps.idr1).eventqs())),
+            two_level: layout.two_level && Idr0(caps.idr0).st_level().0 == 1,
+            ..layout
+        };
+        let d = SmmuDriver {
+            regs,
+            mem,
+            caps,
+            layout,
+            cmdq: SpinLock::new(Cmdq {
+                prod: 0,
+                illegal: 0,
+            }),
+            strtab: SpinLock::new(StreamTable {
+                l2: BTreeMap::new(),
+                next_l2: layout.l2_pool,
+            }),
+            evt_cons: SpinLock::new(0),
+            stats: SpinLock::new(DriverStats::default()),
+        };
+        d.reset()?;
+        Ok(d)
+    }
+
+    pub fn caps(&self) -> PhysCaps {
+        self.caps
+    }
+
+    pub fn stats(&self) -> DriverStats {
+        *self.stats.lock()
+    }
+
+    fn r32(&self, r: Register) -> u32 {
+        self.regs.read32(off(r))
+    }
+
+    fn w32(&self, r: Register, v: u32) {
+        self.regs.write32(off(r), v)
+    }
+
+    fn w64(&self, r: Register, v: u64) {
+        self.regs.write64(off(r), v)
+    }
+
+    fn write_acked(&self, reg: Register, ack: Register, v: u32) -> Result<(), ProbeError> {
+        self.w32(reg, v);
+        for _ in 0..POLL_LIMIT {
+            if self.r32(ack) == v {
+                return Ok(());
+            }
+        }
+        Err(ProbeError::AckTimeout(ack))
+    }
+
+    fn reset(&self) -> Result<(), ProbeError> {
+        let l = self.layout;
+        // Abort incoming transactions whenever translation is off.
+        self.w32(Register::GBPA, Gbpa(0).with_update(true).with_abort(true).0);
+        for _ in 0..POLL_LIMIT {
+            if !Gbpa(self.r32(Register::GBPA)).update() {
+                break;
+            }
+        }
+        self.write_acked(Register::CR0, Register::CR0ACK, 0)?;
+        let wb = 1;
+        let cr1 = Cr1(0)
+            .with_table_sh(Cr1TableSh(3))
+            .with_table_oc(Cr1TableOc(wb))
+            .with_table_ic(Cr1TableIc(wb))
+            .with_queue_sh(Cr1QueueSh(3))
+            .with_queue_oc(Cr1QueueOc(wb))
+            .with_queue_ic(Cr1QueueIc(wb));
+        self.w32(Register::CR1, cr1.0);
+        self.w32(Register::CR2, Cr2(0).with_recinvsid(true).0);
+        self.init_stream_table();
+        let cfg = if l.two_level {
+            StrtabBaseCfg(0)
+                .with_fmt(StrtabBaseCfgFmt::TWO_LEVEL)
+                .with_split(StrtabBaseCfgSplit(8))
+                .with_log2size(l.sid_bits as u8)
+        } else {
+            StrtabBaseCfg(0)
+                .with_fmt(StrtabBaseCfgFmt::LINEAR)
+                .with_log2size(l.sid_bits as u8)
+        };
+        self.w64(
+            Register::STRTAB_BASE,
+            StrtabBase(0).with_ra(true).with_addr(l.strtab).0,
+        );
+        self.w32(Register::STRTAB_BASE_CFG, cfg.0);
+        self.w64(
+            Register::CMDQ_BASE,
+            CmdqBase(0)
+                .with_ra(true)
+                .with_addr(l.cmdq)
+                .with_log2size(l.cmdq_log2 as u8)
+                .0,
+        );
+        self.w32(Register::CMDQ_PROD, 0);
+        self.w32(Register::CMDQ_CONS, 0);
+        let mut cr0 = Cr0(0).with_cmdqen(true);
+        self.write_acked(Register::CR0, Register::CR0ACK, cr0.0)?;
+        let mut init = Vec::from([Command::CfgiSteRange(CmdCfgiSteRange::new().with_range(31))]);
+        if Idr0(self.caps.idr0).hyp() {
+            init.push(Command::TlbiEl2All(CmdTlbiEl2All::new()));
+        }
+        init.push(Command::TlbiNsnhAll(CmdTlbiNsnhAll::new()));
+        self.submit(&init)
+            .map_err(|_| ProbeError::AckTimeout(Register::CMDQ_CONS))?;
+        self.sync()
+            .map_err(|_| ProbeError::AckTimeout(Register::CMDQ_CONS))?;
+        self.w64(
+            Register::EVENTQ_BASE,
+            EventqBase(0)
+                .with_wa(true)
+                .with_addr(l.evtq)
+                .with_log2size(l.evtq_log2 as u8)
+                .0,
+        );
+        self.w32(Register::EVENTQ_PROD, 0);
+        self.w32(Register::EVENTQ_CONS, 0);
+        cr0 = cr0.with_eventqen(true);
+        self.write_acked(Register::CR0, Register::CR0ACK, cr0.0)?;
+        let irq = IrqCtrl(0).with_eventq_irqen(true).with_gerror_irqen(true);
+        self.write_acked(Register::IRQ_CTRL, Register::IRQ_CTRLACK, irq.0)?;
+        cr0 = cr0.with_smmuen(true);
+        self.write_acked(Register::CR0, Register::CR0ACK, cr0.0)
+    }
+
+    /// Every STE aborting (linear), or every L1 descriptor invalid (2-level).
+    fn init_stream_table(&self) {
+        let l = self.layout;
+        if l.two_level {
+            for i in 0..(1u64 << l.sid_bits.saturating_sub(8)) {
+                let _ = self.mem.write_u64(l.strtab + 8 * i, 0);
+            }
+        } else {
+            let abort = Ste::new().with_v(true).with_config(SteConfig::ABORT);
+            for sid in 0..(1u64 << l.sid_bits) {
+                for (q, w) in abort.0.iter().enumerate() {
+                    let _ = self.mem.write_u64(l.strtab + 64 * sid + 8 * q as u64, *w);
+                }
+            }
+        }
+    }
+
+    /// PA of a StreamID's STE, creating its L2 table on first use.
+    fn ste_pa(&self, sid: u32) -> Result<u64, HwError> {
+        let l = self.layout;
+        if l.sid_bits < 32 && sid >> l.sid_bits != 0 {
+            return Err(HwError::Refused);
+        }
+        if !l.two_level {
+            return Ok(l.strtab + 64 * u64::from(sid));
+        }
+        let mut t = self.strtab.lock();
+        let group = sid >> 8;
+        if let Some(l2) = t.l2.get(&group) {
+            return Ok(l2 + 64 * u64::from(sid & 0xff));
+        }
+        let l2 = t.next_l2;
+        t.next_l2 += 256 * 64;
+        let abort = Ste::new().with_v(true).with_config(SteConfig::ABORT);
+        for i in 0..256u64 {
+            for (q, w) in abort.0.iter().enumerate() {
+                self.mem
+                    .write_u64(l2 + 64 * i + 8 * q as u64, *w)
+                    .map_err(|_| HwError::Refused)?;
+            }
+        }
+        let desc = L1std::new().with_span(9).with_l2_ptr(l2);
+        self.mem
+            .write_u64(l.strtab + 8 * u64::from(group), desc.0[0])
+            .map_err(|_| HwError::Refused)?;
+        t.l2.insert(group, l2);
+        drop(t);
+        // The SMMU may have cached the invalid descriptor.
+        self.submit(&[Command::CfgiSte(CmdCfgiSte::new().with_stream_id(sid))])?;
+        self.sync()?;
+        Ok(l2 + 64 * u64::from(sid & 0xff))
+    }
+
+    /// Writes `target` into the live STE of `sid` hitlessly: after every step
+    /// that changes memory, CFGI_STE + CMD_SYNC.
+    pub fn write_ste(&self, sid: u32, target: &Ste) -> Result<(), HwError> {
+        let at = self.ste_pa(sid)?;
+        let mut cur = [0u64; QWORDS];
+        for (q, w) in cur.iter_mut().enumerate() {
+            *w = self
+                .mem
+                .read_u64(at + 8 * q as u64)
+                .map_err(|_| HwError::Refused)?;
+        }
+        let mut w = StepWriter {
+            drv: self,
+            at,
+            sid,
+            err: None,
+        };
+        write_ste(&mut w, &mut cur, &target.0);
+        w.err.map_or(Ok(()), Err)
+    }
+
+    // ---- command queue ----
+
+    fn cmdq_size(&self) -> u32 {
+        1 << self.layout.cmdq_log2
+    }
+
+    /// Queues commands (no sync), waiting boundedly for space.
+    pub fn submit(&self, cmds: &[Command]) -> Result<(), HwError> {
+        let mut q = self.cmdq.lock();
+        for c in cmds {
+            self.push(&mut q, c.encode())?;
+        }
+        self.w32(Register::CMDQ_PROD, q.prod);
+        self.stats.lock().commands += cmds.len() as u64;
+        Ok(())
+    }
+
+    fn push(&self, q: &mut Cmdq, words: [u64; 2]) -> Result<(), HwError> {
+        let size = self.cmdq_size();
+        let mask = (size << 1) - 1;
+        for _ in 0..POLL_LIMIT {
+            let cons = self.handle_cmdq_error(q)?;
+            let full =
+                (q.prod & (size - 1)) == (cons & (size - 1)) && (q.prod & size) != (cons & size);
+            if !full {
+                let at = self.layout.cmdq + 16 * u64::from(q.prod & (size - 1));
+                self.mem
+                    .write_u64(at, words[0])
+                    .map_err(|_| HwError::Refused)?;
+                self.mem
+                    .write_u64(at + 8, words[1])
+                    .map_err(|_| HwError::Refused)?;
+                q.prod = (q.prod + 1) & mask;
+                return Ok(());
+            }
+            self.w32(Register::CMDQ_PROD, q.prod);
+        }
+        Err(HwError::Timeout)
+    }
+
+    /// Reads CONS; on CERROR_ILL replaces the bad entry with a CMD_SYNC (so the
+    /// rest of the batch still runs), counts it, and acknowledges the error.
+    fn handle_cmdq_error(&self, q: &mut Cmdq) -> Result<u32, HwError> {
+        let cons = CmdqCons(self.r32(Register::CMDQ_CONS));
+        let gerror = Gerror(self.r32(Register::GERROR));
+        let gerrorn = Gerror(self.r32(Register::GERRORN));
+        if gerror.cmdq_err() == gerrorn.cmdq_err() {
+            return Ok(cons.rd());
+        }
+        let size = self.cmdq_size();
+        let at = self.layout.cmdq + 16 * u64::from(cons.rd() & (size - 1));
+        if cons.err() == CmdqConsErr::CERROR_ILL {
+            q.illegal += 1;
+            self.stats.lock().illegal += 1;
+            let sync = CmdSync::new().encode();
+            self.mem
+                .write_u64(at, sync[0])
+                .map_err(|_| HwError::Refused)?;
+            self.mem
+                .write_u64(at + 8, sync[1])
+                .map_err(|_| HwError::Refused)?;
+        }
+        // CERROR_ABT: the entry is retried as it is once acknowledged.
+        let ack = gerrorn.with_cmdq_err(gerror.cmdq_err());
+        self.w32(Register::GERRORN, ack.0);
+        Ok(cons.rd())
+    }
+
+    /// Appends a CMD_SYNC and waits (boundedly) until the SMMU consumed it.
+    pub fn sync(&self) -> Result<(), HwError> {
+        let mut q = self.cmdq.lock();
+        let sync_at = q.prod;
+        self.push(&mut q, CmdSync::new().with_cs(CmdSyncCs::SIG_NONE).encode())?;
+        self.w32(Register::CMDQ_PROD, q.prod);
+        self.stats.lock().syncs += 1;
+        let size = self.cmdq_size();
+        let mask = (size << 1) - 1;
+        for _ in 0..POLL_LIMIT {
+            let cons = self.handle_cmdq_error(&mut q)?;
+            // Past the SYNC once CONS is beyond it (index plus wrap bit).
+            let dist = cons.wrapping_sub(sync_at.wrapping_add(1)) & mask;
+            if dist < size {
+                return Ok(());
+            }
+        }
+        Err(HwError::Timeout)
+    }
+
+    // ---- event queue ----
+
+    /// Takes up to `max` events from the event queue; an overflow is counted
+    /// and acknowledged.
+    pub fn drain_events(&self, max: usize) -> Vec<Event> {
+        let mut cons = self.evt_cons.lock();
+        let size = 1u32 << self.layout.evtq_log2;
+        let mask = (size << 1) - 1;
+        let prod = EventqProd(self.r32(Register::EVENTQ_PROD));
+        let mut out = Vec::new();
+        while *cons & mask != prod.wr() & mask && out.len() < max {
+            let at = self.layout.evtq + 32 * u64::from(*cons & (size - 1));
+            let mut w = [0u64; 4];
+            for (i, x) in w.iter_mut().enumerate() {
+                *x = self.mem.read_u64(at + 8 * i as u64).unwrap_or(0);
+            }
+            if let Ok(e) = Event::decode(w) {
+                out.push(e);
+            }
+            *cons = (*cons + 1) & mask;
+        }
+        let mut c = EventqCons(*cons);
+        let old = EventqCons(self.r32(Register::EVENTQ_CONS));
+        if prod.ovflg() != old.ovackflg() {
+            self.stats.lock().event_overflows += 1;
+        }
+        c = c.with_ovackflg(prod.ovflg());
+        self.w32(Register::EVENTQ_CONS, c.0);
+        out
+    }
+}
+
+/// Applies each hitless-update step to the live STE, then CFGI_STE + SYNC.
+struct StepWriter<'a, R: RegisterAccess, M: DmaMemory> {
+    drv: &'a SmmuDriver<R, M>,
+    at: u64,
+    sid: u32,
+    err: Option<HwError>,
+}
+
+impl<R: RegisterAccess, M: DmaMemory> EntryWriter for StepWriter<'_, R, M> {
+    fn write_qword(&mut self, index: usize, value: u64) {
+        if self
+            .drv
+            .mem
+            .write_u64(self.at + 8 * index as u64, value)
+            .is_err()
+        {
+            self.err = Some(HwError::Refused);
+        }
+    }
+    fn sync(&mut self) {
+        let cfgi = Command::CfgiSte(CmdCfgiSte::new().with_stream_id(self.sid).with_leaf(true));
+        if let Err(e) = self.drv.submit(&[cfgi]).and_then(|()| self.drv.sync()) {
+            self.err = Some(e);
+        }
+    }
+}
