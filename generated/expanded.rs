@@ -45934,7 +45934,7 @@ pub mod mmio {
                 let new = half.merge(old, value) & 0x5df;
                 h.store(reg, new);
                 h.write_cr0(old, new);
-                h.store(crate::Register::CR0ACK, new & 0x5df);
+                h.store(crate::Register::CR0ACK, h.load(reg) & 0x5df);
                 crate::WriteEffect::Stored
             }
             crate::Register::CR1 => {
@@ -45973,7 +45973,7 @@ pub mod mmio {
                 let new = half.merge(old, value) & 0x7;
                 h.store(reg, new);
                 h.write_irq_ctrl(old, new);
-                h.store(crate::Register::IRQ_CTRLACK, new & 0x7);
+                h.store(crate::Register::IRQ_CTRLACK, h.load(reg) & 0x7);
                 crate::WriteEffect::Stored
             }
             crate::Register::GERRORN => {

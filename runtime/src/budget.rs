@@ -69,6 +69,11 @@ impl HwBudget {
         self.rate_per_ms
     }
 
+    /// The most tokens the bucket holds.
+    pub fn burst(&self) -> u64 {
+        self.burst
+    }
+
     pub fn tokens(&self) -> u64 {
         self.tokens
     }

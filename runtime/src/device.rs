@@ -443,28 +443,30 @@ impl Vsmmu {
         }
     }
 
-    /// Sends pending invalidations to the hardware, as far as the budget allows.
+    /// Sends pending invalidations to the hardware, as far as the budget
+    /// allows, in pieces the budget can always hold (so a small burst only
+    /// delays completion, never blocks it).
     fn flush_invalidations(&mut self, ports: &mut Ports<'_>) -> Result<(), Stop> {
+        let piece = (self.budget.burst() as usize).clamp(1, MAX_PER_SMMU);
         let smmus: Vec<SmmuId> = self.batch.cmds.keys().copied().collect();
         for smmu in smmus {
-            let cmds = self.batch.take(smmu);
-            if cmds.is_empty() {
-                continue;
-            }
-            let n = cmds.len() as u64;
-            if !self.budget.take(n) {
-                self.stats.hw_budget_exhausted += 1;
-                let wait = self.budget.wait_ns(n);
-                self.batch.put_back(smmu, cmds);
-                return Err(Stop::Hardware(wait));
-            }
-            for chunk in cmds.chunks(MAX_PER_SMMU) {
-                if ports.hw.invalidate(smmu, chunk).is_err() {
+            let mut cmds = self.batch.take(smmu);
+            while !cmds.is_empty() {
+                let n = cmds.len().min(piece);
+                if !self.budget.take(n as u64) {
+                    self.stats.hw_budget_exhausted += 1;
+                    let wait = self.budget.wait_ns(n as u64);
+                    self.batch.put_back(smmu, cmds);
+                    return Err(Stop::Hardware(wait));
+                }
+                let rest = cmds.split_off(n);
+                if ports.hw.invalidate(smmu, &cmds).is_err() {
                     self.stats.hw_errors += 1;
                 }
+                self.stats.hw_commands += n as u64;
+                self.batch.unsynced.insert(smmu);
+                cmds = rest;
             }
-            self.stats.hw_commands += n;
-            self.batch.unsynced.insert(smmu);
         }
         Ok(())
     }
