@@ -7,6 +7,7 @@ extern crate alloc;
 pub mod domain;
 pub mod driver;
 mod lock;
+pub mod model;
 pub mod s2pt;
 pub mod ste;
 pub mod ste_writer;

@@ -1,0 +1,142 @@
+//! The register file: a [`RegisterBank`] behind the generated MMIO dispatch.
+//! Handlers only update registers and note what the model must do next
+//! (consume the Command queue); the model does the memory work afterwards.
+
+use smmuv3::regs::*;
+use smmuv3::{mmio::MmioHandlers, Register, RegisterBank};
+
+/// Work a register write leaves for the model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pending {
+    /// The Command queue may have commands to consume.
+    pub cmdq: bool,
+}
+
+/// Register state of the model. Identification registers live in the bank too,
+/// so that ILLEGAL rules read them through the same [`RegisterBank`].
+#[derive(Clone, Debug)]
+pub struct Regs {
+    pub bank: RegisterBank,
+    pub pending: Pending,
+}
+
+impl Regs {
+    pub fn get(&self, reg: Register) -> u64 {
+        self.bank.get(reg)
+    }
+
+    pub fn set(&mut self, reg: Register, v: u64) {
+        self.bank.set(reg, v);
+    }
+
+    pub fn idr0(&self) -> Idr0 {
+        Idr0(self.get(Register::IDR0) as u32)
+    }
+
+    pub fn idr1(&self) -> Idr1 {
+        Idr1(self.get(Register::IDR1) as u32)
+    }
+
+    pub fn idr3(&self) -> Idr3 {
+        Idr3(self.get(Register::IDR3) as u32)
+    }
+
+    pub fn idr5(&self) -> Idr5 {
+        Idr5(self.get(Register::IDR5) as u32)
+    }
+
+    pub fn cr0(&self) -> Cr0 {
+        Cr0(self.get(Register::CR0) as u32)
+    }
+
+    pub fn irq_ctrl(&self) -> IrqCtrl {
+        IrqCtrl(self.get(Register::IRQ_CTRL) as u32)
+    }
+
+    pub fn gerror(&self) -> Gerror {
+        Gerror(self.get(Register::GERROR) as u32)
+    }
+
+    pub fn gerrorn(&self) -> Gerrorn {
+        Gerrorn(self.get(Register::GERRORN) as u32)
+    }
+
+    /// Whether GERROR.CMDQ_ERR is active (differs from GERRORN).
+    pub fn cmdq_err_active(&self) -> bool {
+        self.gerror().cmdq_err() != self.gerrorn().cmdq_err()
+    }
+
+    /// Whether GERROR.EVENTQ_ABT_ERR is active.
+    pub fn eventq_abt_active(&self) -> bool {
+        self.gerror().eventq_abt_err() != self.gerrorn().eventq_abt_err()
+    }
+
+    /// Output address size in bits (SMMU_IDR5.OAS).
+    pub fn oas_bits(&self) -> u32 {
+        ps_bits(self.idr5().oas().0)
+    }
+}
+
+/// Bits of a 3-bit PS/IPS/OAS encoding (reserved values as the largest).
+pub fn ps_bits(enc: u8) -> u32 {
+    match enc {
+        0 => 32,
+        1 => 36,
+        2 => 40,
+        3 => 42,
+        4 => 44,
+        5 => 48,
+        6 => 52,
+        _ => 56,
+    }
+}
+
+impl MmioHandlers for Regs {
+    fn ident(&self, reg: Register) -> u64 {
+        self.bank.get(reg)
+    }
+
+    fn load(&self, reg: Register) -> u64 {
+        self.bank.get(reg)
+    }
+
+    fn store(&mut self, reg: Register, value: u64) {
+        self.bank.set(reg, value);
+    }
+
+    fn write_cr0(&mut self, old: u64, new: u64) {
+        // Updates complete at once; the dispatch mirrors CR0 into CR0ACK.
+        if !Cr0(old as u32).cmdqen() && Cr0(new as u32).cmdqen() {
+            self.pending.cmdq = true;
+        }
+    }
+
+    fn write_gbpa(&mut self, _old: u64, new: u64) {
+        // The update completes immediately: Update reads back as 0.
+        let done = Gbpa(new as u32).with_update(false);
+        self.bank.set(Register::GBPA, done.0 as u64);
+    }
+
+    fn write_irq_ctrl(&mut self, _old: u64, _new: u64) {}
+
+    fn write_gerrorn(&mut self, _old: u64, _new: u64) {
+        // Acknowledging CMDQ_ERR lets consumption resume.
+        if !self.cmdq_err_active() {
+            self.pending.cmdq = true;
+        }
+    }
+
+    fn write_cmdq_prod(&mut self, _old: u64, _new: u64) {
+        self.pending.cmdq = true;
+    }
+
+    fn write_gatos_ctrl(&mut self, _old: u64, _new: u64) {}
+
+    fn write_gmpam(&mut self, _old: u64, _new: u64) {}
+
+    fn write_gbpmpam(&mut self, _old: u64, _new: u64) {}
+
+    fn write_eventq_cons(&mut self, _old: u64, _new: u64) {}
+
+    fn write_priq_cons(&mut self, _old: u64, _new: u64) {}
+}
