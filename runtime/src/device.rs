@@ -773,7 +773,13 @@ impl Vsmmu {
         self.pump(ports);
     }
 
-    fn on_gbpa(&mut self, new: u64) {
+    fn on_gbpa(&mut self, old: u64, new: u64) {
+        // A write must request the update (Update=1); one that does not is
+        // ignored, as SMMUv3.2 and later behave.
+        if !Gbpa(new as u32).update() {
+            self.regs.set(Register::GBPA, old);
+            return;
+        }
         // The update completes at once; it matters only while SMMUEN=0.
         let g = Gbpa(new as u32).with_update(false);
         self.regs.set(Register::GBPA, u64::from(g.0));
@@ -813,8 +819,8 @@ impl MmioHandlers for Ctx<'_, '_, '_> {
     fn write_cr0(&mut self, old: u64, new: u64) {
         self.v.on_cr0(self.ports, old, new);
     }
-    fn write_gbpa(&mut self, _old: u64, new: u64) {
-        self.v.on_gbpa(new);
+    fn write_gbpa(&mut self, old: u64, new: u64) {
+        self.v.on_gbpa(old, new);
         self.v.pump(self.ports);
     }
     fn write_gmpam(&mut self, _old: u64, new: u64) {
