@@ -6,6 +6,7 @@ extern crate alloc;
 
 pub mod domain;
 pub mod driver;
+pub mod embedded;
 mod lock;
 pub mod model;
 pub mod s2pt;
