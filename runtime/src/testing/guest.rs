@@ -17,6 +17,7 @@ use smmuv3::Register;
 use super::FakePlatform;
 use crate::device::Vsmmu;
 use crate::ports::Ipa;
+use crate::ports::Ports;
 
 /// Where the guest puts its structures, and how it talks to the SMMU.
 #[derive(Clone, Copy, Debug)]
@@ -64,10 +65,45 @@ pub enum GuestError {
     CommandError(u8),
 }
 
+/// What the guest model needs of the platform it runs on: the ports for a
+/// call into the vSMMU, its own memory by IPA, and the hypervisor's deferred
+/// work queue.
+pub trait GuestPlatform {
+    fn ports(&mut self) -> Ports<'_>;
+    /// A doubleword of guest memory (zero where there is none).
+    fn guest_read_u64(&mut self, ipa: u64) -> u64;
+    /// Writes a doubleword of guest memory (ignored where there is none).
+    fn guest_write_u64(&mut self, ipa: u64, v: u64);
+    /// Takes a pending deferred-work request and lets the time it asked for pass.
+    fn take_deferral(&mut self) -> bool;
+}
+
+impl GuestPlatform for FakePlatform {
+    fn ports(&mut self) -> Ports<'_> {
+        FakePlatform::ports(self)
+    }
+    fn guest_read_u64(&mut self, ipa: u64) -> u64 {
+        self.ram.read_u64(ipa)
+    }
+    fn guest_write_u64(&mut self, ipa: u64, v: u64) {
+        self.ram.write_u64(ipa, v)
+    }
+    fn take_deferral(&mut self) -> bool {
+        if !self.defer.pending {
+            return false;
+        }
+        self.defer.pending = false;
+        self.now_ns = self
+            .now_ns
+            .saturating_add(self.defer.last_after_ns.max(1_000));
+        true
+    }
+}
+
 /// The guest's driver state plus the platform it runs on.
-pub struct LinuxGuest {
+pub struct LinuxGuest<P: GuestPlatform = FakePlatform> {
     pub v: Vsmmu,
-    pub p: FakePlatform,
+    pub p: P,
     pub layout: GuestLayout,
     /// The guest's copy of CMDQ_PROD.
     pub prod: u32,
@@ -83,8 +119,8 @@ pub fn offset(reg: Register) -> u32 {
     reg.info().frame_offset()
 }
 
-impl LinuxGuest {
-    pub fn new(v: Vsmmu, p: FakePlatform, layout: GuestLayout) -> Self {
+impl<P: GuestPlatform> LinuxGuest<P> {
+    pub fn new(v: Vsmmu, p: P, layout: GuestLayout) -> Self {
         let next_l2 = layout.l2_pool;
         LinuxGuest {
             v,
@@ -122,12 +158,7 @@ impl LinuxGuest {
 
     /// What a hypervisor does between guest polls: run deferred work if asked.
     pub fn run_deferred(&mut self) {
-        if self.p.defer.pending {
-            self.p.defer.pending = false;
-            self.p.now_ns = self
-                .p
-                .now_ns
-                .saturating_add(self.p.defer.last_after_ns.max(1_000));
+        if self.p.take_deferral() {
             let mut ports = self.p.ports();
             self.v.run_deferred(&mut ports);
         }
@@ -248,11 +279,11 @@ impl LinuxGuest {
         if l.two_level {
             let l1_entries = 1u64 << sidsize.saturating_sub(8);
             for i in 0..l1_entries {
-                self.p.ram.write_u64(l.strtab + 8 * i, 0);
+                self.p.guest_write_u64(l.strtab + 8 * i, 0);
             }
         } else {
             for sid in 0..(1u64 << sidsize) {
-                self.p.ram.write_words(l.strtab + 64 * sid, &abort.0);
+                self.write_words(l.strtab + 64 * sid, &abort.0);
             }
         }
     }
@@ -265,16 +296,16 @@ impl LinuxGuest {
             return l.strtab + 64 * u64::from(sid);
         }
         let l1_addr = l.strtab + 8 * u64::from(sid >> 8);
-        let mut l1 = L1std([self.p.ram.read_u64(l1_addr)]);
+        let mut l1 = L1std([self.p.guest_read_u64(l1_addr)]);
         if l1.span() == 0 {
             let l2 = self.next_l2;
             self.next_l2 += 256 * 64;
             let abort = Ste::new().with_v(true).with_config(SteConfig::ABORT);
             for i in 0..256 {
-                self.p.ram.write_words(l2 + 64 * i, &abort.0);
+                self.write_words(l2 + 64 * i, &abort.0);
             }
             l1 = L1std::new().with_span(9).with_l2_ptr(l2);
-            self.p.ram.write_u64(l1_addr, l1.0[0]);
+            self.p.guest_write_u64(l1_addr, l1.0[0]);
         }
         l1.l2_ptr() + 64 * u64::from(sid & 0xff)
     }
@@ -306,7 +337,7 @@ impl LinuxGuest {
                 return Err(GuestError::CommandError(cons.err().0));
             }
             let done = if l.msi_poll {
-                self.p.ram.read_u64(slot) as u32 == 0
+                self.p.guest_read_u64(slot) as u32 == 0
             } else {
                 passed(cons.rd(), sync_ptr, l.cmdq_log2)
             };
@@ -331,7 +362,7 @@ impl LinuxGuest {
                 && (self.prod & size) != (cons & size);
             if !full {
                 let at = self.layout.cmdq + 16 * u64::from(self.prod & (size - 1));
-                self.p.ram.write_words(at, &words);
+                self.write_words(at, &words);
                 self.prod = (self.prod + 1) & mask;
                 return Ok(());
             }
@@ -383,13 +414,13 @@ impl LinuxGuest {
             .with_ttb0(ttb0)
             .with_mair0(0x0044_ff04);
         let at = self.cd_table(sid);
-        self.p.ram.write_words(at, &cd.0);
+        self.write_words(at, &cd.0);
     }
 
     /// Writes an STE and invalidates it.
     pub fn write_ste(&mut self, sid: u32, ste: Ste) -> Result<(), GuestError> {
         let at = self.ste_addr(sid);
-        self.p.ram.write_words(at, &ste.0);
+        self.write_words(at, &ste.0);
         self.issue(&[Command::CfgiSte(
             CmdCfgiSte::new().with_stream_id(sid).with_leaf(true),
         )])
@@ -422,7 +453,8 @@ impl LinuxGuest {
         let prod = EventqProd(self.read(Register::EVENTQ_PROD) as u32);
         while self.evt_cons & mask != prod.wr() & mask {
             let at = l.evtq + 32 * u64::from(self.evt_cons & (size - 1));
-            let words = self.p.ram.read_words::<4>(at);
+            let words =
+                core::array::from_fn::<u64, 4, _>(|i| self.p.guest_read_u64(at + 8 * i as u64));
             if let Ok(e) = Event::decode(words) {
                 out.push(e);
             }
@@ -434,11 +466,20 @@ impl LinuxGuest {
         out
     }
 
-    /// Bytes of guest memory (for checking MSI writes).
-    pub fn ram_u32(&self, ipa: u64) -> u32 {
-        self.p.ram.read_u64(ipa) as u32
+    /// Writes doublewords of guest memory.
+    pub fn write_words(&mut self, ipa: u64, words: &[u64]) {
+        for (i, w) in words.iter().enumerate() {
+            self.p.guest_write_u64(ipa + 8 * i as u64, *w);
+        }
     }
 
+    /// A word of guest memory (for checking MSI writes).
+    pub fn ram_u32(&mut self, ipa: u64) -> u32 {
+        self.p.guest_read_u64(ipa) as u32
+    }
+}
+
+impl LinuxGuest<FakePlatform> {
     pub fn ipa(&self, off: u64) -> Ipa {
         Ipa(self.p.ram.base + off)
     }
