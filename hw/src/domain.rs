@@ -1,6 +1,7 @@
 //! The runtime's `PhysicalSmmu` for one domain: the domain's stage 2 merged
 //! into every STE, commands to the drivers of the SMMUs the domain uses.
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use smmuv3::cmd::Command;
@@ -76,14 +77,14 @@ pub fn check_ste(ste: &Ste, caps: &PhysCaps) -> Result<(), SteRefusal> {
 
 /// One domain's view of the physical SMMUs it uses.
 pub struct DomainHw<'a> {
-    pub smmus: Vec<(SmmuId, &'a dyn SmmuOps)>,
+    pub smmus: Vec<(SmmuId, Arc<dyn SmmuOps + 'a>)>,
     pub s2: S2Config,
     /// STEs refused by `check_ste` (the stream was set to abort instead).
     pub refused: u64,
 }
 
 impl<'a> DomainHw<'a> {
-    pub fn new(s2: S2Config, smmus: Vec<(SmmuId, &'a dyn SmmuOps)>) -> Self {
+    pub fn new(s2: S2Config, smmus: Vec<(SmmuId, Arc<dyn SmmuOps + 'a>)>) -> Self {
         DomainHw {
             smmus,
             s2,
@@ -91,11 +92,11 @@ impl<'a> DomainHw<'a> {
         }
     }
 
-    fn smmu(&self, id: SmmuId) -> Result<&'a dyn SmmuOps, HwError> {
+    fn smmu(&self, id: SmmuId) -> Result<Arc<dyn SmmuOps + 'a>, HwError> {
         self.smmus
             .iter()
             .find(|(s, _)| *s == id)
-            .map(|(_, d)| *d)
+            .map(|(_, d)| d.clone())
             .ok_or(HwError::NoSuchSmmu)
     }
 }

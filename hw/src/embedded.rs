@@ -115,3 +115,27 @@ impl<T: DmaMemory + ?Sized> DmaMemory for &T {
         (**self).write(pa, data)
     }
 }
+
+impl<T: RegisterAccess + ?Sized> RegisterAccess for alloc::sync::Arc<T> {
+    fn read32(&self, offset: u32) -> u32 {
+        (**self).read32(offset)
+    }
+    fn write32(&self, offset: u32, value: u32) {
+        (**self).write32(offset, value)
+    }
+    fn read64(&self, offset: u32) -> u64 {
+        (**self).read64(offset)
+    }
+    fn write64(&self, offset: u32, value: u64) {
+        (**self).write64(offset, value)
+    }
+}
+
+impl<T: DmaMemory + ?Sized> DmaMemory for alloc::sync::Arc<T> {
+    fn read(&self, pa: u64, buf: &mut [u8]) -> Result<(), DmaFault> {
+        (**self).read(pa, buf)
+    }
+    fn write(&self, pa: u64, data: &[u8]) -> Result<(), DmaFault> {
+        (**self).write(pa, data)
+    }
+}

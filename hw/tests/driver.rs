@@ -2,6 +2,8 @@
 //! model: reset, stage-2-only and nested streams carrying real DMA, hitless
 //! updates, command errors and events.
 
+use std::sync::Arc;
+
 use smmuv3::cmd::{CmdTlbiEl2All, CmdTlbiNhAll, Command};
 use smmuv3::evt::{Event, FTranslationClass};
 use smmuv3::regs::{Cr0, Iidr};
@@ -117,7 +119,7 @@ fn guest_cd(mem: &EmbeddedSmmu, cd_ipa: u64, asid: u16, ttb0: u64) {
 #[test]
 fn the_driver_resets_and_enables_the_smmu_in_linux_s_order() {
     let p = platform();
-    let d = SmmuDriver::new(&p, &p, layout()).unwrap();
+    let d = Arc::new(SmmuDriver::new(&p, &p, layout()).unwrap());
     let ack = Cr0(p.read32(Register::CR0ACK.info().frame_offset()));
     assert!(ack.smmuen() && ack.cmdqen() && ack.eventqen());
     assert!(
@@ -161,9 +163,12 @@ fn parts_with_a_nesting_erratum_or_without_stage_2_are_refused() {
 #[test]
 fn a_stage_2_only_stream_carries_dma_to_the_domain_s_memory() {
     let p = platform();
-    let d = SmmuDriver::new(&p, &p, layout()).unwrap();
+    let d = Arc::new(SmmuDriver::new(&p, &p, layout()).unwrap());
     let s2 = stage2(&p);
-    let mut hw = DomainHw::new(s2.config(1, 44), vec![(SmmuId(0), &d as &dyn SmmuOps)]);
+    let mut hw = DomainHw::new(
+        s2.config(1, 44),
+        vec![(SmmuId(0), d.clone() as Arc<dyn SmmuOps>)],
+    );
     let stream = PhysStream {
         smmu: SmmuId(0),
         psid: 8,
@@ -185,9 +190,12 @@ fn a_stage_2_only_stream_carries_dma_to_the_domain_s_memory() {
 #[test]
 fn a_nested_stream_translates_through_the_guest_s_stage_1_and_the_domain_s_stage_2() {
     let p = platform();
-    let d = SmmuDriver::new(&p, &p, layout()).unwrap();
+    let d = Arc::new(SmmuDriver::new(&p, &p, layout()).unwrap());
     let s2 = stage2(&p);
-    let mut hw = DomainHw::new(s2.config(1, 44), vec![(SmmuId(0), &d as &dyn SmmuOps)]);
+    let mut hw = DomainHw::new(
+        s2.config(1, 44),
+        vec![(SmmuId(0), d.clone() as Arc<dyn SmmuOps>)],
+    );
     let (iova, ipa) = (0x1000_0000, GUEST_IPA + 0x20_0000);
     let root = guest_s1(&p, iova, ipa, true);
     let cd_ipa = GUEST_IPA + 0x8000;
@@ -226,7 +234,7 @@ fn a_nested_stream_translates_through_the_guest_s_stage_1_and_the_domain_s_stage
 #[test]
 fn an_illegal_command_is_reported_and_skipped_and_the_queue_goes_on() {
     let p = platform();
-    let d = SmmuDriver::new(&p, &p, layout()).unwrap();
+    let d = Arc::new(SmmuDriver::new(&p, &p, layout()).unwrap());
     // QEMU virt has no Hyp: TLBI_EL2_ALL is ILLEGAL.
     let cmds = [
         Command::TlbiEl2All(CmdTlbiEl2All::new()),
@@ -241,12 +249,12 @@ fn an_illegal_command_is_reported_and_skipped_and_the_queue_goes_on() {
 #[test]
 fn an_ste_the_hardware_cannot_take_is_never_sent() {
     let p = platform();
-    let d = SmmuDriver::new(&p, &p, layout()).unwrap();
+    let d = Arc::new(SmmuDriver::new(&p, &p, layout()).unwrap());
     let s2 = stage2(&p);
     // An output size beyond the SMMU's OAS (44 bits) would be refused.
     let mut cfg = s2.config(1, 44);
     cfg.ps = SteS2ps::PS_52_BIT;
-    let mut hw = DomainHw::new(cfg, vec![(SmmuId(0), &d as &dyn SmmuOps)]);
+    let mut hw = DomainHw::new(cfg, vec![(SmmuId(0), d.clone() as Arc<dyn SmmuOps>)]);
     let stream = PhysStream {
         smmu: SmmuId(0),
         psid: 9,
@@ -259,9 +267,12 @@ fn an_ste_the_hardware_cannot_take_is_never_sent() {
 #[test]
 fn stage_2_unmap_cuts_off_dma_after_invalidation() {
     let p = platform();
-    let d = SmmuDriver::new(&p, &p, layout()).unwrap();
+    let d = Arc::new(SmmuDriver::new(&p, &p, layout()).unwrap());
     let mut s2 = stage2(&p);
-    let mut hw = DomainHw::new(s2.config(1, 44), vec![(SmmuId(0), &d as &dyn SmmuOps)]);
+    let mut hw = DomainHw::new(
+        s2.config(1, 44),
+        vec![(SmmuId(0), d.clone() as Arc<dyn SmmuOps>)],
+    );
     hw.install(
         PhysStream {
             smmu: SmmuId(0),

@@ -1,3 +1,329 @@
-//! The platform simulation and end-to-end scenarios (a later issue).
+//! The testbed: a platform with physical RAM and the software SMMUv3 model,
+//! the physical driver on it, and a small hypervisor whose domains each get
+//! stage-2 tables, a vSMMU wired to the driver, and a Linux guest-driver model.
+//! Devices DMA through the model; events go from the physical event queue
+//! to the owning domain's guest.
+
+use std::sync::Arc;
+
+use smmuv3::structs::*;
+use smmuv3_hw::domain::{DomainHw, SmmuOps};
+use smmuv3_hw::driver::{DriverLayout, SmmuDriver};
+use smmuv3_hw::embedded::EmbeddedSmmu;
+use smmuv3_hw::model::{FaultKind, ModelConfig};
+use smmuv3_hw::s2pt::{FrameAlloc, S2PageTable, S2Perm};
+use smmuv3_hw::transport::DmaMemory;
+use vsmmu::testing::{CountingDeferrer, GuestLayout, GuestPlatform, LinuxGuest, RecordingIrq};
+use vsmmu::*;
 
 pub use smmuv3_hw;
+pub use vsmmu;
+
+/// Physical memory map of the testbed.
+pub const PA_BASE: u64 = 0x8000_0000;
+pub const PA_SIZE: usize = 0x1000_0000;
+/// Where each domain's guest RAM starts in IPA space, and its size.
+pub const GUEST_IPA: u64 = 0x4000_0000;
+pub const GUEST_SIZE: u64 = 0x100_0000;
+/// The one physical SMMU.
+pub const SMMU: SmmuId = SmmuId(0);
+
+pub type Driver = SmmuDriver<Arc<EmbeddedSmmu>, Arc<EmbeddedSmmu>>;
+
+/// The machine: RAM, the model SMMU and the hypervisor's driver for it.
+pub struct Machine {
+    pub smmu: Arc<EmbeddedSmmu>,
+    pub driver: Arc<Driver>,
+    pub owners: PsidOwners,
+    next_domain: u32,
+}
+
+impl Machine {
+    pub fn new() -> Self {
+        let smmu = Arc::new(EmbeddedSmmu::new(ModelConfig::default(), PA_BASE, PA_SIZE));
+        let layout = DriverLayout {
+            strtab: PA_BASE,
+            sid_bits: 16,
+            two_level: true,
+            l2_pool: PA_BASE + 0x10_0000,
+            cmdq: PA_BASE + 0x40_0000,
+            cmdq_log2: 8,
+            evtq: PA_BASE + 0x50_0000,
+            evtq_log2: 10,
+        };
+        let driver =
+            Arc::new(SmmuDriver::new(smmu.clone(), smmu.clone(), layout).expect("the model nests"));
+        Machine {
+            smmu,
+            driver,
+            owners: PsidOwners::new(),
+            next_domain: 1,
+        }
+    }
+
+    /// A domain with VMID `vmid`, its guest RAM at a PA of its own, and the
+    /// devices `(vsid, psid)`; the guest model is ready to boot.
+    pub fn domain(
+        &mut self,
+        vmid: u16,
+        devices: &[(u32, u32)],
+        layout_tweak: impl FnOnce(&mut GuestLayout),
+    ) -> Result<Guest, MapError> {
+        let id = DomainId(self.next_domain);
+        self.next_domain += 1;
+        // Guest RAM and the stage-2 tables live in the domain's own 16 MiB slices.
+        let slot = u64::from(id.0);
+        let guest_pa = PA_BASE + 0x100_0000 * (2 * slot);
+        let tables = FrameAlloc {
+            next: PA_BASE + 0x100_0000 * (2 * slot + 1),
+            end: PA_BASE + 0x100_0000 * (2 * slot + 2),
+        };
+        let mut s2 = S2PageTable::new(&*self.smmu, tables, 40).expect("table memory");
+        s2.map(&*self.smmu, GUEST_IPA, guest_pa, GUEST_SIZE, S2Perm::RW)
+            .expect("guest RAM maps");
+        let mut map = StreamMap::new();
+        for (vsid, psid) in devices {
+            map.add_device(
+                &mut self.owners,
+                id,
+                *vsid,
+                PhysStream {
+                    smmu: SMMU,
+                    psid: *psid,
+                },
+            )?;
+        }
+        let mut platform = DomainPlatform {
+            smmu: self.smmu.clone(),
+            view: GuestView {
+                smmu: self.smmu.clone(),
+                guest_pa,
+            },
+            hw: DomainHw::new(
+                s2.config(vmid, 44),
+                vec![(SMMU, self.driver.clone() as Arc<dyn SmmuOps>)],
+            ),
+            guest_pa,
+            irq: RecordingIrq::default(),
+            defer: CountingDeferrer::default(),
+            now_ns: 0,
+        };
+        let mut cfg = VsmmuConfig::new(id, vmid, 40);
+        cfg.msi = true;
+        let v = Vsmmu::new(cfg, map, &mut platform.hw).expect("the domain's SMMU is known");
+        let mut layout = GuestLayout::at(GUEST_IPA);
+        layout.msi_poll = true;
+        layout_tweak(&mut layout);
+        Ok(Guest {
+            g: LinuxGuest::new(v, platform, layout),
+            s2,
+        })
+    }
+
+    /// A device with physical StreamID `psid` reads memory through the SMMU.
+    pub fn dma_read(&self, psid: u32, iova: u64, len: usize) -> Result<Vec<u8>, FaultKind> {
+        let mut buf = vec![0u8; len];
+        self.smmu.dma_read(psid, None, iova, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// A device with physical StreamID `psid` writes memory through the SMMU.
+    pub fn dma_write(&self, psid: u32, iova: u64, data: &[u8]) -> Result<(), FaultKind> {
+        self.smmu.dma_write(psid, None, iova, data)
+    }
+
+    /// Drains the physical event queue and hands each event to the guest
+    /// that owns its stream; returns what happened to each.
+    pub fn route_events(&self, guests: &mut [&mut Guest]) -> Vec<EventOutcome> {
+        let mut out = Vec::new();
+        for e in self.driver.drain_events(1024) {
+            let ev = PhysEvent {
+                smmu: SMMU,
+                event: e,
+            };
+            let mut outcome = EventOutcome::NotOurs;
+            for g in guests.iter_mut() {
+                let mut ports = g.g.p.ports();
+                outcome = g.g.v.deliver_event(&mut ports, ev);
+                if outcome != EventOutcome::NotOurs {
+                    break;
+                }
+            }
+            out.push(outcome);
+        }
+        out
+    }
+}
+
+impl Default for Machine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A domain's side of the machine, as its vSMMU and guest model see it.
+pub struct DomainPlatform {
+    pub smmu: Arc<EmbeddedSmmu>,
+    view: GuestView,
+    pub hw: DomainHw<'static>,
+    /// PA of guest RAM (IPA `GUEST_IPA`).
+    pub guest_pa: u64,
+    pub irq: RecordingIrq,
+    pub defer: CountingDeferrer,
+    pub now_ns: u64,
+}
+
+impl DomainPlatform {
+    /// The PA behind a guest IPA, if it is guest RAM.
+    pub fn pa(&self, ipa: u64, len: u64) -> Option<u64> {
+        let off = ipa.checked_sub(GUEST_IPA)?;
+        (off.checked_add(len)? <= GUEST_SIZE).then_some(self.guest_pa + off)
+    }
+}
+
+/// Guest memory: the domain's RAM window of physical memory.
+struct GuestView {
+    smmu: Arc<EmbeddedSmmu>,
+    guest_pa: u64,
+}
+
+impl GuestView {
+    fn pa(&self, ipa: Ipa, len: usize) -> Result<u64, MemFault> {
+        let off = ipa.0.checked_sub(GUEST_IPA).ok_or(MemFault { ipa })?;
+        match off.checked_add(len as u64) {
+            Some(end) if end <= GUEST_SIZE => Ok(self.guest_pa + off),
+            _ => Err(MemFault { ipa }),
+        }
+    }
+}
+
+impl GuestMemory for GuestView {
+    fn read(&mut self, ipa: Ipa, buf: &mut [u8]) -> Result<(), MemFault> {
+        let pa = self.pa(ipa, buf.len())?;
+        self.smmu.read(pa, buf).map_err(|_| MemFault { ipa })
+    }
+    fn write(&mut self, ipa: Ipa, data: &[u8]) -> Result<(), MemFault> {
+        let pa = self.pa(ipa, data.len())?;
+        self.smmu.write(pa, data).map_err(|_| MemFault { ipa })
+    }
+    fn is_backed(&self, ipa: Ipa, len: u64) -> bool {
+        usize::try_from(len).is_ok_and(|l| self.pa(ipa, l).is_ok())
+    }
+}
+
+impl GuestPlatform for DomainPlatform {
+    fn ports(&mut self) -> Ports<'_> {
+        Ports {
+            mem: &mut self.view,
+            hw: &mut self.hw,
+            irq: &mut self.irq,
+            defer: &mut self.defer,
+            now_ns: self.now_ns,
+        }
+    }
+    fn guest_read_u64(&mut self, ipa: u64) -> u64 {
+        self.pa(ipa, 8)
+            .and_then(|pa| self.smmu.read_u64(pa).ok())
+            .unwrap_or(0)
+    }
+    fn guest_write_u64(&mut self, ipa: u64, v: u64) {
+        if let Some(pa) = self.pa(ipa, 8) {
+            let _ = self.smmu.write_u64(pa, v);
+        }
+    }
+    fn take_deferral(&mut self) -> bool {
+        if !self.defer.pending {
+            return false;
+        }
+        self.defer.pending = false;
+        self.now_ns = self
+            .now_ns
+            .saturating_add(self.defer.last_after_ns.max(1_000));
+        true
+    }
+}
+
+/// A domain: its guest (vSMMU + Linux model) and its stage-2 tables.
+pub struct Guest {
+    pub g: LinuxGuest<DomainPlatform>,
+    pub s2: S2PageTable,
+}
+
+impl Guest {
+    /// The guest maps one 4K page `iova -> ipa` in its stage-1 tables rooted
+    /// at `root` (allocating tables from `pool`, an IPA bump pointer).
+    pub fn map_page(&mut self, root: u64, pool: &mut u64, iova: u64, ipa: u64, writable: bool) {
+        let mut table = root;
+        for level in 0..3u64 {
+            let at = table + 8 * ((iova >> (39 - 9 * level)) & 0x1ff);
+            let d = TtTable([self.g.p.guest_read_u64(at)]);
+            table = if d.valid() {
+                d.nlta()
+            } else {
+                let t = *pool;
+                *pool += 0x1000;
+                for i in 0..512 {
+                    self.g.p.guest_write_u64(t + 8 * i, 0);
+                }
+                self.g.p.guest_write_u64(
+                    at,
+                    TtTable::new()
+                        .with_valid(true)
+                        .with_type_(true)
+                        .with_nlta(t)
+                        .0[0],
+                );
+                t
+            };
+        }
+        let ap = if writable {
+            TtS1BlockPageAp::ALL_RW
+        } else {
+            TtS1BlockPageAp::ALL_RO
+        };
+        let leaf = TtS1BlockPage::new()
+            .with_valid(true)
+            .with_type_(true)
+            .with_ap(ap)
+            .with_sh(TtS1BlockPageSh::INNER_SHAREABLE)
+            .with_af(true)
+            .with_oa(ipa);
+        self.g
+            .p
+            .guest_write_u64(table + 8 * ((iova >> 12) & 0x1ff), leaf.0[0]);
+    }
+
+    /// The guest clears the leaf for `iova` (no TLBI: the caller decides).
+    pub fn unmap_page(&mut self, root: u64, iova: u64) {
+        let mut table = root;
+        for level in 0..3u64 {
+            let d = TtTable([self
+                .g
+                .p
+                .guest_read_u64(table + 8 * ((iova >> (39 - 9 * level)) & 0x1ff))]);
+            if !d.valid() {
+                return;
+            }
+            table = d.nlta();
+        }
+        self.g
+            .p
+            .guest_write_u64(table + 8 * ((iova >> 12) & 0x1ff), 0);
+    }
+
+    /// Bytes of guest memory at an IPA.
+    pub fn read_ipa(&self, ipa: u64, len: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; len];
+        if let Some(pa) = self.g.p.pa(ipa, len as u64) {
+            let _ = self.g.p.smmu.read(pa, &mut buf);
+        }
+        buf
+    }
+
+    /// Writes guest memory at an IPA.
+    pub fn write_ipa(&self, ipa: u64, data: &[u8]) {
+        if let Some(pa) = self.g.p.pa(ipa, data.len() as u64) {
+            let _ = self.g.p.smmu.write(pa, data);
+        }
+    }
+}
