@@ -1,15 +1,20 @@
 //! `vsmmu`: the project's command-line tool.
 //!
+//! - `vsmmu demo` runs a scripted guest on the embedded model;
 //! - `vsmmu decode KIND WORD...` decodes SMMUv3 words copied from a log;
 //! - `vsmmu regen [--check]` rewrites (or checks) what is generated from spec/.
 
 mod decode;
+mod demo;
 mod regen;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "\
 usage:
+  vsmmu demo
+      a scripted Linux guest on the embedded SMMUv3 model: bring-up, attach,
+      map, DMA, unmap, a fault; prints the trace and a summary
   vsmmu decode cmd|evt|ste|cd|l1std|l1cd|pri [--json] WORD...
       64-bit words in memory order, hex with or without 0x
       (e.g. vsmmu decode cmd 0x0000123400000003 0x1)
@@ -24,11 +29,12 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("decode") => decode::run(&args[1..]),
         Some("regen") => regen::run(&args[1..]),
+        Some("demo") => demo::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
         }
-        _ => Err("expected a subcommand: decode or regen (see `vsmmu --help`)".to_string()),
+        _ => Err("expected a subcommand: demo, decode or regen (see `vsmmu --help`)".to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,7 @@
 //! Devices DMA through the model; events go from the physical event queue
 //! to the owning domain's guest.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use smmuv3::structs::*;
 use smmuv3_hw::domain::{DomainHw, SmmuOps};
@@ -19,10 +19,12 @@ use vsmmu::*;
 pub use smmuv3_hw;
 pub use vsmmu;
 
-/// Physical memory map of the testbed.
-pub const PA_BASE: u64 = 0x8000_0000;
-pub const PA_SIZE: usize = 0x1000_0000;
-/// Where each domain's guest RAM starts in IPA space, and its size.
+/// Physical memory map of the testbed: the driver's structures in the first
+/// 16 MiB, then per domain 4 MiB of stage-2 tables and its guest RAM.
+pub const PA_BASE: u64 = 0x8_0000_0000;
+const DRIVER_AREA: u64 = 0x100_0000;
+const TABLE_AREA: u64 = 0x40_0000;
+/// Where each domain's guest RAM starts in IPA space, and its default size.
 pub const GUEST_IPA: u64 = 0x4000_0000;
 pub const GUEST_SIZE: u64 = 0x100_0000;
 /// The one physical SMMU.
@@ -34,13 +36,29 @@ pub type Driver = SmmuDriver<Arc<EmbeddedSmmu>, Arc<EmbeddedSmmu>>;
 pub struct Machine {
     pub smmu: Arc<EmbeddedSmmu>,
     pub driver: Arc<Driver>,
+    /// What the domains asked of the driver, in order.
+    pub trace: Arc<HwTrace>,
     pub owners: PsidOwners,
     next_domain: u32,
+    guest_size: u64,
+    max_domains: u32,
 }
 
 impl Machine {
+    /// Four domains of 16 MiB guest RAM each.
     pub fn new() -> Self {
-        let smmu = Arc::new(EmbeddedSmmu::new(ModelConfig::default(), PA_BASE, PA_SIZE));
+        Self::with_guest_ram(GUEST_SIZE, 4)
+    }
+
+    /// Room for `domains` domains of `guest_size` bytes of guest RAM each.
+    pub fn with_guest_ram(guest_size: u64, domains: u32) -> Self {
+        let guest_size = guest_size.next_multiple_of(0x20_0000);
+        let pa_size = DRIVER_AREA + u64::from(domains) * (TABLE_AREA + guest_size);
+        let smmu = Arc::new(EmbeddedSmmu::new(
+            ModelConfig::default(),
+            PA_BASE,
+            pa_size as usize,
+        ));
         let layout = DriverLayout {
             strtab: PA_BASE,
             sid_bits: 16,
@@ -56,8 +74,11 @@ impl Machine {
         Machine {
             smmu,
             driver,
+            trace: Arc::new(HwTrace::default()),
             owners: PsidOwners::new(),
             next_domain: 1,
+            guest_size,
+            max_domains: domains,
         }
     }
 
@@ -70,17 +91,28 @@ impl Machine {
         layout_tweak: impl FnOnce(&mut GuestLayout),
     ) -> Result<Guest, MapError> {
         let id = DomainId(self.next_domain);
+        assert!(
+            id.0 <= self.max_domains,
+            "the machine was built for {} domains",
+            self.max_domains
+        );
         self.next_domain += 1;
-        // Guest RAM and the stage-2 tables live in the domain's own 16 MiB slices.
-        let slot = u64::from(id.0);
-        let guest_pa = PA_BASE + 0x100_0000 * (2 * slot);
+        // Stage-2 tables, then guest RAM, in the domain's own slice.
+        let slice = PA_BASE + DRIVER_AREA + u64::from(id.0 - 1) * (TABLE_AREA + self.guest_size);
         let tables = FrameAlloc {
-            next: PA_BASE + 0x100_0000 * (2 * slot + 1),
-            end: PA_BASE + 0x100_0000 * (2 * slot + 2),
+            next: slice,
+            end: slice + TABLE_AREA,
         };
+        let guest_pa = slice + TABLE_AREA;
         let mut s2 = S2PageTable::new(&*self.smmu, tables, 40).expect("table memory");
-        s2.map(&*self.smmu, GUEST_IPA, guest_pa, GUEST_SIZE, S2Perm::RW)
-            .expect("guest RAM maps");
+        s2.map(
+            &*self.smmu,
+            GUEST_IPA,
+            guest_pa,
+            self.guest_size,
+            S2Perm::RW,
+        )
+        .expect("guest RAM maps");
         let mut map = StreamMap::new();
         for (vsid, psid) in devices {
             map.add_device(
@@ -93,17 +125,21 @@ impl Machine {
                 },
             )?;
         }
+        let traced: Arc<dyn SmmuOps> = Arc::new(Traced {
+            inner: self.driver.clone(),
+            trace: self.trace.clone(),
+            domain: id,
+        });
         let mut platform = DomainPlatform {
             smmu: self.smmu.clone(),
             view: GuestView {
                 smmu: self.smmu.clone(),
                 guest_pa,
+                guest_size: self.guest_size,
             },
-            hw: DomainHw::new(
-                s2.config(vmid, 44),
-                vec![(SMMU, self.driver.clone() as Arc<dyn SmmuOps>)],
-            ),
+            hw: DomainHw::new(s2.config(vmid, 44), vec![(SMMU, traced)]),
             guest_pa,
+            guest_size: self.guest_size,
             irq: RecordingIrq::default(),
             defer: CountingDeferrer::default(),
             now_ns: 0,
@@ -161,6 +197,74 @@ impl Default for Machine {
     }
 }
 
+/// One thing a domain asked of the physical SMMU.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HwOp {
+    Ste {
+        domain: DomainId,
+        psid: u32,
+        ste: Ste,
+    },
+    Commands {
+        domain: DomainId,
+        cmds: Vec<smmuv3::cmd::Command>,
+    },
+    Sync {
+        domain: DomainId,
+    },
+}
+
+/// The physical operations of every domain, in order.
+#[derive(Debug, Default)]
+pub struct HwTrace {
+    pub ops: Mutex<Vec<HwOp>>,
+}
+
+impl HwTrace {
+    /// Takes what was recorded so far.
+    pub fn take(&self) -> Vec<HwOp> {
+        std::mem::take(&mut *self.ops.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn push(&self, op: HwOp) {
+        self.ops.lock().unwrap_or_else(|e| e.into_inner()).push(op);
+    }
+}
+
+/// The driver as a domain sees it, with every request recorded.
+struct Traced {
+    inner: Arc<Driver>,
+    trace: Arc<HwTrace>,
+    domain: DomainId,
+}
+
+impl SmmuOps for Traced {
+    fn caps(&self) -> PhysCaps {
+        self.inner.caps()
+    }
+    fn write_ste(&self, sid: u32, ste: &Ste) -> Result<(), HwError> {
+        self.trace.push(HwOp::Ste {
+            domain: self.domain,
+            psid: sid,
+            ste: *ste,
+        });
+        self.inner.write_ste(sid, ste)
+    }
+    fn submit(&self, cmds: &[smmuv3::cmd::Command]) -> Result<(), HwError> {
+        self.trace.push(HwOp::Commands {
+            domain: self.domain,
+            cmds: cmds.to_vec(),
+        });
+        self.inner.submit(cmds)
+    }
+    fn sync(&self) -> Result<(), HwError> {
+        self.trace.push(HwOp::Sync {
+            domain: self.domain,
+        });
+        self.inner.sync()
+    }
+}
+
 /// A domain's side of the machine, as its vSMMU and guest model see it.
 pub struct DomainPlatform {
     pub smmu: Arc<EmbeddedSmmu>,
@@ -168,6 +272,7 @@ pub struct DomainPlatform {
     pub hw: DomainHw<'static>,
     /// PA of guest RAM (IPA `GUEST_IPA`).
     pub guest_pa: u64,
+    pub guest_size: u64,
     pub irq: RecordingIrq,
     pub defer: CountingDeferrer,
     pub now_ns: u64,
@@ -177,7 +282,7 @@ impl DomainPlatform {
     /// The PA behind a guest IPA, if it is guest RAM.
     pub fn pa(&self, ipa: u64, len: u64) -> Option<u64> {
         let off = ipa.checked_sub(GUEST_IPA)?;
-        (off.checked_add(len)? <= GUEST_SIZE).then_some(self.guest_pa + off)
+        (off.checked_add(len)? <= self.guest_size).then_some(self.guest_pa + off)
     }
 }
 
@@ -185,13 +290,14 @@ impl DomainPlatform {
 struct GuestView {
     smmu: Arc<EmbeddedSmmu>,
     guest_pa: u64,
+    guest_size: u64,
 }
 
 impl GuestView {
     fn pa(&self, ipa: Ipa, len: usize) -> Result<u64, MemFault> {
         let off = ipa.0.checked_sub(GUEST_IPA).ok_or(MemFault { ipa })?;
         match off.checked_add(len as u64) {
-            Some(end) if end <= GUEST_SIZE => Ok(self.guest_pa + off),
+            Some(end) if end <= self.guest_size => Ok(self.guest_pa + off),
             _ => Err(MemFault { ipa }),
         }
     }
@@ -287,6 +393,8 @@ impl Guest {
             .with_ap(ap)
             .with_sh(TtS1BlockPageSh::INNER_SHAREABLE)
             .with_af(true)
+            // Not global: like Linux's io-pgtable, entries belong to the ASID.
+            .with_n_g(true)
             .with_oa(ipa);
         self.g
             .p
