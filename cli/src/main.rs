@@ -7,6 +7,7 @@
 mod decode;
 mod demo;
 mod regen;
+mod replay;
 
 use std::process::ExitCode;
 
@@ -15,6 +16,9 @@ usage:
   vsmmu demo
       a scripted Linux guest on the embedded SMMUv3 model: bring-up, attach,
       map, DMA, unmap, a fault; prints the trace and a summary
+  vsmmu replay FILE
+      run a guest trace (JSON: ram, devices, ops) against the vSMMU on the
+      testbed; one JSON line per op that returns something
   vsmmu decode cmd|evt|ste|cd|l1std|l1cd|pri [--json] WORD...
       64-bit words in memory order, hex with or without 0x
       (e.g. vsmmu decode cmd 0x0000123400000003 0x1)
@@ -30,11 +34,14 @@ fn main() -> ExitCode {
         Some("decode") => decode::run(&args[1..]),
         Some("regen") => regen::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
+        Some("replay") => replay::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
         }
-        _ => Err("expected a subcommand: demo, decode or regen (see `vsmmu --help`)".to_string()),
+        _ => Err(
+            "expected a subcommand: demo, replay, decode or regen (see `vsmmu --help`)".to_string(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -40,18 +40,20 @@ pub struct Machine {
     pub trace: Arc<HwTrace>,
     pub owners: PsidOwners,
     next_domain: u32,
+    guest_ipa: u64,
     guest_size: u64,
     max_domains: u32,
 }
 
 impl Machine {
-    /// Four domains of 16 MiB guest RAM each.
+    /// Four domains of 16 MiB guest RAM each, at IPA `GUEST_IPA`.
     pub fn new() -> Self {
-        Self::with_guest_ram(GUEST_SIZE, 4)
+        Self::with_guest_ram(GUEST_IPA, GUEST_SIZE, 4)
     }
 
-    /// Room for `domains` domains of `guest_size` bytes of guest RAM each.
-    pub fn with_guest_ram(guest_size: u64, domains: u32) -> Self {
+    /// Room for `domains` domains of `guest_size` bytes of guest RAM each,
+    /// at IPA `guest_ipa` (2 MiB aligned) in every domain.
+    pub fn with_guest_ram(guest_ipa: u64, guest_size: u64, domains: u32) -> Self {
         let guest_size = guest_size.next_multiple_of(0x20_0000);
         let pa_size = DRIVER_AREA + u64::from(domains) * (TABLE_AREA + guest_size);
         let smmu = Arc::new(EmbeddedSmmu::new(
@@ -77,6 +79,7 @@ impl Machine {
             trace: Arc::new(HwTrace::default()),
             owners: PsidOwners::new(),
             next_domain: 1,
+            guest_ipa,
             guest_size,
             max_domains: domains,
         }
@@ -107,7 +110,7 @@ impl Machine {
         let mut s2 = S2PageTable::new(&*self.smmu, tables, 40).expect("table memory");
         s2.map(
             &*self.smmu,
-            GUEST_IPA,
+            self.guest_ipa,
             guest_pa,
             self.guest_size,
             S2Perm::RW,
@@ -135,10 +138,12 @@ impl Machine {
             view: GuestView {
                 smmu: self.smmu.clone(),
                 guest_pa,
+                guest_ipa: self.guest_ipa,
                 guest_size: self.guest_size,
             },
             hw: DomainHw::new(s2.config(vmid, 44), vec![(SMMU, traced)]),
             guest_pa,
+            guest_ipa: self.guest_ipa,
             guest_size: self.guest_size,
             irq: RecordingIrq::default(),
             defer: CountingDeferrer::default(),
@@ -147,7 +152,7 @@ impl Machine {
         let mut cfg = VsmmuConfig::new(id, vmid, 40);
         cfg.msi = true;
         let v = Vsmmu::new(cfg, map, &mut platform.hw).expect("the domain's SMMU is known");
-        let mut layout = GuestLayout::at(GUEST_IPA);
+        let mut layout = GuestLayout::at(self.guest_ipa);
         layout.msi_poll = true;
         layout_tweak(&mut layout);
         Ok(Guest {
@@ -270,8 +275,9 @@ pub struct DomainPlatform {
     pub smmu: Arc<EmbeddedSmmu>,
     view: GuestView,
     pub hw: DomainHw<'static>,
-    /// PA of guest RAM (IPA `GUEST_IPA`).
+    /// PA of guest RAM (at IPA `guest_ipa`).
     pub guest_pa: u64,
+    pub guest_ipa: u64,
     pub guest_size: u64,
     pub irq: RecordingIrq,
     pub defer: CountingDeferrer,
@@ -281,7 +287,7 @@ pub struct DomainPlatform {
 impl DomainPlatform {
     /// The PA behind a guest IPA, if it is guest RAM.
     pub fn pa(&self, ipa: u64, len: u64) -> Option<u64> {
-        let off = ipa.checked_sub(GUEST_IPA)?;
+        let off = ipa.checked_sub(self.guest_ipa)?;
         (off.checked_add(len)? <= self.guest_size).then_some(self.guest_pa + off)
     }
 }
@@ -290,12 +296,13 @@ impl DomainPlatform {
 struct GuestView {
     smmu: Arc<EmbeddedSmmu>,
     guest_pa: u64,
+    guest_ipa: u64,
     guest_size: u64,
 }
 
 impl GuestView {
     fn pa(&self, ipa: Ipa, len: usize) -> Result<u64, MemFault> {
-        let off = ipa.0.checked_sub(GUEST_IPA).ok_or(MemFault { ipa })?;
+        let off = ipa.0.checked_sub(self.guest_ipa).ok_or(MemFault { ipa })?;
         match off.checked_add(len as u64) {
             Some(end) if end <= self.guest_size => Ok(self.guest_pa + off),
             _ => Err(MemFault { ipa }),
