@@ -14,14 +14,14 @@ use crate::ste::{self, S2Config};
 use crate::transport::{DmaMemory, RegisterAccess};
 
 /// What a domain needs of one physical SMMU's driver.
-pub trait SmmuOps {
+pub trait SmmuOps: Send + Sync {
     fn caps(&self) -> PhysCaps;
     fn write_ste(&self, sid: u32, ste: &Ste) -> Result<(), HwError>;
     fn submit(&self, cmds: &[Command]) -> Result<(), HwError>;
     fn sync(&self) -> Result<(), HwError>;
 }
 
-impl<R: RegisterAccess, M: DmaMemory> SmmuOps for SmmuDriver<R, M> {
+impl<R: RegisterAccess + Send + Sync, M: DmaMemory + Send + Sync> SmmuOps for SmmuDriver<R, M> {
     fn caps(&self) -> PhysCaps {
         SmmuDriver::caps(self)
     }
