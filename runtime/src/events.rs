@@ -139,6 +139,8 @@ pub fn translate(e: Event, vsid: u32, refusal: Option<Refusal>) -> Translated {
                 x.rn_w(),
             ),
         ),
+        // An abort while walking the hypervisor's stage 2 is the hypervisor's.
+        Event::FWalkEabt(x) if x.s2() => Host,
         // External aborts on the guest's tables: the fetch address is a PA,
         // which the guest must not learn.
         Event::FWalkEabt(x) => Guest(Event::FWalkEabt(x.with_stream_id(vsid).with_fetch_addr(0))),

@@ -433,7 +433,7 @@ impl<P: GuestPlatform> LinuxGuest<P> {
                 Command::TlbiNhVa(
                     CmdTlbiNhVa::new()
                         .with_asid(asid)
-                        .with_addr(iova + (i << 12))
+                        .with_addr(iova.wrapping_add(i << 12))
                         .with_leaf(true),
                 )
             })
