@@ -5,7 +5,8 @@
 //!
 //! A batch never grows past `MAX_PER_SMMU` commands per SMMU: the command
 //! queue flushes it first, so a guest that never syncs cannot make the host
-//! hold unbounded state.
+//! hold unbounded state. Lookups are indexed (no scan of the pending list per
+//! command): the common case, a page invalidation, costs a few set lookups.
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
@@ -17,16 +18,100 @@ use crate::ports::SmmuId;
 /// The physical command queue batch size (one CMD_SYNC per batch).
 pub const MAX_PER_SMMU: usize = 64;
 
+/// A pending command that makes narrower ones redundant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Wide {
+    All,
+    Asid(u16),
+    CdAll(u32),
+}
+
+fn wide_of(c: &Command) -> Option<Wide> {
+    match c {
+        Command::TlbiNhAll(_) => Some(Wide::All),
+        Command::TlbiNhAsid(a) => Some(Wide::Asid(a.asid())),
+        Command::CfgiCdAll(a) => Some(Wide::CdAll(a.stream_id())),
+        _ => None,
+    }
+}
+
+/// Whether a pending wide command covers `c`.
+fn covered_by(w: Wide, c: &Command) -> bool {
+    match (w, c) {
+        (Wide::All, Command::TlbiNhAsid(_) | Command::TlbiNhVa(_) | Command::TlbiNhVaa(_)) => true,
+        (Wide::Asid(a), Command::TlbiNhVa(v)) => a == v.asid(),
+        (Wide::CdAll(s), Command::CfgiCd(c)) => s == c.stream_id(),
+        _ => false,
+    }
+}
+
+/// One SMMU's pending commands with their indexes.
+#[derive(Clone, Debug, Default)]
+pub struct Pending {
+    pub cmds: Vec<Command>,
+    words: BTreeSet<[u64; 2]>,
+    wide: BTreeSet<Wide>,
+    /// Page invalidations per ASID.
+    pages: BTreeMap<u16, u32>,
+}
+
+impl Pending {
+    fn is_covered(&self, c: &Command) -> bool {
+        if self.words.contains(&c.encode()) {
+            return true;
+        }
+        match c {
+            Command::TlbiNhVa(v) => {
+                self.wide.contains(&Wide::All) || self.wide.contains(&Wide::Asid(v.asid()))
+            }
+            Command::TlbiNhVaa(_) | Command::TlbiNhAsid(_) => self.wide.contains(&Wide::All),
+            Command::CfgiCd(cd) => self.wide.contains(&Wide::CdAll(cd.stream_id())),
+            _ => false,
+        }
+    }
+
+    fn rebuild(&mut self) {
+        self.words = self.cmds.iter().map(Command::encode).collect();
+        self.wide = self.cmds.iter().filter_map(wide_of).collect();
+        self.pages.clear();
+        for c in &self.cmds {
+            if let Command::TlbiNhVa(v) = c {
+                *self.pages.entry(v.asid()).or_insert(0) += 1;
+            }
+        }
+    }
+
+    fn add(&mut self, c: Command) {
+        self.words.insert(c.encode());
+        if let Some(w) = wide_of(&c) {
+            // A wider invalidation makes the narrower pending ones redundant.
+            let before = self.cmds.len();
+            self.cmds.retain(|p| !covered_by(w, p));
+            self.cmds.push(c);
+            if self.cmds.len() != before + 1 {
+                self.rebuild();
+            } else {
+                self.wide.insert(w);
+            }
+            return;
+        }
+        if let Command::TlbiNhVa(v) = c {
+            *self.pages.entry(v.asid()).or_insert(0) += 1;
+        }
+        self.cmds.push(c);
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Batch {
     /// Pending physical invalidations per SMMU, in guest order.
-    pub cmds: BTreeMap<SmmuId, Vec<Command>>,
-    /// Page invalidations per (SMMU, ASID) in the pending commands.
-    pages: BTreeMap<(SmmuId, u16), u32>,
+    pub cmds: BTreeMap<SmmuId, Pending>,
     /// vSIDs whose guest STE must be read and installed.
     pub dirty: BTreeSet<u32>,
     /// SMMUs that were sent invalidations since their last sync.
     pub unsynced: BTreeSet<SmmuId>,
+    /// Whether some SMMU's pending list reached the batch size.
+    full: bool,
 }
 
 /// What pushing a command did.
@@ -37,80 +122,59 @@ pub enum Pushed {
     Merged,
 }
 
-fn covers(pending: &Command, new: &Command) -> bool {
-    use Command::*;
-    match (pending, new) {
-        (a, b) if a == b => true,
-        (TlbiNhAll(_), TlbiNhAsid(_) | TlbiNhVa(_) | TlbiNhVaa(_)) => true,
-        (TlbiNhAsid(a), TlbiNhVa(v)) => a.asid() == v.asid(),
-        (CfgiCdAll(a), CfgiCd(c)) => a.stream_id() == c.stream_id(),
-        _ => false,
-    }
-}
-
 impl Batch {
     pub fn len(&self, smmu: SmmuId) -> usize {
-        self.cmds.get(&smmu).map_or(0, Vec::len)
+        self.cmds.get(&smmu).map_or(0, |p| p.cmds.len())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.dirty.is_empty() && self.cmds.values().all(Vec::is_empty)
+        self.dirty.is_empty() && self.cmds.values().all(|p| p.cmds.is_empty())
     }
 
     /// Whether any SMMU's pending commands reached the batch size.
     pub fn full(&self) -> bool {
-        self.cmds.values().any(|v| v.len() >= MAX_PER_SMMU)
+        self.full
     }
 
     /// Adds a physical invalidation for `smmu`, merging where it can.
     pub fn push(&mut self, smmu: SmmuId, cmd: Command, asid_threshold: u32) -> Pushed {
-        let list = self.cmds.entry(smmu).or_default();
-        if list.iter().any(|p| covers(p, &cmd)) {
+        let p = self.cmds.entry(smmu).or_default();
+        if p.is_covered(&cmd) {
             return Pushed::Merged;
         }
-        let before = list.len();
-        // A wider invalidation makes the narrower pending ones redundant.
-        list.retain(|p| !covers(&cmd, p));
-        if before != list.len() {
-            self.recount(smmu);
-        }
         if let Command::TlbiNhVa(v) = cmd {
-            let n = self.pages.entry((smmu, v.asid())).or_insert(0);
-            *n += 1;
-            if *n > asid_threshold {
+            if p.pages.get(&v.asid()).copied().unwrap_or(0) >= asid_threshold {
                 let wide = Command::TlbiNhAsid(
                     CmdTlbiNhAsid::new().with_vmid(v.vmid()).with_asid(v.asid()),
                 );
-                return self.push(smmu, wide, asid_threshold);
+                p.add(wide);
+                self.full |= p.cmds.len() >= MAX_PER_SMMU;
+                return Pushed::Merged;
             }
         }
-        if let Some(list) = self.cmds.get_mut(&smmu) {
-            list.push(cmd);
-        }
+        p.add(cmd);
+        self.full |= p.cmds.len() >= MAX_PER_SMMU;
         Pushed::Queued
-    }
-
-    fn recount(&mut self, smmu: SmmuId) {
-        self.pages.retain(|(s, _), _| *s != smmu);
-        for c in self.cmds.get(&smmu).into_iter().flatten() {
-            if let Command::TlbiNhVa(v) = c {
-                *self.pages.entry((smmu, v.asid())).or_insert(0) += 1;
-            }
-        }
     }
 
     /// Takes an SMMU's pending commands (to send them).
     pub fn take(&mut self, smmu: SmmuId) -> Vec<Command> {
-        self.pages.retain(|(s, _), _| *s != smmu);
-        self.cmds.remove(&smmu).unwrap_or_default()
+        let cmds = self.cmds.remove(&smmu).map(|p| p.cmds).unwrap_or_default();
+        self.full = self.cmds.values().any(|p| p.cmds.len() >= MAX_PER_SMMU);
+        cmds
     }
 
     /// Puts commands back at the front (the hardware budget ran out).
     pub fn put_back(&mut self, smmu: SmmuId, mut cmds: Vec<Command>) {
-        let rest = self.cmds.remove(&smmu).unwrap_or_default();
+        let rest = self.cmds.remove(&smmu).map(|p| p.cmds).unwrap_or_default();
         cmds.extend(rest);
-        self.cmds.insert(smmu, cmds);
-        self.recount(smmu);
+        let mut p = Pending {
+            cmds,
+            ..Pending::default()
+        };
+        p.rebuild();
+        self.full |= p.cmds.len() >= MAX_PER_SMMU;
+        self.cmds.insert(smmu, p);
     }
 }
 
@@ -153,5 +217,18 @@ mod tests {
         b.push(s, all, 32);
         assert_eq!(b.push(s, va(2, 0x2000), 32), Pushed::Merged);
         assert_eq!(b.take(s), [all]);
+    }
+
+    #[test]
+    fn the_batch_reports_full_at_the_physical_batch_size() {
+        let mut b = Batch::default();
+        let s = SmmuId(0);
+        for i in 0..MAX_PER_SMMU as u64 {
+            assert!(!b.full());
+            b.push(s, va(i as u16, 0), 1000);
+        }
+        assert!(b.full());
+        b.take(s);
+        assert!(!b.full());
     }
 }

@@ -448,8 +448,7 @@ impl Vsmmu {
     /// delays completion, never blocks it).
     fn flush_invalidations(&mut self, ports: &mut Ports<'_>) -> Result<(), Stop> {
         let piece = (self.budget.burst() as usize).clamp(1, MAX_PER_SMMU);
-        let smmus: Vec<SmmuId> = self.batch.cmds.keys().copied().collect();
-        for smmu in smmus {
+        while let Some(smmu) = self.batch.cmds.keys().next().copied() {
             let mut cmds = self.batch.take(smmu);
             while !cmds.is_empty() {
                 let n = cmds.len().min(piece);
@@ -521,6 +520,7 @@ impl Vsmmu {
             return Stop::Error;
         }
         let q = self.cmdq();
+        let mut ahead = ReadAhead::default();
         loop {
             let prod = CmdqProd(self.regs.get(Register::CMDQ_PROD) as u32).wr();
             let cons_reg = CmdqCons(self.regs.get(Register::CMDQ_CONS) as u32);
@@ -532,11 +532,10 @@ impl Vsmmu {
                 self.stats.budget_exhausted += 1;
                 return Stop::Budget;
             }
-            let mut raw = [0u8; 16];
-            if ports.mem.read(q.entry(cons), &mut raw).is_err() {
+            let Some(raw) = ahead.entry(ports, &q, cons, prod, allow.commands) else {
                 self.command_error(ports, CmdqConsErr::CERROR_ABT);
                 return Stop::Error;
-            }
+            };
             let cmd = match Command::decode(words_le(&raw)) {
                 Ok(c) if c.illegal(&self.ident).is_none() => c,
                 _ => {
@@ -786,6 +785,61 @@ impl Vsmmu {
         if !self.cr0ack().smmuen() {
             self.all_dirty();
         }
+    }
+}
+
+/// Command entries read ahead in one guest-memory access: the entries
+/// between CONS and PROD belong to the SMMU, which may read them early.
+#[derive(Default)]
+struct ReadAhead {
+    buf: [[u8; 16]; READ_AHEAD],
+    /// Queue pointer of `buf[0]`, and how many entries are valid.
+    first: u32,
+    len: u32,
+}
+
+const READ_AHEAD: usize = 16;
+
+impl ReadAhead {
+    /// The entry at `cons`, reading up to `READ_AHEAD` entries (not past
+    /// PROD, the end of the queue, or the call's allowance) when it is not
+    /// buffered. None when guest memory faults at that entry.
+    fn entry(
+        &mut self,
+        ports: &mut Ports<'_>,
+        q: &Queue,
+        cons: u32,
+        prod: u32,
+        allowance: u32,
+    ) -> Option<[u8; 16]> {
+        let offset = cons.wrapping_sub(self.first) & q.ptr_mask();
+        if offset < self.len {
+            return self.buf.get(offset as usize).copied();
+        }
+        let size = 1u32 << q.log2size;
+        let to_end = size - q.index(cons);
+        let n = q
+            .used(prod, cons)
+            .min(to_end)
+            .min(allowance)
+            .clamp(1, READ_AHEAD as u32);
+        let mut raw = [0u8; 16 * READ_AHEAD];
+        let bytes = raw.get_mut(..16 * n as usize)?;
+        if ports.mem.read(q.entry(cons), bytes).is_err() {
+            // Find out whether this entry itself faults.
+            let mut one = [0u8; 16];
+            ports.mem.read(q.entry(cons), &mut one).ok()?;
+            self.first = cons;
+            self.len = 1;
+            self.buf[0] = one;
+            return Some(one);
+        }
+        for (slot, chunk) in self.buf.iter_mut().zip(bytes.chunks_exact(16)) {
+            slot.copy_from_slice(chunk);
+        }
+        self.first = cons;
+        self.len = n;
+        self.buf.first().copied()
     }
 }
 
