@@ -45,60 +45,144 @@ fn covered_by(w: Wide, c: &Command) -> bool {
     }
 }
 
+/// Open-addressing index of at most `MAX_PER_SMMU` keys, with no allocation
+/// after creation: the batch does this bookkeeping for every guest command.
+#[derive(Clone, Debug)]
+struct Index {
+    /// (key + 1, value); 0 marks an empty slot.
+    slots: [(u64, u32); INDEX_SLOTS],
+}
+
+const INDEX_SLOTS: usize = 4 * MAX_PER_SMMU;
+
+impl Default for Index {
+    fn default() -> Self {
+        Index {
+            slots: [(0, 0); INDEX_SLOTS],
+        }
+    }
+}
+
+impl Index {
+    fn slot(&self, key: u64) -> usize {
+        let h = (key.wrapping_add(1)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut i = (h >> 56) as usize % INDEX_SLOTS;
+        // Fewer keys than slots: a free or matching slot is always found.
+        for _ in 0..INDEX_SLOTS {
+            match self.slots.get(i) {
+                Some((k, _)) if *k == 0 || *k == key.wrapping_add(1) => return i,
+                _ => i = (i + 1) % INDEX_SLOTS,
+            }
+        }
+        0
+    }
+
+    fn get(&self, key: u64) -> Option<u32> {
+        match self.slots.get(self.slot(key)) {
+            Some((k, v)) if *k != 0 => Some(*v),
+            _ => None,
+        }
+    }
+
+    fn set(&mut self, key: u64, value: u32) {
+        let i = self.slot(key);
+        if let Some(s) = self.slots.get_mut(i) {
+            *s = (key.wrapping_add(1), value);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.slots = [(0, 0); INDEX_SLOTS];
+    }
+}
+
+/// The duplicate key of a command: its two words folded (collisions are
+/// resolved by comparing the commands themselves).
+fn fold(c: &Command) -> u64 {
+    let [a, b] = c.encode();
+    a ^ b.rotate_left(29)
+}
+
 /// One SMMU's pending commands with their indexes.
 #[derive(Clone, Debug, Default)]
 pub struct Pending {
     pub cmds: Vec<Command>,
-    words: BTreeSet<[u64; 2]>,
-    wide: BTreeSet<Wide>,
+    /// Folded command -> position in `cmds` (of one command with that fold).
+    words: Index,
+    /// Pending wide commands (few: each makes many others redundant).
+    wide: Vec<Wide>,
     /// Page invalidations per ASID.
-    pages: BTreeMap<u16, u32>,
+    pages: Index,
 }
 
 impl Pending {
     fn is_covered(&self, c: &Command) -> bool {
-        if self.words.contains(&c.encode()) {
+        let dup = self
+            .words
+            .get(fold(c))
+            .and_then(|i| self.cmds.get(i as usize))
+            .is_some_and(|p| p == c);
+        if dup {
             return true;
         }
+        if self.wide.is_empty() {
+            return false;
+        }
         match c {
-            Command::TlbiNhVa(v) => {
-                self.wide.contains(&Wide::All) || self.wide.contains(&Wide::Asid(v.asid()))
-            }
+            Command::TlbiNhVa(v) => self
+                .wide
+                .iter()
+                .any(|w| matches!(w, Wide::All) || *w == Wide::Asid(v.asid())),
             Command::TlbiNhVaa(_) | Command::TlbiNhAsid(_) => self.wide.contains(&Wide::All),
             Command::CfgiCd(cd) => self.wide.contains(&Wide::CdAll(cd.stream_id())),
             _ => false,
         }
     }
 
-    fn rebuild(&mut self) {
-        self.words = self.cmds.iter().map(Command::encode).collect();
-        self.wide = self.cmds.iter().filter_map(wide_of).collect();
-        self.pages.clear();
-        for c in &self.cmds {
+    fn pages(&self, asid: u16) -> u32 {
+        self.pages.get(u64::from(asid)).unwrap_or(0)
+    }
+
+    fn index(&mut self, pos: usize) {
+        if let Some(c) = self.cmds.get(pos).copied() {
+            self.words.set(fold(&c), pos as u32);
             if let Command::TlbiNhVa(v) = c {
-                *self.pages.entry(v.asid()).or_insert(0) += 1;
+                let n = self.pages(v.asid());
+                self.pages.set(u64::from(v.asid()), n + 1);
+            }
+            if let Some(w) = wide_of(&c) {
+                self.wide.push(w);
             }
         }
     }
 
+    fn rebuild(&mut self) {
+        self.words.clear();
+        self.pages.clear();
+        self.wide.clear();
+        for pos in 0..self.cmds.len() {
+            self.index(pos);
+        }
+    }
+
     fn add(&mut self, c: Command) {
-        self.words.insert(c.encode());
         if let Some(w) = wide_of(&c) {
             // A wider invalidation makes the narrower pending ones redundant.
             let before = self.cmds.len();
             self.cmds.retain(|p| !covered_by(w, p));
-            self.cmds.push(c);
-            if self.cmds.len() != before + 1 {
+            if self.cmds.len() != before {
                 self.rebuild();
-            } else {
-                self.wide.insert(w);
             }
-            return;
-        }
-        if let Command::TlbiNhVa(v) = c {
-            *self.pages.entry(v.asid()).or_insert(0) += 1;
         }
         self.cmds.push(c);
+        self.index(self.cmds.len() - 1);
+    }
+
+    fn clear(&mut self) {
+        self.cmds.clear();
+        self.words.clear();
+        self.pages.clear();
+        self.wide.clear();
     }
 }
 
@@ -143,7 +227,7 @@ impl Batch {
             return Pushed::Merged;
         }
         if let Command::TlbiNhVa(v) = cmd {
-            if p.pages.get(&v.asid()).copied().unwrap_or(0) >= asid_threshold {
+            if p.pages(v.asid()) >= asid_threshold {
                 let wide = Command::TlbiNhAsid(
                     CmdTlbiNhAsid::new().with_vmid(v.vmid()).with_asid(v.asid()),
                 );
@@ -157,11 +241,27 @@ impl Batch {
         Pushed::Queued
     }
 
-    /// Takes an SMMU's pending commands (to send them).
+    /// Takes an SMMU's pending commands (to send them); the SMMU's entry
+    /// stays, emptied, so the next batch reuses its storage.
     pub fn take(&mut self, smmu: SmmuId) -> Vec<Command> {
-        let cmds = self.cmds.remove(&smmu).map(|p| p.cmds).unwrap_or_default();
+        let cmds = match self.cmds.get_mut(&smmu) {
+            Some(p) => {
+                let cmds = core::mem::take(&mut p.cmds);
+                p.clear();
+                cmds
+            }
+            None => Vec::new(),
+        };
         self.full = self.cmds.values().any(|p| p.cmds.len() >= MAX_PER_SMMU);
         cmds
+    }
+
+    /// The first SMMU with pending commands.
+    pub fn next_pending(&self) -> Option<SmmuId> {
+        self.cmds
+            .iter()
+            .find(|(_, p)| !p.cmds.is_empty())
+            .map(|(s, _)| *s)
     }
 
     /// Puts commands back at the front (the hardware budget ran out).

@@ -448,7 +448,7 @@ impl Vsmmu {
     /// delays completion, never blocks it).
     fn flush_invalidations(&mut self, ports: &mut Ports<'_>) -> Result<(), Stop> {
         let piece = (self.budget.burst() as usize).clamp(1, MAX_PER_SMMU);
-        while let Some(smmu) = self.batch.cmds.keys().next().copied() {
+        while let Some(smmu) = self.batch.next_pending() {
             let mut cmds = self.batch.take(smmu);
             while !cmds.is_empty() {
                 let n = cmds.len().min(piece);
