@@ -10952,9 +10952,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if (((self.0[0]) >> 10) & 0x1) == 0x1 {
@@ -10963,11 +10963,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -11225,9 +11230,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if (((self.0[0]) >> 10) & 0x1) == 0x1 {
@@ -11239,11 +11244,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -11520,9 +11530,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if (((self.0[0]) >> 10) & 0x1) == 0x1 {
@@ -11531,11 +11541,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -11726,9 +11741,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if (((self.0[0]) >> 10) & 0x1) == 0x1 {
@@ -11737,11 +11752,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -11949,9 +11969,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
@@ -11965,11 +11985,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -12173,9 +12198,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
@@ -12189,11 +12214,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -12378,9 +12408,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
@@ -12409,11 +12439,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -12569,9 +12604,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
@@ -12582,11 +12617,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -12734,9 +12774,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
@@ -12747,11 +12787,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -13057,9 +13102,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
@@ -13107,11 +13152,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -13528,9 +13578,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
@@ -13578,11 +13628,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -13831,9 +13886,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if true {
@@ -13842,11 +13897,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -14063,9 +14123,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if true {
@@ -14074,11 +14134,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -14314,9 +14379,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
@@ -14332,11 +14397,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -14462,9 +14532,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
@@ -14480,11 +14550,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -14768,9 +14843,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
@@ -14823,11 +14898,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -15222,9 +15302,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
@@ -15277,11 +15357,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -15522,9 +15607,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
@@ -15535,11 +15620,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -15818,9 +15908,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
@@ -15868,11 +15958,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -16115,19 +16210,24 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -16293,9 +16393,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
@@ -16306,11 +16406,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -16614,9 +16719,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
@@ -16630,11 +16735,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -16944,9 +17054,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
@@ -16960,11 +17070,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -17185,9 +17300,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
@@ -17201,11 +17316,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -17479,9 +17599,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if (((self.0[0]) >> 12) & 0x3) == 0x3 {
@@ -17493,11 +17613,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -17713,9 +17838,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if true {
@@ -17724,11 +17849,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -17849,9 +17979,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if true {
@@ -17860,11 +17990,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -18108,9 +18243,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if true {
@@ -18119,11 +18254,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -18478,9 +18618,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if true {
@@ -18489,11 +18629,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -18734,9 +18879,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if true {
@@ -18745,11 +18890,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -19007,9 +19157,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if true {
@@ -19018,11 +19168,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -19288,9 +19443,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if true {
@@ -19299,11 +19454,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -19414,9 +19574,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
@@ -19427,11 +19587,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -19636,9 +19801,9 @@ pub mod cmd {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
@@ -19649,11 +19814,16 @@ pub mod cmd {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -20156,9 +20326,9 @@ pub mod cmd {
             }
         }
         /// The first ILLEGAL rule that holds (see each type's `illegal_in`).
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             match self {
                 Self::PrefetchConfig(v) => v.illegal_in(regs),
@@ -20197,10 +20367,14 @@ pub mod cmd {
                 Self::DptiPa(v) => v.illegal_in(regs),
             }
         }
+        /// The first ILLEGAL rule that holds on any SMMU (no ID register read).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
+        }
         /// The first ILLEGAL rule that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
         }
@@ -20467,19 +20641,24 @@ pub mod evt {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -20755,19 +20934,24 @@ pub mod evt {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -20981,19 +21165,24 @@ pub mod evt {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -21232,19 +21421,24 @@ pub mod evt {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -21449,19 +21643,24 @@ pub mod evt {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -21667,19 +21866,24 @@ pub mod evt {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -21832,19 +22036,24 @@ pub mod evt {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -22024,19 +22233,24 @@ pub mod evt {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -22233,19 +22447,24 @@ pub mod evt {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -22484,19 +22703,24 @@ pub mod evt {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -22798,19 +23022,24 @@ pub mod evt {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -23281,19 +23510,24 @@ pub mod evt {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -23782,19 +24016,24 @@ pub mod evt {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -24283,19 +24522,24 @@ pub mod evt {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -24793,19 +25037,24 @@ pub mod evt {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -25251,19 +25500,24 @@ pub mod evt {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -25584,19 +25838,24 @@ pub mod evt {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -25872,19 +26131,24 @@ pub mod evt {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -26242,19 +26506,24 @@ pub mod evt {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -26644,9 +26913,9 @@ pub mod evt {
             }
         }
         /// The first ILLEGAL rule that holds (see each type's `illegal_in`).
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             match self {
                 Self::FUut(v) => v.illegal_in(regs),
@@ -26670,10 +26939,14 @@ pub mod evt {
                 Self::FVmsFetch(v) => v.illegal_in(regs),
             }
         }
+        /// The first ILLEGAL rule that holds on any SMMU (no ID register read).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
+        }
         /// The first ILLEGAL rule that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
         }
@@ -29763,9 +30036,9 @@ pub mod structs {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if (((self.0[0]) >> 31) & 0x1) == 0x0 {
@@ -30040,11 +30313,16 @@ pub mod structs {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -31734,19 +32012,24 @@ pub mod structs {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -31893,19 +32176,24 @@ pub mod structs {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -32124,19 +32412,24 @@ pub mod structs {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -36110,9 +36403,9 @@ pub mod structs {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if (((self.0[0]) >> 0) & 0x1) == 0x0 {
@@ -37380,11 +37673,16 @@ pub mod structs {
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -39332,19 +39630,24 @@ pub mod structs {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -39952,19 +40255,24 @@ pub mod structs {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -40349,19 +40657,24 @@ pub mod structs {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {
@@ -40735,19 +41048,24 @@ pub mod structs {
         }
         /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
         /// ID registers are only checked when `regs` is given.
-        pub fn illegal_in(
+        pub fn illegal_in<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: Option<&dyn crate::RegisterValues>,
+            regs: Option<&R>,
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             None
         }
         /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-        pub fn illegal(
+        pub fn illegal<R: crate::RegisterValues + ?Sized>(
             &self,
-            regs: &dyn crate::RegisterValues,
+            regs: &R,
         ) -> Option<&'static crate::IllegalRule> {
             self.illegal_in(Some(regs))
+        }
+        /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+        /// (the rules that read no ID register).
+        pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+            self.illegal_in::<crate::RegisterBank>(None)
         }
         /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
         pub fn display_name(&self) -> &'static str {

@@ -164,35 +164,35 @@ pub fn run(args: &[String]) -> Result<(), String> {
     match *kind {
         "cmd" => {
             let c = Command::decode(exact::<2>("cmd", &w)?).map_err(err)?;
-            show(Ok(Dyn(c.as_record())), |_| c.illegal_in(None), json_out)
+            show(Ok(Dyn(c.as_record())), |_| c.illegal_local(), json_out)
         }
         "evt" => {
             let e = Event::decode(exact::<4>("evt", &w)?).map_err(err)?;
-            show(Ok(Dyn(e.as_record())), |_| e.illegal_in(None), json_out)
+            show(Ok(Dyn(e.as_record())), |_| e.illegal_local(), json_out)
         }
         "ste" => show(
             Ste::decode(exact::<8>("ste", &w)?),
-            |v| v.illegal_in(None),
+            |v| v.illegal_local(),
             json_out,
         ),
         "cd" => show(
             Cd::decode(exact::<8>("cd", &w)?),
-            |v| v.illegal_in(None),
+            |v| v.illegal_local(),
             json_out,
         ),
         "l1std" => show(
             L1std::decode(exact::<1>("l1std", &w)?),
-            |v| v.illegal_in(None),
+            |v| v.illegal_local(),
             json_out,
         ),
         "l1cd" => show(
             L1cd::decode(exact::<1>("l1cd", &w)?),
-            |v| v.illegal_in(None),
+            |v| v.illegal_local(),
             json_out,
         ),
         "pri" => show(
             PriqRecord::decode(exact::<2>("pri", &w)?),
-            |v| v.illegal_in(None),
+            |v| v.illegal_local(),
             json_out,
         ),
         k => Err(format!(

@@ -70,7 +70,7 @@ pub fn command(data: &[u8]) {
             assert_eq!(c.code() as u64, w[0] & 0xff);
             fields_round_trip(c.as_record().fields(), &w);
             shows(&c, &c);
-            let _ = c.illegal_in(None);
+            let _ = c.illegal_local();
             let _ = c.illegal(&RegisterBank::at_reset());
         }
         Err(DecodeError::UnknownOpcode { opcode }) => {

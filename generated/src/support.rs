@@ -142,6 +142,7 @@ impl RegisterBank {
         RegisterBank { values }
     }
 
+    #[inline]
     pub fn get(&self, reg: crate::Register) -> u64 {
         self.values[reg.index()]
     }

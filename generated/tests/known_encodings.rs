@@ -98,7 +98,7 @@ fn linux_msi_poll_sync_decodes() {
     assert!(s.illegal(&qemu_virt()).is_none());
     // CS=0b11 is ILLEGAL whatever the SMMU.
     let bad = CmdSync::new().with_cs(CmdSyncCs(3));
-    assert!(bad.illegal_in(None).is_some());
+    assert!(bad.illegal_local().is_some());
 }
 
 #[test]
@@ -120,7 +120,7 @@ fn commands_gated_by_features_are_illegal_on_qemu_virt() {
         "always valid"
     );
     // Feature-gated rules need an SMMU: without one they are not applied.
-    assert!(CmdTlbiEl2All::new().illegal_in(None).is_none());
+    assert!(CmdTlbiEl2All::new().illegal_local().is_none());
 }
 
 /// What Linux writes for a guest stage-1 STE (arm_smmu_make_cdtable_ste):

@@ -174,15 +174,21 @@ pub fn record(spec: &Spec, rec: &Record) -> TokenStream {
 
             /// The first rule of [`Self::ILLEGAL`] that holds. Rules that read
             /// ID registers are only checked when `regs` is given.
-            pub fn illegal_in(&self, regs: Option<&dyn crate::RegisterValues>) -> Option<&'static crate::IllegalRule> {
+            pub fn illegal_in<R: crate::RegisterValues + ?Sized>(&self, regs: Option<&R>) -> Option<&'static crate::IllegalRule> {
                 let _ = regs;
                 #(#illegal_checks)*
                 None
             }
 
             /// The first rule of [`Self::ILLEGAL`] that holds on an SMMU with these ID registers.
-            pub fn illegal(&self, regs: &dyn crate::RegisterValues) -> Option<&'static crate::IllegalRule> {
+            pub fn illegal<R: crate::RegisterValues + ?Sized>(&self, regs: &R) -> Option<&'static crate::IllegalRule> {
                 self.illegal_in(Some(regs))
+            }
+
+            /// The first rule of [`Self::ILLEGAL`] that holds on any SMMU
+            /// (the rules that read no ID register).
+            pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+                self.illegal_in::<crate::RegisterBank>(None)
             }
 
             /// The name to show: an alias such as CMD_CFGI_ALL when its form matches.
@@ -290,12 +296,17 @@ pub fn family(recs: &[Record], kind: RecordKind) -> TokenStream {
             }
 
             /// The first ILLEGAL rule that holds (see each type's `illegal_in`).
-            pub fn illegal_in(&self, regs: Option<&dyn crate::RegisterValues>) -> Option<&'static crate::IllegalRule> {
+            pub fn illegal_in<R: crate::RegisterValues + ?Sized>(&self, regs: Option<&R>) -> Option<&'static crate::IllegalRule> {
                 match self { #( Self::#variants(v) => v.illegal_in(regs), )* }
             }
 
+            /// The first ILLEGAL rule that holds on any SMMU (no ID register read).
+            pub fn illegal_local(&self) -> Option<&'static crate::IllegalRule> {
+                self.illegal_in::<crate::RegisterBank>(None)
+            }
+
             /// The first ILLEGAL rule that holds on an SMMU with these ID registers.
-            pub fn illegal(&self, regs: &dyn crate::RegisterValues) -> Option<&'static crate::IllegalRule> {
+            pub fn illegal<R: crate::RegisterValues + ?Sized>(&self, regs: &R) -> Option<&'static crate::IllegalRule> {
                 self.illegal_in(Some(regs))
             }
         }
