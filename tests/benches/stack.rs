@@ -44,7 +44,12 @@ fn stack(c: &mut Criterion) {
     // Linux's dma_unmap of one page: TLBI_NH_VA + CMD_SYNC, through to the model.
     grp.bench_function("dma_unmap_tlbi_nh_va_sync", |b| {
         b.iter(|| {
-            let tlbi = Command::TlbiNhVa(CmdTlbiNhVa::new().with_asid(1).with_addr(IOVA).with_leaf(true));
+            let tlbi = Command::TlbiNhVa(
+                CmdTlbiNhVa::new()
+                    .with_asid(1)
+                    .with_addr(IOVA)
+                    .with_leaf(true),
+            );
             g.g.issue(&[tlbi]).expect("unmap");
         })
     });
@@ -56,7 +61,9 @@ fn stack(c: &mut Criterion) {
         .with_s1_context_ptr(cd[0])
         .with_s1dss(SteS1dss::SUBSTREAM0);
     g.g.write_ste(8, ste).expect("cfgi");
-    m.smmu.translate(0x108, None, IOVA, Access::READ).expect("translates");
+    m.smmu
+        .translate(0x108, None, IOVA, Access::READ)
+        .expect("translates");
     grp.bench_function("dma_translate_warm_tlb", |b| {
         b.iter(|| black_box(m.smmu.translate(0x108, None, black_box(IOVA), Access::READ)))
     });
