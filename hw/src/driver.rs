@@ -68,6 +68,9 @@ pub const POLL_LIMIT: u32 = 100_000;
 
 struct Cmdq {
     prod: u32,
+    /// CONS as last read: space is known without a register read until the
+    /// queue looks full.
+    cons: u32,
     /// Commands refused with CERROR_ILL (reported and skipped).
     illegal: u64,
 }
@@ -158,6 +161,7 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
             layout,
             cmdq: SpinLock::new(Cmdq {
                 prod: 0,
+                cons: 0,
                 illegal: 0,
             }),
             strtab: SpinLock::new(StreamTable {
@@ -370,22 +374,23 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
     fn push(&self, q: &mut Cmdq, words: [u64; 2]) -> Result<(), HwError> {
         let size = self.cmdq_size();
         let mask = (size << 1) - 1;
+        let full = |prod: u32, cons: u32| {
+            (prod & (size - 1)) == (cons & (size - 1)) && (prod & size) != (cons & size)
+        };
         for _ in 0..POLL_LIMIT {
-            let cons = self.handle_cmdq_error(q)?;
-            let full =
-                (q.prod & (size - 1)) == (cons & (size - 1)) && (q.prod & size) != (cons & size);
-            if !full {
-                let at = self.layout.cmdq + 16 * u64::from(q.prod & (size - 1));
-                self.mem
-                    .write_u64(at, words[0])
-                    .map_err(|_| HwError::Refused)?;
-                self.mem
-                    .write_u64(at + 8, words[1])
-                    .map_err(|_| HwError::Refused)?;
-                q.prod = (q.prod + 1) & mask;
-                return Ok(());
+            if full(q.prod, q.cons) {
+                // Make room: publish what is queued, then see how far the SMMU got.
+                self.w32(Register::CMDQ_PROD, q.prod);
+                q.cons = self.handle_cmdq_error(q)?;
+                continue;
             }
-            self.w32(Register::CMDQ_PROD, q.prod);
+            let at = self.layout.cmdq + 16 * u64::from(q.prod & (size - 1));
+            let mut entry = [0u8; 16];
+            entry[..8].copy_from_slice(&words[0].to_le_bytes());
+            entry[8..].copy_from_slice(&words[1].to_le_bytes());
+            self.mem.write(at, &entry).map_err(|_| HwError::Refused)?;
+            q.prod = (q.prod + 1) & mask;
+            return Ok(());
         }
         Err(HwError::Timeout)
     }
@@ -427,11 +432,17 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
         self.stats.lock().syncs += 1;
         let size = self.cmdq_size();
         let mask = (size << 1) - 1;
+        // Past the SYNC once CONS is beyond it (index plus wrap bit).
+        let passed = |cons: u32| cons.wrapping_sub(sync_at.wrapping_add(1)) & mask < size;
         for _ in 0..POLL_LIMIT {
-            let cons = self.handle_cmdq_error(&mut q)?;
-            // Past the SYNC once CONS is beyond it (index plus wrap bit).
-            let dist = cons.wrapping_sub(sync_at.wrapping_add(1)) & mask;
-            if dist < size {
+            let cons = CmdqCons(self.r32(Register::CMDQ_CONS)).rd();
+            if passed(cons) {
+                q.cons = cons;
+                return Ok(());
+            }
+            // Not there yet: a command error may be what stops it.
+            q.cons = self.handle_cmdq_error(&mut q)?;
+            if passed(q.cons) {
                 return Ok(());
             }
         }

@@ -11,6 +11,9 @@ const IOVA: u64 = 0x1000_0000;
 
 fn booted() -> (Machine, Guest, u64) {
     let mut m = Machine::new();
+    // Measure the path, not the hostile-guest throttle.
+    m.policy.hw_burst = u32::MAX;
+    m.policy.hw_refill_per_ms = u32::MAX;
     let mut g = m.domain(1, &[(8, 0x108)], |_| {}).expect("domain");
     g.g.bring_up().expect("bring-up");
     let mut pool = GUEST_IPA + 0x40_0000;
@@ -23,6 +26,7 @@ fn booted() -> (Machine, Guest, u64) {
 
 fn stack(c: &mut Criterion) {
     let (m, mut g, _) = booted();
+    m.trace.set_enabled(false);
     let mut grp = c.benchmark_group("stack");
     // A guest STE change: STE written in guest memory, CFGI_STE + CMD_SYNC
     // (MSI-poll), the vSMMU reads and validates it, the driver writes the

@@ -39,6 +39,8 @@ pub struct Machine {
     /// What the domains asked of the driver, in order.
     pub trace: Arc<HwTrace>,
     pub owners: PsidOwners,
+    /// The policy new domains get.
+    pub policy: Policy,
     next_domain: u32,
     guest_ipa: u64,
     guest_size: u64,
@@ -78,6 +80,7 @@ impl Machine {
             driver,
             trace: Arc::new(HwTrace::default()),
             owners: PsidOwners::new(),
+            policy: Policy::default(),
             next_domain: 1,
             guest_ipa,
             guest_size,
@@ -151,6 +154,7 @@ impl Machine {
         };
         let mut cfg = VsmmuConfig::new(id, vmid, 40);
         cfg.msi = true;
+        cfg.policy = self.policy;
         let v = Vsmmu::new(cfg, map, &mut platform.hw).expect("the domain's SMMU is known");
         let mut layout = GuestLayout::at(self.guest_ipa);
         layout.msi_poll = true;
@@ -219,10 +223,20 @@ pub enum HwOp {
     },
 }
 
-/// The physical operations of every domain, in order.
-#[derive(Debug, Default)]
+/// The physical operations of every domain, in order (while `enabled`).
+#[derive(Debug)]
 pub struct HwTrace {
     pub ops: Mutex<Vec<HwOp>>,
+    pub enabled: std::sync::atomic::AtomicBool,
+}
+
+impl Default for HwTrace {
+    fn default() -> Self {
+        HwTrace {
+            ops: Mutex::new(Vec::new()),
+            enabled: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
 }
 
 impl HwTrace {
@@ -231,7 +245,15 @@ impl HwTrace {
         std::mem::take(&mut *self.ops.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// Stops (or resumes) recording, e.g. for benchmarks.
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn push(&self, op: HwOp) {
+        if !self.enabled.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         self.ops.lock().unwrap_or_else(|e| e.into_inner()).push(op);
     }
 }
