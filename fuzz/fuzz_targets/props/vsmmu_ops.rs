@@ -1,0 +1,736 @@
+// The vsmmu_ops fuzz target's operations and checks, shared with the
+// `cargo test` replay of its seeds (tests/tests/fuzz_seeds.rs).
+
+use smmuv3::cmd::*;
+use smmuv3::evt::*;
+use smmuv3::regs::{CmdqBase, CmdqProd, EventqBase, EventqProd, Idr1, StrtabBase};
+use smmuv3::structs::{
+    Ste, SteConfig, SteEats, SteS1Fmt, SteS1cir, SteS1cor, SteS1csh, SteS1dss, SteShcfg,
+};
+use smmuv3::{Register, REGISTERS};
+use vsmmu::batch::MAX_PER_SMMU;
+use vsmmu::queue::Queue;
+use vsmmu::testing::{FakePlatform, GuestLayout, HwCall, LinuxGuest};
+use vsmmu::*;
+
+const SMMU: SmmuId = SmmuId(0);
+/// An SMMU neither domain uses (events naming it are never ours).
+const OTHER_SMMU: SmmuId = SmmuId(1);
+const RAM_SIZE: usize = 4 << 20;
+const MAX_STEPS: usize = 256;
+/// Guest RAM accesses a call may make beyond the per-command and per-STE
+/// allowances: one command read that stops on the hardware budget and is
+/// retried later, and one event record.
+const ACCESS_SLACK: u64 = 4;
+
+/// Operand bytes, zero once exhausted.
+struct In<'a>(&'a [u8]);
+
+impl In<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    fn u8(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((b, rest)) => {
+                self.0 = rest;
+                *b
+            }
+            None => 0,
+        }
+    }
+    fn bytes<const N: usize>(&mut self) -> [u8; N] {
+        core::array::from_fn(|_| self.u8())
+    }
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes(self.bytes())
+    }
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.bytes())
+    }
+    fn u64(&mut self) -> u64 {
+        u64::from_le_bytes(self.bytes())
+    }
+}
+
+/// What a domain is made of.
+struct Spec {
+    id: u32,
+    vmid: u16,
+    ram: u64,
+    /// (vSID base, pSID base, count) on `SMMU`.
+    maps: &'static [(u32, u32, u32)],
+}
+
+/// Overlapping vSIDs in both domains, pSIDs disjoint; B presents SIDSIZE 9.
+const SPECS: [Spec; 2] = [
+    Spec {
+        id: 1,
+        vmid: 5,
+        ram: 0x4000_0000,
+        maps: &[
+            (0, 0x100, 1),
+            (8, 0x108, 1),
+            (16, 0x110, 1),
+            (0x20, 0x120, 8),
+        ],
+    },
+    Spec {
+        id: 2,
+        vmid: 6,
+        ram: 0x8000_0000,
+        maps: &[(0, 0x200, 1), (8, 0x208, 1), (0x1ff, 0x2ff, 1)],
+    },
+];
+
+struct Dom {
+    g: LinuxGuest,
+    vmid: u16,
+    policy: Policy,
+    vsids: Vec<u32>,
+    psids: Vec<u32>,
+    ssidsize: u32,
+    /// The hardware layer was told to fail at some point during the step.
+    failed: bool,
+}
+
+impl Dom {
+    fn new(s: &Spec, owners: &mut PsidOwners, policy: Policy, flags: u8) -> Dom {
+        let msi = flags & 1 != 0;
+        let mut map = StreamMap::new();
+        for &(v, p, n) in s.maps {
+            map.add_range(owners, DomainId(s.id), v, SMMU, p, n)
+                .expect("disjoint maps");
+        }
+        let vsids: Vec<u32> = map.iter().map(|(v, _)| v).collect();
+        let psids: Vec<u32> = map.iter().map(|(_, p)| p.psid).collect();
+        let mut p = FakePlatform::new(s.ram, RAM_SIZE, 1);
+        let mut cfg = VsmmuConfig::new(DomainId(s.id), s.vmid, 40);
+        cfg.msi = msi;
+        cfg.policy = policy;
+        let v = Vsmmu::new(cfg, map, &mut p.hw).expect("QEMU caps nest");
+        let ssidsize = u32::from(Idr1(v.ident(Register::IDR1) as u32).ssidsize());
+        let mut layout = GuestLayout::at(s.ram);
+        layout.msi_poll = msi;
+        layout.two_level = flags & 2 != 0;
+        layout.cmdq_log2 = 5;
+        layout.evtq_log2 = 4;
+        let mut g = LinuxGuest::new(v, p, layout);
+        g.poll_limit = 32;
+        Dom {
+            g,
+            vmid: s.vmid,
+            policy,
+            vsids,
+            psids,
+            ssidsize,
+            failed: false,
+        }
+    }
+
+    fn own(&self, s: PhysStream) -> bool {
+        s.smmu == SMMU && self.psids.contains(&s.psid)
+    }
+
+    /// Guest RAM accesses one entry point call may make: every guest command
+    /// is one read, plus one write for a CMD_SYNC completed by MSI-poll; every
+    /// STE is at most an L1 descriptor and the STE itself.
+    fn access_bound(&self) -> u64 {
+        2 * u64::from(self.policy.commands_per_call)
+            + 2 * u64::from(self.policy.stes_per_call)
+            + ACCESS_SLACK
+    }
+
+    /// One entry point call, with the per-call work bounds checked.
+    fn call<R>(&mut self, what: &str, f: impl FnOnce(&mut Vsmmu, &mut Ports<'_>) -> R) -> R {
+        let before = self.g.p.ram.accesses;
+        let r = {
+            let mut ports = self.g.p.ports();
+            f(&mut self.g.v, &mut ports)
+        };
+        let used = self.g.p.ram.accesses - before;
+        let n = self.g.v.last_call_commands();
+        assert!(
+            n <= self.policy.commands_per_call,
+            "{what}: {n} commands in one call, policy allows {}",
+            self.policy.commands_per_call
+        );
+        assert!(
+            used <= self.access_bound(),
+            "{what}: {used} guest RAM accesses in one call, bound {} ({:?})",
+            self.access_bound(),
+            self.policy
+        );
+        r
+    }
+
+    fn reg(&self, r: Register) -> u64 {
+        self.g.v.register(r)
+    }
+
+    fn cmdq(&self) -> Queue {
+        let b = CmdqBase(self.reg(Register::CMDQ_BASE));
+        let max = u32::from(Idr1(self.g.v.ident(Register::IDR1) as u32).cmdqs());
+        Queue::new(b.addr(), u32::from(b.log2size()), max, 16)
+    }
+
+    fn evtq(&self) -> Queue {
+        let b = EventqBase(self.reg(Register::EVENTQ_BASE));
+        let max = u32::from(Idr1(self.g.v.ident(Register::IDR1) as u32).eventqs());
+        Queue::new(b.addr(), u32::from(b.log2size()), max, 32)
+    }
+
+    /// Writes bytes into guest RAM as the guest would (not through the
+    /// vSMMU's accesses); whatever falls outside RAM is dropped.
+    fn poke(&mut self, ipa: u64, data: &[u8]) {
+        let ram = &mut self.g.p.ram;
+        let Some(off) = ipa.checked_sub(ram.base) else {
+            return;
+        };
+        let Ok(off) = usize::try_from(off) else {
+            return;
+        };
+        if off >= ram.bytes.len() {
+            return;
+        }
+        let n = data.len().min(ram.bytes.len() - off);
+        ram.bytes[off..off + n].copy_from_slice(&data[..n]);
+    }
+
+    /// The isolation invariants over what the hardware layer was asked since
+    /// the last step; then forgets it.
+    fn check_hw(&mut self, step: usize) {
+        let calls = core::mem::take(&mut self.g.p.hw.calls);
+        let mut last_install: Vec<(PhysStream, StreamConfig)> = Vec::new();
+        for c in &calls {
+            match c {
+                HwCall::Install(s, cfg) => {
+                    assert!(
+                        self.own(*s),
+                        "step {step}: install on a foreign stream {s:?}"
+                    );
+                    // Exhaustive on purpose: a new variant (a physical bypass)
+                    // must be looked at here.
+                    match cfg {
+                        StreamConfig::Abort { .. } | StreamConfig::Stage2Only => {}
+                        StreamConfig::Nested(ctx) => {
+                            assert!(
+                                u32::from(ctx.s1_cd_max) <= self.ssidsize,
+                                "step {step}: S1CDMax {} above SSIDSIZE {}",
+                                ctx.s1_cd_max,
+                                self.ssidsize
+                            );
+                            assert!(
+                                ctx.s1_cd_max != 0 || ctx.s1_fmt == 0,
+                                "step {step}: S1Fmt {} with a single CD",
+                                ctx.s1_fmt
+                            );
+                        }
+                    }
+                    last_install.retain(|(st, _)| st != s);
+                    last_install.push((*s, *cfg));
+                }
+                HwCall::Invalidate(smmu, cmds) => {
+                    assert_eq!(*smmu, SMMU, "step {step}: invalidation on a foreign SMMU");
+                    assert!(
+                        !cmds.is_empty() && cmds.len() <= MAX_PER_SMMU,
+                        "step {step}: batch of {}",
+                        cmds.len()
+                    );
+                    for cmd in cmds {
+                        self.check_command(step, cmd);
+                    }
+                }
+                HwCall::Sync(smmu) => {
+                    assert_eq!(*smmu, SMMU, "step {step}: sync on a foreign SMMU");
+                }
+            }
+        }
+        // Without hardware failures, what the vSMMU believes is installed is
+        // what it last installed.
+        if !self.failed && !self.g.p.hw.fail {
+            for (s, cfg) in last_install {
+                let vsid = self.g.v.streams().virtual_of(s).expect("own stream");
+                assert_eq!(
+                    self.g.v.installed(vsid).map(|i| i.config),
+                    Some(cfg),
+                    "step {step}: vSID {vsid} believed installed differs from the last install"
+                );
+            }
+        }
+        self.failed = self.g.p.hw.fail;
+    }
+
+    fn check_command(&self, step: usize, cmd: &Command) {
+        let own_sid = |sid: u32| {
+            assert!(
+                self.own(PhysStream {
+                    smmu: SMMU,
+                    psid: sid
+                }),
+                "step {step}: {cmd} names a foreign pSID {sid:#x}"
+            )
+        };
+        let vmid = |v: u16| {
+            assert_eq!(v, self.vmid, "step {step}: {cmd} carries a foreign VMID");
+        };
+        match cmd {
+            Command::CfgiCd(c) => own_sid(c.stream_id()),
+            Command::CfgiCdAll(c) => own_sid(c.stream_id()),
+            Command::AtcInv(c) => own_sid(c.stream_id()),
+            Command::TlbiNhAll(c) => vmid(c.vmid()),
+            Command::TlbiNhAsid(c) => vmid(c.vmid()),
+            Command::TlbiNhVa(c) => vmid(c.vmid()),
+            Command::TlbiNhVaa(c) => vmid(c.vmid()),
+            other => panic!("step {step}: forbidden command reached the hardware: {other}"),
+        }
+    }
+}
+
+/// A vSID: mostly one of the domain's, sometimes the other domain's or any.
+fn pick_vsid(inp: &mut In<'_>, mine: &[u32], theirs: &[u32]) -> u32 {
+    let s = inp.u8();
+    match s >> 6 {
+        0 | 1 => mine[usize::from(s) % mine.len()],
+        2 => theirs[usize::from(s) % theirs.len()],
+        _ => u32::from(inp.u16()) | (u32::from(s & 1) << 16),
+    }
+}
+
+/// A pSID: the domain's, the other domain's, a neighbour, or any.
+fn pick_psid(inp: &mut In<'_>, mine: &[u32], theirs: &[u32]) -> u32 {
+    let s = inp.u8();
+    match s >> 6 {
+        0 => mine[usize::from(s) % mine.len()],
+        1 => theirs[usize::from(s) % theirs.len()],
+        2 => mine[usize::from(s) % mine.len()]
+            .wrapping_add(u32::from(s & 1) * 2)
+            .wrapping_sub(1),
+        _ => inp.u32(),
+    }
+}
+
+/// A trapped access: half aimed at real registers (either half of a 64-bit
+/// one, at its natural size or not), half at any offset and size.
+fn pick_access(inp: &mut In<'_>) -> (u32, u32, Option<&'static smmuv3::RegInfo>) {
+    let sel = inp.u8();
+    let size_sel = (sel >> 2) & 3;
+    if sel & 1 == 0 {
+        let info = &REGISTERS[usize::from(inp.u8()) % REGISTERS.len()];
+        let natural = u32::from(info.width) / 8;
+        let high = sel & 2 != 0 && info.width == 64;
+        let off = info.frame_offset() + if high { natural / 2 } else { 0 };
+        let size = match size_sel {
+            0 | 1 if high => natural / 2,
+            0 | 1 => natural,
+            2 => 4,
+            _ => [1, 2, 8, 16][usize::from(sel >> 6)],
+        };
+        (off, size, Some(info))
+    } else {
+        let off = inp.u32();
+        let off = if sel & 2 == 0 { off & 0x1_ffff } else { off };
+        let size = match size_sel {
+            0 => 4,
+            1 => 8,
+            2 => u32::from(inp.u8() % 17),
+            _ => inp.u32(),
+        };
+        (off, size, None)
+    }
+}
+
+/// One command, typed from the input or raw words.
+fn pick_command(inp: &mut In<'_>, d: &Dom, theirs: &[u32], slot: u64) -> [u64; 2] {
+    let k = inp.u8();
+    if k & 0x80 != 0 {
+        return [inp.u64(), inp.u64()];
+    }
+    let sid = pick_vsid(inp, &d.vsids, theirs);
+    let x = inp.u8();
+    let c = match k % 18 {
+        0 => Command::CfgiSte(CmdCfgiSte::new().with_stream_id(sid).with_leaf(x & 1 != 0)),
+        1 => Command::CfgiSteRange(CmdCfgiSteRange::new().with_stream_id(sid).with_range(x)),
+        2 => Command::CfgiCd(
+            CmdCfgiCd::new()
+                .with_stream_id(sid)
+                .with_substream_id(u32::from(inp.u16()))
+                .with_leaf(x & 1 != 0),
+        ),
+        3 => Command::CfgiCdAll(CmdCfgiCdAll::new().with_stream_id(sid)),
+        4 => Command::TlbiNhAll(CmdTlbiNhAll::new().with_vmid(inp.u16())),
+        5 => Command::TlbiNhAsid(
+            CmdTlbiNhAsid::new()
+                .with_asid(inp.u16())
+                .with_vmid(inp.u16()),
+        ),
+        6 => Command::TlbiNhVa(
+            CmdTlbiNhVa::new()
+                .with_asid(u16::from(x & 7))
+                .with_addr(u64::from(inp.u16()) << 12)
+                .with_leaf(x & 8 != 0)
+                .with_vmid(u16::from(x >> 4)),
+        ),
+        7 => Command::TlbiNhVaa(
+            CmdTlbiNhVaa::new()
+                .with_addr(inp.u64())
+                .with_leaf(x & 1 != 0),
+        ),
+        8 => Command::TlbiNsnhAll(CmdTlbiNsnhAll::new()),
+        9 => Command::AtcInv(
+            CmdAtcInv::new()
+                .with_stream_id(sid)
+                .with_ssv(x & 1 != 0)
+                .with_substream_id(u32::from(inp.u16()))
+                .with_size(x >> 1)
+                .with_address(inp.u64()),
+        ),
+        10 | 11 => {
+            let addr = match x & 3 {
+                0 => 0,
+                1 => slot,
+                2 => inp.u64(),
+                _ => d.g.p.ram.base + (u64::from(inp.u16()) << 4),
+            };
+            Command::Sync(
+                CmdSync::new()
+                    .with_cs(CmdSyncCs(x >> 2))
+                    .with_msi_address(addr)
+                    .with_msi_data(inp.u32()),
+            )
+        }
+        12 => Command::TlbiS12Vmall(CmdTlbiS12Vmall::new().with_vmid(inp.u16())),
+        13 => Command::TlbiS2Ipa(
+            CmdTlbiS2Ipa::new()
+                .with_vmid(inp.u16())
+                .with_addr(inp.u64()),
+        ),
+        14 => Command::TlbiEl2All(CmdTlbiEl2All::new()),
+        15 => Command::PrefetchConfig(CmdPrefetchConfig::new().with_stream_id(sid)),
+        16 => Command::StallTerm(CmdStallTerm::new().with_stream_id(sid)),
+        _ => Command::CfgiVmsPidm(CmdCfgiVmsPidm::new()),
+    };
+    c.encode()
+}
+
+/// An event record for a chosen pSID, typed or from raw words.
+fn pick_event(inp: &mut In<'_>, psid: u32) -> Option<Event> {
+    let k = inp.u8();
+    let x = inp.u8();
+    let ssid = u32::from(inp.u16());
+    let ev = match k % 12 {
+        0 | 1 => Event::FTranslation(
+            FTranslation::new()
+                .with_stream_id(psid)
+                .with_s2(x & 1 != 0)
+                .with_class(FTranslationClass((x >> 1) & 3))
+                .with_ssv(x & 8 != 0)
+                .with_substream_id(ssid)
+                .with_rn_w(x & 16 != 0)
+                .with_stall(x & 32 != 0)
+                .with_input_addr(inp.u64())
+                .with_ipa(inp.u64()),
+        ),
+        2 => Event::CBadSte(CBadSte::new().with_stream_id(psid)),
+        3 => Event::CBadCd(
+            CBadCd::new()
+                .with_stream_id(psid)
+                .with_ssv(x & 1 != 0)
+                .with_substream_id(ssid),
+        ),
+        4 => Event::CBadSubstreamid(
+            CBadSubstreamid::new()
+                .with_stream_id(psid)
+                .with_substream_id(ssid),
+        ),
+        5 => Event::FStreamDisabled(FStreamDisabled::new().with_stream_id(psid)),
+        6 => Event::FWalkEabt(
+            FWalkEabt::new()
+                .with_stream_id(psid)
+                .with_s2(x & 1 != 0)
+                .with_class(FWalkEabtClass((x >> 1) & 3))
+                .with_input_addr(inp.u64())
+                .with_fetch_addr(inp.u64()),
+        ),
+        7 => Event::FCdFetch(
+            FCdFetch::new()
+                .with_stream_id(psid)
+                .with_fetch_addr(inp.u64()),
+        ),
+        8 => Event::FPermission(
+            FPermission::new()
+                .with_stream_id(psid)
+                .with_s2(x & 1 != 0)
+                .with_ipa(inp.u64()),
+        ),
+        9 => Event::FAccess(
+            FAccess::new()
+                .with_stream_id(psid)
+                .with_s2(x & 1 != 0)
+                .with_ipa(inp.u64()),
+        ),
+        10 => Event::FAddrSize(
+            FAddrSize::new()
+                .with_stream_id(psid)
+                .with_s2(x & 1 != 0)
+                .with_ipa(inp.u64()),
+        ),
+        // Any record type, its StreamID field replaced.
+        _ => {
+            let e = Event::decode([inp.u64(), inp.u64(), inp.u64(), inp.u64()]).ok()?;
+            let mut w = e.encode();
+            let r = e.as_record();
+            if let Some(f) = r.fields().iter().find(|f| f.name == "StreamID") {
+                let i = usize::from(f.word);
+                w[i] = (w[i] & !f.mask()) | ((u64::from(psid) << f.lo) & f.mask());
+            }
+            Event::decode(w).ok()?
+        }
+    };
+    Some(ev)
+}
+
+/// Checks one physical event delivery.
+fn deliver(d: &mut Dom, step: usize, smmu: SmmuId, event: Event) {
+    let psid = vsmmu::events::stream_id(&event);
+    let ours = d.g.v.streams().virtual_of(PhysStream { smmu, psid });
+    let prod_before = EventqProd(d.reg(Register::EVENTQ_PROD) as u32);
+    let irqs_before = (d.g.p.irq.raised.len(), d.g.p.irq.msis.len());
+    let acc_before = d.g.p.ram.accesses;
+    let q = d.evtq();
+    let out = d.call("deliver_event", |v, p| {
+        v.deliver_event(p, PhysEvent { smmu, event })
+    });
+    let prod_after = EventqProd(d.reg(Register::EVENTQ_PROD) as u32);
+    let Some(vsid) = ours else {
+        assert_eq!(
+            out,
+            EventOutcome::NotOurs,
+            "step {step}: {event} for another domain"
+        );
+        assert_eq!(
+            d.g.p.ram.accesses, acc_before,
+            "step {step}: foreign event touched RAM"
+        );
+        assert_eq!(
+            prod_after.0, prod_before.0,
+            "step {step}: foreign event moved PROD"
+        );
+        assert_eq!(
+            (d.g.p.irq.raised.len(), d.g.p.irq.msis.len()),
+            irqs_before,
+            "step {step}: foreign event signalled"
+        );
+        return;
+    };
+    assert_ne!(
+        out,
+        EventOutcome::NotOurs,
+        "step {step}: own event {event} refused"
+    );
+    if out != EventOutcome::Forwarded {
+        assert_eq!(
+            prod_after.wr(),
+            prod_before.wr(),
+            "step {step}: {out:?} event moved PROD"
+        );
+        return;
+    }
+    assert_eq!(
+        prod_after.wr(),
+        q.next(prod_before.wr()),
+        "step {step}: PROD"
+    );
+    let words = d.g.p.ram.read_words::<4>(q.entry(prod_before.wr()).0);
+    let rec = Event::decode(words)
+        .unwrap_or_else(|e| panic!("step {step}: forwarded record does not decode: {e}"));
+    assert_eq!(
+        vsmmu::events::stream_id(&rec),
+        vsid,
+        "step {step}: {event} forwarded as {rec}"
+    );
+    // The guest sees a stage-1-only SMMU that never stalls: no stage-2
+    // state, no physical IPA, no stall tag.
+    let r = rec.as_record();
+    for f in r.fields() {
+        if matches!(f.name, "S2" | "IPA" | "NSIPA" | "STAG" | "Stall") {
+            assert_eq!(
+                f.get(r.words()),
+                0,
+                "step {step}: {event} forwarded as {rec} with {} set",
+                f.name
+            );
+        }
+    }
+}
+
+pub fn run(data: &[u8]) {
+    let mut inp = In(data);
+    let h: [u8; 8] = inp.bytes();
+    let policy = Policy {
+        commands_per_call: 1 + u32::from(h[0] % 64),
+        stes_per_call: 1 + u32::from(h[1] % 32),
+        tlbi_asid_threshold: 1 + u32::from(h[2] % 48),
+        hw_burst: 1 + 2 * u32::from(h[3]),
+        hw_refill_per_ms: 1 + u32::from(h[4] % 128),
+        hw_refill_floor_per_ms: 1 + u32::from(h[5] % 8),
+        pending_event_limit: 1 + u32::from(h[6] % 32),
+    };
+    let mut owners = PsidOwners::new();
+    let mut doms = [
+        Dom::new(&SPECS[0], &mut owners, policy, h[7]),
+        Dom::new(&SPECS[1], &mut owners, policy, h[7] >> 2),
+    ];
+    for d in doms.iter_mut() {
+        d.check_hw(0);
+    }
+    let mut step = 0;
+    while !inp.is_empty() && step < MAX_STEPS {
+        step += 1;
+        let op = inp.u8();
+        let flag = op & 0x20 != 0;
+        let which = usize::from(op >> 7);
+        let kind = (op & 0x1f) % 14;
+        if kind == 6 {
+            // Time passes, for one domain or for both.
+            let dt = u64::from(inp.u16()) * 1_000;
+            for (i, d) in doms.iter_mut().enumerate() {
+                if flag || i == which {
+                    d.g.p.now_ns = d.g.p.now_ns.saturating_add(dt);
+                }
+            }
+            continue;
+        }
+        let theirs = doms[1 - which].vsids.clone();
+        let their_psids = doms[1 - which].psids.clone();
+        let d = &mut doms[which];
+        match kind {
+            0 => {
+                let (off, size, info) = pick_access(&mut inp);
+                let mut value = inp.u64();
+                if let (true, Some(info)) = (flag, info) {
+                    value &= info.write_mask;
+                }
+                d.call("mmio_write", |v, p| v.mmio_write(p, off, size, value));
+            }
+            1 => {
+                let (off, size, _) = pick_access(&mut inp);
+                d.call("mmio_read", |v, p| v.mmio_read(p, off, size));
+            }
+            2 => {
+                let region = inp.u8();
+                let idx = u64::from(inp.u16());
+                let len = usize::from(inp.u8() % 65);
+                let bytes: Vec<u8> = (0..len).map(|_| inp.u8()).collect();
+                let strtab = StrtabBase(d.reg(Register::STRTAB_BASE)).addr();
+                let l = d.g.layout;
+                let at = match region % 7 {
+                    0 => strtab.wrapping_add(idx * (Ste::WORDS as u64 * 8)),
+                    1 => strtab.wrapping_add(idx * 8),
+                    2 => l.l2_pool + idx * (Ste::WORDS as u64 * 8),
+                    3 => d.cmdq().entry(u32::from(idx as u16)).0,
+                    4 => d.evtq().entry(u32::from(idx as u16)).0,
+                    5 => l.cds + idx * 8,
+                    _ => d.g.p.ram.base + (idx << 6),
+                };
+                d.poke(at, &bytes);
+            }
+            3 => {
+                let smmu = if flag { OTHER_SMMU } else { SMMU };
+                if let Ok(ev) = Event::decode([inp.u64(), inp.u64(), inp.u64(), inp.u64()]) {
+                    deliver(d, step, smmu, ev);
+                }
+            }
+            4 => {
+                let smmu = if flag { OTHER_SMMU } else { SMMU };
+                let psid = pick_psid(&mut inp, &d.psids, &their_psids);
+                if let Some(ev) = pick_event(&mut inp, psid) {
+                    deliver(d, step, smmu, ev);
+                }
+            }
+            5 => {
+                // A hypervisor runs deferred work when asked; a careless one
+                // (the flag) at any time.
+                if flag || d.g.p.defer.pending {
+                    d.g.p.defer.pending = false;
+                    d.call("run_deferred", |v, p| v.run_deferred(p));
+                }
+            }
+            7 => {
+                let n = 1 + inp.u8() % 8;
+                for _ in 0..n {
+                    let q = d.cmdq();
+                    let slot = q.entry(d.g.prod).0;
+                    let words = pick_command(&mut inp, d, &theirs, slot);
+                    let mut raw = [0u8; 16];
+                    raw[..8].copy_from_slice(&words[0].to_le_bytes());
+                    raw[8..].copy_from_slice(&words[1].to_le_bytes());
+                    d.poke(slot, &raw);
+                    d.g.prod = q.next(d.g.prod);
+                }
+                if !flag {
+                    let prod = u64::from(CmdqProd(0).with_wr(d.g.prod).0);
+                    let off = Register::CMDQ_PROD.info().frame_offset();
+                    d.call("CMDQ_PROD write", |v, p| v.mmio_write(p, off, 4, prod));
+                }
+            }
+            8 => {
+                let _ = d.g.bring_up();
+            }
+            9 => {
+                let sid = pick_vsid(&mut inp, &d.vsids, &theirs);
+                let asid = inp.u16();
+                let ttb0 = d.g.p.ram.base + (u64::from(inp.u16()) << 12);
+                let _ = d.g.attach(sid, asid, ttb0);
+            }
+            10 => {
+                let _ = d.g.events();
+            }
+            11 => {
+                d.g.p.hw.fail = flag;
+                d.failed |= flag;
+            }
+            12 => {
+                let sid = pick_vsid(&mut inp, &d.vsids, &theirs);
+                let (a, b) = (inp.u8(), inp.u8());
+                let ste = if a & 0x80 != 0 {
+                    Ste(core::array::from_fn(|_| inp.u64()))
+                } else {
+                    Ste::new()
+                        .with_v(a & 1 != 0)
+                        .with_config(SteConfig((a >> 1) & 7))
+                        .with_s1_fmt(SteS1Fmt((a >> 4) & 3))
+                        .with_s1cd_max(b & 0x1f)
+                        .with_s1_context_ptr(d.g.cd_table(sid) ^ (u64::from(inp.u16()) << 6))
+                        .with_s1dss(SteS1dss(b >> 5 & 3))
+                        .with_s1cir(SteS1cir(1))
+                        .with_s1cor(SteS1cor(1))
+                        .with_s1csh(SteS1csh(3))
+                        .with_s1stalld(b & 0x80 != 0)
+                        .with_eats(SteEats(a >> 6 & 1))
+                        .with_shcfg(SteShcfg::USE_INCOMING)
+                };
+                if flag {
+                    let at = d.g.ste_addr(sid);
+                    d.g.p.ram.write_words(at, &ste.0);
+                } else {
+                    let _ = d.g.write_ste(sid, ste);
+                }
+            }
+            _ => {
+                let asid = inp.u16();
+                // Page-aligned and far from the top (the guest model adds pages).
+                let iova = u64::from(inp.u32()) << 12;
+                let pages = u64::from(inp.u8() % 80);
+                let _ = d.g.unmap(asid, iova, pages);
+            }
+        }
+        // The guest-driver steps make many calls: the last one is bounded
+        // like any other.
+        let n = d.g.v.last_call_commands();
+        assert!(n <= d.policy.commands_per_call, "step {step}: {n} commands");
+        for d in doms.iter_mut() {
+            d.check_hw(step);
+        }
+    }
+}
