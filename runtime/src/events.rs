@@ -15,6 +15,36 @@ pub fn stream_id(e: &Event) -> u32 {
         .map_or(0, |f| f.get(r.words()) as u32)
 }
 
+/// The four translation-fault records share their layout (§7.3.12-7.3.15):
+/// the guest's version has the vSID and no stage-2 or stall state.
+macro_rules! translation_fault {
+    ($variant:ident, $x:expr, $vsid:expr) => {{
+        let x = $x;
+        let guest = x
+            .with_stream_id($vsid)
+            .with_ipa(0)
+            .with_nsipa(false)
+            .with_stall(false)
+            .with_stag(0);
+        let access = (
+            x.ssv(),
+            x.substream_id(),
+            x.input_addr(),
+            x.pn_u(),
+            x.in_d(),
+            x.rn_w(),
+        );
+        fault(
+            $vsid,
+            x.s2(),
+            x.class().0,
+            x.ipa(),
+            Event::$variant(guest),
+            access,
+        )
+    }};
+}
+
 /// Where a physical event goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Translated {
@@ -47,98 +77,10 @@ pub fn translate(e: Event, vsid: u32, refusal: Option<Refusal>) -> Translated {
         Event::FStreamDisabled(x) => Guest(Event::FStreamDisabled(x.with_stream_id(vsid))),
         Event::CBadSubstreamid(x) => Guest(Event::CBadSubstreamid(x.with_stream_id(vsid))),
         Event::CBadCd(x) => Guest(Event::CBadCd(x.with_stream_id(vsid))),
-        Event::FTranslation(x) => fault(
-            vsid,
-            x.s2(),
-            x.class().0,
-            x.ipa(),
-            x.with_stream_id(vsid),
-            |x| {
-                Event::FTranslation(
-                    x.with_ipa(0)
-                        .with_nsipa(false)
-                        .with_stall(false)
-                        .with_stag(0),
-                )
-            },
-            (
-                x.ssv(),
-                x.substream_id(),
-                x.input_addr(),
-                x.pn_u(),
-                x.in_d(),
-                x.rn_w(),
-            ),
-        ),
-        Event::FAddrSize(x) => fault(
-            vsid,
-            x.s2(),
-            x.class().0,
-            x.ipa(),
-            x.with_stream_id(vsid),
-            |x| {
-                Event::FAddrSize(
-                    x.with_ipa(0)
-                        .with_nsipa(false)
-                        .with_stall(false)
-                        .with_stag(0),
-                )
-            },
-            (
-                x.ssv(),
-                x.substream_id(),
-                x.input_addr(),
-                x.pn_u(),
-                x.in_d(),
-                x.rn_w(),
-            ),
-        ),
-        Event::FAccess(x) => fault(
-            vsid,
-            x.s2(),
-            x.class().0,
-            x.ipa(),
-            x.with_stream_id(vsid),
-            |x| {
-                Event::FAccess(
-                    x.with_ipa(0)
-                        .with_nsipa(false)
-                        .with_stall(false)
-                        .with_stag(0),
-                )
-            },
-            (
-                x.ssv(),
-                x.substream_id(),
-                x.input_addr(),
-                x.pn_u(),
-                x.in_d(),
-                x.rn_w(),
-            ),
-        ),
-        Event::FPermission(x) => fault(
-            vsid,
-            x.s2(),
-            x.class().0,
-            x.ipa(),
-            x.with_stream_id(vsid),
-            |x| {
-                Event::FPermission(
-                    x.with_ipa(0)
-                        .with_nsipa(false)
-                        .with_stall(false)
-                        .with_stag(0),
-                )
-            },
-            (
-                x.ssv(),
-                x.substream_id(),
-                x.input_addr(),
-                x.pn_u(),
-                x.in_d(),
-                x.rn_w(),
-            ),
-        ),
+        Event::FTranslation(x) => translation_fault!(FTranslation, x, vsid),
+        Event::FAddrSize(x) => translation_fault!(FAddrSize, x, vsid),
+        Event::FAccess(x) => translation_fault!(FAccess, x, vsid),
+        Event::FPermission(x) => translation_fault!(FPermission, x, vsid),
         // An abort while walking the hypervisor's stage 2 is the hypervisor's.
         Event::FWalkEabt(x) if x.s2() => Host,
         // External aborts on the guest's tables: the fetch address is a PA,
@@ -156,18 +98,10 @@ type Access = (bool, u32, u64, bool, bool, bool);
 /// fault on a CD fetch or a stage-1 table walk is, for the guest, a failed
 /// access to its own memory at that IPA; a stage-2 fault on the final access
 /// stays with the hypervisor.
-fn fault<T>(
-    vsid: u32,
-    s2: bool,
-    class: u8,
-    ipa: u64,
-    x: T,
-    s1: impl Fn(T) -> Event,
-    a: Access,
-) -> Translated {
+fn fault(vsid: u32, s2: bool, class: u8, ipa: u64, s1: Event, a: Access) -> Translated {
     let (ssv, ssid, input, pnu, ind, rnw) = a;
     if !s2 {
-        return Translated::Guest(s1(x));
+        return Translated::Guest(s1);
     }
     match FTranslationClass(class) {
         FTranslationClass::CD => Translated::Guest(Event::FCdFetch(
