@@ -521,8 +521,10 @@ impl Vsmmu {
         }
         let q = self.cmdq();
         let mut ahead = ReadAhead::default();
+        // PROD cannot change during this call: the guest's writes are
+        // serialized with it (the concurrency contract).
+        let prod = CmdqProd(self.regs.get(Register::CMDQ_PROD) as u32).wr();
         loop {
-            let prod = CmdqProd(self.regs.get(Register::CMDQ_PROD) as u32).wr();
             let cons_reg = CmdqCons(self.regs.get(Register::CMDQ_CONS) as u32);
             let cons = cons_reg.rd();
             if q.is_empty(prod, cons) {
