@@ -13119,18 +13119,18 @@ pub mod cmd {
                 return Some(&Self::ILLEGAL[1]);
             }
             if let Some(regs) = regs {
-                if (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
-                    && (((self.0[1]) >> 10) & 0x3) == 0x2
+                if (((self.0[1]) >> 10) & 0x3) == 0x2
                     && (((self.0[1]) >> 8) & 0x3) == 0x1
                     && (((self.0[0]) >> 12) & 0x1f) == 0x0
                     && (((self.0[0]) >> 20) & 0x3f) == 0x0
+                    && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
                 {
                     return Some(&Self::ILLEGAL[2]);
                 }
             }
             if let Some(regs) = regs {
-                if (((regs.value(crate::Register::IDR3)) >> 10) & 0x1) == 0x0
-                    && (((self.0[1]) >> 10) & 0x3) != 0x0
+                if (((self.0[1]) >> 10) & 0x3) != 0x0
+                    && (((regs.value(crate::Register::IDR3)) >> 10) & 0x1) == 0x0
                 {
                     return Some(&Self::ILLEGAL[3]);
                 }
@@ -13595,18 +13595,18 @@ pub mod cmd {
                 return Some(&Self::ILLEGAL[1]);
             }
             if let Some(regs) = regs {
-                if (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
-                    && (((self.0[1]) >> 10) & 0x3) == 0x2
+                if (((self.0[1]) >> 10) & 0x3) == 0x2
                     && (((self.0[1]) >> 8) & 0x3) == 0x1
                     && (((self.0[0]) >> 12) & 0x1f) == 0x0
                     && (((self.0[0]) >> 20) & 0x3f) == 0x0
+                    && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
                 {
                     return Some(&Self::ILLEGAL[2]);
                 }
             }
             if let Some(regs) = regs {
-                if (((regs.value(crate::Register::IDR3)) >> 10) & 0x1) == 0x0
-                    && (((self.0[1]) >> 10) & 0x3) != 0x0
+                if (((self.0[1]) >> 10) & 0x3) != 0x0
+                    && (((regs.value(crate::Register::IDR3)) >> 10) & 0x1) == 0x0
                 {
                     return Some(&Self::ILLEGAL[3]);
                 }
@@ -14865,18 +14865,18 @@ pub mod cmd {
                 return Some(&Self::ILLEGAL[2]);
             }
             if let Some(regs) = regs {
-                if (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
-                    && (((self.0[1]) >> 10) & 0x3) == 0x2
+                if (((self.0[1]) >> 10) & 0x3) == 0x2
                     && (((self.0[1]) >> 8) & 0x3) == 0x1
                     && (((self.0[0]) >> 12) & 0x1f) == 0x0
                     && (((self.0[0]) >> 20) & 0x3f) == 0x0
+                    && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
                 {
                     return Some(&Self::ILLEGAL[3]);
                 }
             }
             if let Some(regs) = regs {
-                if (((regs.value(crate::Register::IDR3)) >> 10) & 0x1) == 0x0
-                    && (((self.0[1]) >> 10) & 0x3) != 0x0
+                if (((self.0[1]) >> 10) & 0x3) != 0x0
+                    && (((regs.value(crate::Register::IDR3)) >> 10) & 0x1) == 0x0
                 {
                     return Some(&Self::ILLEGAL[4]);
                 }
@@ -15324,18 +15324,18 @@ pub mod cmd {
                 return Some(&Self::ILLEGAL[2]);
             }
             if let Some(regs) = regs {
-                if (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
-                    && (((self.0[1]) >> 10) & 0x3) == 0x2
+                if (((self.0[1]) >> 10) & 0x3) == 0x2
                     && (((self.0[1]) >> 8) & 0x3) == 0x1
                     && (((self.0[0]) >> 12) & 0x1f) == 0x0
                     && (((self.0[0]) >> 20) & 0x3f) == 0x0
+                    && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
                 {
                     return Some(&Self::ILLEGAL[3]);
                 }
             }
             if let Some(regs) = regs {
-                if (((regs.value(crate::Register::IDR3)) >> 10) & 0x1) == 0x0
-                    && (((self.0[1]) >> 10) & 0x3) != 0x0
+                if (((self.0[1]) >> 10) & 0x3) != 0x0
+                    && (((regs.value(crate::Register::IDR3)) >> 10) & 0x1) == 0x0
                 {
                     return Some(&Self::ILLEGAL[4]);
                 }
@@ -15925,18 +15925,18 @@ pub mod cmd {
                 return Some(&Self::ILLEGAL[1]);
             }
             if let Some(regs) = regs {
-                if (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
-                    && (((self.0[1]) >> 10) & 0x3) == 0x2
+                if (((self.0[1]) >> 10) & 0x3) == 0x2
                     && (((self.0[1]) >> 8) & 0x3) == 0x1
                     && (((self.0[0]) >> 12) & 0x1f) == 0x0
                     && (((self.0[0]) >> 20) & 0x3f) == 0x0
+                    && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
                 {
                     return Some(&Self::ILLEGAL[2]);
                 }
             }
             if let Some(regs) = regs {
-                if (((regs.value(crate::Register::IDR3)) >> 10) & 0x1) == 0x0
-                    && (((self.0[1]) >> 10) & 0x3) != 0x0
+                if (((self.0[1]) >> 10) & 0x3) != 0x0
+                    && (((regs.value(crate::Register::IDR3)) >> 10) & 0x1) == 0x0
                 {
                     return Some(&Self::ILLEGAL[3]);
                 }
@@ -36593,9 +36593,9 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[1]) >> 25) & 0x1) == 0x1
                     && (((self.0[2]) >> 51) & 0x1) == 0x0
+                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                     && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
                     && (((regs.value(crate::Register::IDR3)) >> 8) & 0x1) == 0x1
-                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                 {
                     return Some(&Self::ILLEGAL[22]);
                 }
@@ -36603,123 +36603,123 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[1]) >> 25) & 0x1) == 0x1
                     && (((self.0[2]) >> 51) & 0x1) == 0x0
+                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                     && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
                     && (((regs.value(crate::Register::IDR3)) >> 8) & 0x1) == 0x1
-                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                 {
                     return Some(&Self::ILLEGAL[23]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 57) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR0)) >> 24) & 0x3) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR0)) >> 24) & 0x3) == 0x1
                 {
                     return Some(&Self::ILLEGAL[24]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 57) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR0)) >> 24) & 0x3) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR0)) >> 24) & 0x3) == 0x1
                 {
                     return Some(&Self::ILLEGAL[25]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 57) & 0x1) == 0x0
-                    && (((regs.value(crate::Register::IDR0)) >> 24) & 0x3) == 0x2
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR0)) >> 24) & 0x3) == 0x2
                 {
                     return Some(&Self::ILLEGAL[26]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 57) & 0x1) == 0x0
-                    && (((regs.value(crate::Register::IDR0)) >> 24) & 0x3) == 0x2
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR0)) >> 24) & 0x3) == 0x2
                 {
                     return Some(&Self::ILLEGAL[27]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 51) & 0x1) == 0x0
+                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                     && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
                     && (((regs.value(crate::Register::IDR0)) >> 2) & 0x3) == 0x2
-                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                 {
                     return Some(&Self::ILLEGAL[28]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 51) & 0x1) == 0x0
+                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                     && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
                     && (((regs.value(crate::Register::IDR0)) >> 2) & 0x3) == 0x2
-                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                 {
                     return Some(&Self::ILLEGAL[29]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 51) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR0)) >> 2) & 0x3) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR0)) >> 2) & 0x3) == 0x1
                 {
                     return Some(&Self::ILLEGAL[30]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 51) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR0)) >> 2) & 0x3) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR0)) >> 2) & 0x3) == 0x1
                 {
                     return Some(&Self::ILLEGAL[31]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 56) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR0)) >> 6) & 0x3) == 0x0
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR0)) >> 6) & 0x3) == 0x0
                 {
                     return Some(&Self::ILLEGAL[32]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 56) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR0)) >> 6) & 0x3) == 0x0
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR0)) >> 6) & 0x3) == 0x0
                 {
                     return Some(&Self::ILLEGAL[33]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 55) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR0)) >> 6) & 0x3) == 0x0
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR0)) >> 6) & 0x3) == 0x0
                 {
                     return Some(&Self::ILLEGAL[34]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 55) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR0)) >> 6) & 0x3) == 0x0
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR0)) >> 6) & 0x3) == 0x0
                 {
                     return Some(&Self::ILLEGAL[35]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 55) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR0)) >> 6) & 0x3) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR0)) >> 6) & 0x3) == 0x1
                 {
                     return Some(&Self::ILLEGAL[36]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 55) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR0)) >> 6) & 0x3) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR0)) >> 6) & 0x3) == 0x1
                 {
                     return Some(&Self::ILLEGAL[37]);
                 }
@@ -36727,8 +36727,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 56) & 0x1) == 0x1
                     && (((self.0[2]) >> 51) & 0x1) == 0x0
-                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
                 {
                     return Some(&Self::ILLEGAL[38]);
                 }
@@ -36736,8 +36736,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 56) & 0x1) == 0x1
                     && (((self.0[2]) >> 51) & 0x1) == 0x0
-                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
                 {
                     return Some(&Self::ILLEGAL[39]);
                 }
@@ -36745,8 +36745,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 55) & 0x1) == 0x1
                     && (((self.0[2]) >> 51) & 0x1) == 0x0
-                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
                 {
                     return Some(&Self::ILLEGAL[40]);
                 }
@@ -36754,8 +36754,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 55) & 0x1) == 0x1
                     && (((self.0[2]) >> 51) & 0x1) == 0x0
-                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
                 {
                     return Some(&Self::ILLEGAL[41]);
                 }
@@ -36763,8 +36763,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 59) & 0x1) == 0x1
                     && (((self.0[2]) >> 56) & 0x1) == 0x0
-                    && (((regs.value(crate::Register::IDR0)) >> 6) & 0x3) == 0x3
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR0)) >> 6) & 0x3) == 0x3
                 {
                     return Some(&Self::ILLEGAL[42]);
                 }
@@ -36772,8 +36772,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 59) & 0x1) == 0x1
                     && (((self.0[2]) >> 56) & 0x1) == 0x0
-                    && (((regs.value(crate::Register::IDR0)) >> 6) & 0x3) == 0x3
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR0)) >> 6) & 0x3) == 0x3
                 {
                     return Some(&Self::ILLEGAL[43]);
                 }
@@ -36791,8 +36791,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 46) & 0x3) == 0x0
                     && (((self.0[2]) >> 51) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR5)) >> 4) & 0x1) == 0x0
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR5)) >> 4) & 0x1) == 0x0
                 {
                     return Some(&Self::ILLEGAL[46]);
                 }
@@ -36800,8 +36800,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 46) & 0x3) == 0x0
                     && (((self.0[2]) >> 51) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR5)) >> 4) & 0x1) == 0x0
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR5)) >> 4) & 0x1) == 0x0
                 {
                     return Some(&Self::ILLEGAL[47]);
                 }
@@ -36809,8 +36809,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 46) & 0x3) == 0x1
                     && (((self.0[2]) >> 51) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR5)) >> 6) & 0x1) == 0x0
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR5)) >> 6) & 0x1) == 0x0
                 {
                     return Some(&Self::ILLEGAL[48]);
                 }
@@ -36818,8 +36818,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 46) & 0x3) == 0x1
                     && (((self.0[2]) >> 51) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR5)) >> 6) & 0x1) == 0x0
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR5)) >> 6) & 0x1) == 0x0
                 {
                     return Some(&Self::ILLEGAL[49]);
                 }
@@ -36827,8 +36827,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 46) & 0x3) == 0x2
                     && (((self.0[2]) >> 51) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR5)) >> 5) & 0x1) == 0x0
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR5)) >> 5) & 0x1) == 0x0
                 {
                     return Some(&Self::ILLEGAL[50]);
                 }
@@ -36836,8 +36836,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 46) & 0x3) == 0x2
                     && (((self.0[2]) >> 51) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR5)) >> 5) & 0x1) == 0x0
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR5)) >> 5) & 0x1) == 0x0
                 {
                     return Some(&Self::ILLEGAL[51]);
                 }
@@ -36845,8 +36845,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 46) & 0x3) == 0x3
                     && (((self.0[2]) >> 51) & 0x1) == 0x0
-                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[52]);
                 }
@@ -36854,8 +36854,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 46) & 0x3) == 0x3
                     && (((self.0[2]) >> 51) & 0x1) == 0x0
-                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[53]);
                 }
@@ -36863,9 +36863,9 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 46) & 0x3) == 0x0
                     && (((self.0[2]) >> 51) & 0x1) == 0x0
+                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                     && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x1
                     && (((regs.value(crate::Register::IDR5)) >> 4) & 0x1) == 0x0
-                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                 {
                     return Some(&Self::ILLEGAL[54]);
                 }
@@ -36873,9 +36873,9 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 46) & 0x3) == 0x0
                     && (((self.0[2]) >> 51) & 0x1) == 0x0
+                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                     && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x1
                     && (((regs.value(crate::Register::IDR5)) >> 4) & 0x1) == 0x0
-                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                 {
                     return Some(&Self::ILLEGAL[55]);
                 }
@@ -36883,9 +36883,9 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 46) & 0x3) == 0x1
                     && (((self.0[2]) >> 51) & 0x1) == 0x0
+                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                     && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x1
                     && (((regs.value(crate::Register::IDR5)) >> 6) & 0x1) == 0x0
-                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                 {
                     return Some(&Self::ILLEGAL[56]);
                 }
@@ -36893,9 +36893,9 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 46) & 0x3) == 0x1
                     && (((self.0[2]) >> 51) & 0x1) == 0x0
+                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                     && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x1
                     && (((regs.value(crate::Register::IDR5)) >> 6) & 0x1) == 0x0
-                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                 {
                     return Some(&Self::ILLEGAL[57]);
                 }
@@ -36903,9 +36903,9 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 46) & 0x3) == 0x2
                     && (((self.0[2]) >> 51) & 0x1) == 0x0
+                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                     && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x1
                     && (((regs.value(crate::Register::IDR5)) >> 5) & 0x1) == 0x0
-                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                 {
                     return Some(&Self::ILLEGAL[58]);
                 }
@@ -36913,41 +36913,41 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 46) & 0x3) == 0x2
                     && (((self.0[2]) >> 51) & 0x1) == 0x0
+                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                     && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x1
                     && (((regs.value(crate::Register::IDR5)) >> 5) & 0x1) == 0x0
-                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                 {
                     return Some(&Self::ILLEGAL[59]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 52) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR0)) >> 21) & 0x3) == 0x2
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR0)) >> 21) & 0x3) == 0x2
                 {
                     return Some(&Self::ILLEGAL[60]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 52) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR0)) >> 21) & 0x3) == 0x2
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR0)) >> 21) & 0x3) == 0x2
                 {
                     return Some(&Self::ILLEGAL[61]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 52) & 0x1) == 0x0
-                    && (((regs.value(crate::Register::IDR0)) >> 21) & 0x3) == 0x3
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR0)) >> 21) & 0x3) == 0x3
                 {
                     return Some(&Self::ILLEGAL[62]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 52) & 0x1) == 0x0
-                    && (((regs.value(crate::Register::IDR0)) >> 21) & 0x3) == 0x3
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR0)) >> 21) & 0x3) == 0x3
                 {
                     return Some(&Self::ILLEGAL[63]);
                 }
@@ -36955,9 +36955,9 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 60) & 0x1) == 0x1
                     && (((self.0[2]) >> 51) & 0x1) == 0x0
+                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                     && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
                     && (((regs.value(crate::Register::IDR3)) >> 19) & 0x1) == 0x1
-                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                 {
                     return Some(&Self::ILLEGAL[64]);
                 }
@@ -36965,9 +36965,9 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 60) & 0x1) == 0x1
                     && (((self.0[2]) >> 51) & 0x1) == 0x0
+                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                     && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
                     && (((regs.value(crate::Register::IDR3)) >> 19) & 0x1) == 0x1
-                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                 {
                     return Some(&Self::ILLEGAL[65]);
                 }
@@ -36976,8 +36976,8 @@ pub mod structs {
                 if (((self.0[2]) >> 61) & 0x1) == 0x1
                     && (((self.0[2]) >> 60) & 0x1) == 0x0
                     && (((self.0[2]) >> 51) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[66]);
                 }
@@ -36986,8 +36986,8 @@ pub mod structs {
                 if (((self.0[2]) >> 61) & 0x1) == 0x1
                     && (((self.0[2]) >> 60) & 0x1) == 0x0
                     && (((self.0[2]) >> 51) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[67]);
                 }
@@ -36996,9 +36996,9 @@ pub mod structs {
                 if (((self.0[2]) >> 61) & 0x1) == 0x1
                     && (((self.0[2]) >> 60) & 0x1) == 0x0
                     && (((self.0[2]) >> 51) & 0x1) == 0x0
+                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                     && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
                     && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
-                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                 {
                     return Some(&Self::ILLEGAL[68]);
                 }
@@ -37007,9 +37007,9 @@ pub mod structs {
                 if (((self.0[2]) >> 61) & 0x1) == 0x1
                     && (((self.0[2]) >> 60) & 0x1) == 0x0
                     && (((self.0[2]) >> 51) & 0x1) == 0x0
+                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                     && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
                     && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
-                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                 {
                     return Some(&Self::ILLEGAL[69]);
                 }
@@ -37017,9 +37017,9 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 61) & 0x1) == 0x1
                     && (((self.0[1]) >> 8) & 0x1) == 0x1
+                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                     && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((regs.value(crate::Register::IDR3)) >> 3) & 0x1) == 0x1
-                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                 {
                     return Some(&Self::ILLEGAL[70]);
                 }
@@ -37027,9 +37027,9 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 61) & 0x1) == 0x1
                     && (((self.0[1]) >> 8) & 0x1) == 0x1
+                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                     && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((regs.value(crate::Register::IDR3)) >> 3) & 0x1) == 0x1
-                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                 {
                     return Some(&Self::ILLEGAL[71]);
                 }
@@ -37037,9 +37037,9 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 61) & 0x1) == 0x1
                     && (((self.0[1]) >> 9) & 0x1) == 0x1
+                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                     && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((regs.value(crate::Register::IDR3)) >> 3) & 0x1) == 0x1
-                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                 {
                     return Some(&Self::ILLEGAL[72]);
                 }
@@ -37047,9 +37047,9 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 61) & 0x1) == 0x1
                     && (((self.0[1]) >> 9) & 0x1) == 0x1
+                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                     && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((regs.value(crate::Register::IDR3)) >> 3) & 0x1) == 0x1
-                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                 {
                     return Some(&Self::ILLEGAL[73]);
                 }
@@ -37057,9 +37057,9 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 61) & 0x1) == 0x1
                     && (((self.0[1]) >> 10) & 0x1) == 0x1
+                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                     && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((regs.value(crate::Register::IDR3)) >> 3) & 0x1) == 0x1
-                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                 {
                     return Some(&Self::ILLEGAL[74]);
                 }
@@ -37067,9 +37067,9 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 61) & 0x1) == 0x1
                     && (((self.0[1]) >> 10) & 0x1) == 0x1
+                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                     && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((regs.value(crate::Register::IDR3)) >> 3) & 0x1) == 0x1
-                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                 {
                     return Some(&Self::ILLEGAL[75]);
                 }
@@ -37077,9 +37077,9 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 61) & 0x1) == 0x1
                     && (((self.0[1]) >> 11) & 0x1) == 0x1
+                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                     && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((regs.value(crate::Register::IDR3)) >> 3) & 0x1) == 0x1
-                    && (((self.0[0]) >> 1) & 0x7) == 0x6
                 {
                     return Some(&Self::ILLEGAL[76]);
                 }
@@ -37087,9 +37087,9 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[2]) >> 61) & 0x1) == 0x1
                     && (((self.0[1]) >> 11) & 0x1) == 0x1
+                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                     && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((regs.value(crate::Register::IDR3)) >> 3) & 0x1) == 0x1
-                    && (((self.0[0]) >> 1) & 0x7) == 0x7
                 {
                     return Some(&Self::ILLEGAL[77]);
                 }
@@ -37097,8 +37097,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 0) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[78]);
                 }
@@ -37106,8 +37106,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 0) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[79]);
                 }
@@ -37115,8 +37115,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 0) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[80]);
                 }
@@ -37124,8 +37124,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 0) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[81]);
                 }
@@ -37133,8 +37133,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 4) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[82]);
                 }
@@ -37142,8 +37142,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 4) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[83]);
                 }
@@ -37151,8 +37151,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 4) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[84]);
                 }
@@ -37160,8 +37160,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 4) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[85]);
                 }
@@ -37169,8 +37169,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 8) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[86]);
                 }
@@ -37178,8 +37178,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 8) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[87]);
                 }
@@ -37187,8 +37187,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 8) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[88]);
                 }
@@ -37196,8 +37196,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 8) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[89]);
                 }
@@ -37205,8 +37205,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 12) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[90]);
                 }
@@ -37214,8 +37214,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 12) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[91]);
                 }
@@ -37223,8 +37223,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 12) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[92]);
                 }
@@ -37232,8 +37232,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 12) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[93]);
                 }
@@ -37241,8 +37241,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 16) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[94]);
                 }
@@ -37250,8 +37250,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 16) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[95]);
                 }
@@ -37259,8 +37259,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 16) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[96]);
                 }
@@ -37268,8 +37268,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 16) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[97]);
                 }
@@ -37277,8 +37277,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 20) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[98]);
                 }
@@ -37286,8 +37286,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 20) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[99]);
                 }
@@ -37295,8 +37295,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 20) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[100]);
                 }
@@ -37304,8 +37304,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 20) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[101]);
                 }
@@ -37313,8 +37313,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 24) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[102]);
                 }
@@ -37322,8 +37322,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 24) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[103]);
                 }
@@ -37331,8 +37331,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 24) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[104]);
                 }
@@ -37340,8 +37340,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 24) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[105]);
                 }
@@ -37349,8 +37349,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 28) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[106]);
                 }
@@ -37358,8 +37358,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 28) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[107]);
                 }
@@ -37367,8 +37367,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 28) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[108]);
                 }
@@ -37376,8 +37376,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 28) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[109]);
                 }
@@ -37385,8 +37385,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 32) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[110]);
                 }
@@ -37394,8 +37394,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 32) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[111]);
                 }
@@ -37403,8 +37403,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 32) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[112]);
                 }
@@ -37412,8 +37412,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 32) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[113]);
                 }
@@ -37421,8 +37421,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 36) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[114]);
                 }
@@ -37430,8 +37430,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 36) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[115]);
                 }
@@ -37439,8 +37439,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 36) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[116]);
                 }
@@ -37448,8 +37448,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 36) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[117]);
                 }
@@ -37457,8 +37457,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 40) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[118]);
                 }
@@ -37466,8 +37466,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 40) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[119]);
                 }
@@ -37475,8 +37475,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 40) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[120]);
                 }
@@ -37484,8 +37484,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 40) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[121]);
                 }
@@ -37493,8 +37493,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 44) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[122]);
                 }
@@ -37502,8 +37502,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 44) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[123]);
                 }
@@ -37511,8 +37511,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 44) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[124]);
                 }
@@ -37520,8 +37520,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 44) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[125]);
                 }
@@ -37529,8 +37529,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 48) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[126]);
                 }
@@ -37538,8 +37538,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 48) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[127]);
                 }
@@ -37547,8 +37547,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 48) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[128]);
                 }
@@ -37556,8 +37556,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 48) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[129]);
                 }
@@ -37565,8 +37565,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 52) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[130]);
                 }
@@ -37574,8 +37574,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 52) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[131]);
                 }
@@ -37583,8 +37583,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 52) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[132]);
                 }
@@ -37592,8 +37592,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 52) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[133]);
                 }
@@ -37601,8 +37601,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 56) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[134]);
                 }
@@ -37610,8 +37610,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 56) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[135]);
                 }
@@ -37619,8 +37619,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 56) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[136]);
                 }
@@ -37628,8 +37628,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 56) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[137]);
                 }
@@ -37637,8 +37637,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 60) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[138]);
                 }
@@ -37646,8 +37646,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 60) & 0xf) == 0x1
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[139]);
                 }
@@ -37655,8 +37655,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 60) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x6
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[140]);
                 }
@@ -37664,8 +37664,8 @@ pub mod structs {
             if let Some(regs) = regs {
                 if (((self.0[7]) >> 60) & 0xf) == 0x5
                     && (((self.0[2]) >> 61) & 0x1) == 0x1
-                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                     && (((self.0[0]) >> 1) & 0x7) == 0x7
+                    && (((regs.value(crate::Register::IDR3)) >> 20) & 0x1) == 0x1
                 {
                     return Some(&Self::ILLEGAL[141]);
                 }

@@ -215,6 +215,11 @@ impl Batch {
         self.dirty.is_empty() && self.cmds.values().all(|p| p.cmds.is_empty())
     }
 
+    /// Nothing to install, send or sync: a guest CMD_SYNC completes at once.
+    pub fn is_settled(&self) -> bool {
+        self.unsynced.is_empty() && self.is_empty()
+    }
+
     /// Whether any SMMU's pending commands reached the batch size.
     pub fn full(&self) -> bool {
         self.full

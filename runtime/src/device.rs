@@ -607,7 +607,9 @@ impl Vsmmu {
             // Non-secure, non-hyp: on our SMMU that is this domain's VMID only.
             TlbiNsnhAll(_) => self.push_all(TlbiNhAll(CmdTlbiNhAll::new().with_vmid(vmid))),
             Sync(s) => {
-                self.sync_all(ports, allow)?;
+                if !self.batch.is_settled() {
+                    self.sync_all(ports, allow)?;
+                }
                 self.complete_sync(ports, s);
             }
             // PREFETCH_* are hints; everything else that is legal on the SMMU

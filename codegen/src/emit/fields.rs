@@ -214,7 +214,11 @@ pub fn cond_expr(
     if cond.terms.is_empty() {
         return quote!(true);
     }
-    let terms = cond.terms.iter().map(|t| {
+    // Fields of the value itself first: they are cheaper than register reads
+    // and usually decide the conjunction (it has no side effects to reorder).
+    let mut ordered: Vec<&crate::expr::Term> = cond.terms.iter().collect();
+    ordered.sort_by_key(|t| matches!(t.operand, Operand::Register(..)));
+    let terms = ordered.into_iter().map(|t| {
         let (source, f) = match &t.operand {
             Operand::Local(n) => {
                 let f = fields
