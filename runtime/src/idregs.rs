@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn two_smmus_present_what_both_can_do() {
         let other = PhysCaps {
-            idr0: 0x0d44_101b & !(1 << 4),
+            idr0: Idr0(0x0d44_101b).with_cohacc(false).0,
             idr5: 0x12,
             ..QEMU
         };

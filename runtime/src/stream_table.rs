@@ -107,7 +107,7 @@ fn allowed() -> [u64; 2] {
         .with_config(SteConfig(0b111))
         .with_s1_fmt(smmuv3::structs::SteS1Fmt(0b11))
         .with_s1_context_ptr(u64::MAX)
-        .with_s1cd_max(0x1f);
+        .with_s1cd_max(u8::MAX);
     let w1 = Ste::new()
         .with_s1dss(smmuv3::structs::SteS1dss(0b11))
         .with_s1cir(smmuv3::structs::SteS1cir(0b11))
