@@ -282,35 +282,6 @@ fn pick_psid(inp: &mut In<'_>, mine: &[u32], theirs: &[u32]) -> u32 {
     }
 }
 
-/// A trapped access: half aimed at real registers (either half of a 64-bit
-/// one, at its natural size or not), half at any offset and size.
-fn pick_access(inp: &mut In<'_>) -> (u32, u32, Option<&'static smmuv3::RegInfo>) {
-    let sel = inp.u8();
-    let size_sel = (sel >> 2) & 3;
-    if sel & 1 == 0 {
-        let info = &REGISTERS[usize::from(inp.u8()) % REGISTERS.len()];
-        let natural = u32::from(info.width) / 8;
-        let high = sel & 2 != 0 && info.width == 64;
-        let off = info.frame_offset() + if high { natural / 2 } else { 0 };
-        let size = match size_sel {
-            0 | 1 if high => natural / 2,
-            0 | 1 => natural,
-            2 => 4,
-            _ => [1, 2, 8, 16][usize::from(sel >> 6)],
-        };
-        (off, size, Some(info))
-    } else {
-        let off = inp.u32();
-        let off = if sel & 2 == 0 { off & 0x1_ffff } else { off };
-        let size = match size_sel {
-            0 => 4,
-            1 => 8,
-            2 => u32::from(inp.u8() % 17),
-            _ => inp.u32(),
-        };
-        (off, size, None)
-    }
-}
 
 /// One command, typed from the input or raw words.
 fn pick_command(inp: &mut In<'_>, d: &Dom, theirs: &[u32], slot: u64) -> [u64; 2] {
