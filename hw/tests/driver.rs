@@ -95,22 +95,7 @@ fn guest_s1(mem: &EmbeddedSmmu, iova: u64, ipa: u64, writable: bool) -> u64 {
 
 /// A Linux-style CD at `cd_ipa` for `ttb0` (an IPA).
 fn guest_cd(mem: &EmbeddedSmmu, cd_ipa: u64, asid: u16, ttb0: u64) {
-    let cd = Cd::new()
-        .with_t0sz(16)
-        .with_tg0(CdTg0::GRANULE_4KB)
-        .with_ir0(CdIr0::WB_RA_WA)
-        .with_or0(CdOr0::WB_RA_WA)
-        .with_sh0(CdSh0::INNER_SHAREABLE)
-        .with_epd1(true)
-        .with_v(true)
-        .with_ips(CdIps::PS_40_BIT)
-        .with_aa64(true)
-        .with_r(true)
-        .with_a(true)
-        .with_aset(true)
-        .with_asid(asid)
-        .with_ttb0(ttb0)
-        .with_mair0(0x0044_ff04);
+    let cd = vsmmu::testing::linux_cd(asid, ttb0);
     for (i, w) in cd.0.iter().enumerate() {
         mem.write_u64(ipa_to_pa(cd_ipa) + 8 * i as u64, *w).unwrap();
     }

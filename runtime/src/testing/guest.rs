@@ -395,24 +395,9 @@ impl<P: GuestPlatform> LinuxGuest<P> {
         self.layout.cds + 0x1000 * u64::from(sid & 0xff)
     }
 
-    /// A Linux stage-1 CD: 48-bit VA, 4K granule, WBWA, ISH, AArch64.
+    /// Writes the stream's CD at SSID 0 (see [`linux_cd`]).
     pub fn write_cd(&mut self, sid: u32, asid: u16, ttb0: u64) {
-        let cd = Cd::new()
-            .with_t0sz(16)
-            .with_tg0(CdTg0::GRANULE_4KB)
-            .with_ir0(CdIr0::WB_RA_WA)
-            .with_or0(CdOr0::WB_RA_WA)
-            .with_sh0(CdSh0::INNER_SHAREABLE)
-            .with_epd1(true)
-            .with_v(true)
-            .with_ips(CdIps::PS_44_BIT)
-            .with_aa64(true)
-            .with_r(true)
-            .with_a(true)
-            .with_aset(true)
-            .with_asid(asid)
-            .with_ttb0(ttb0)
-            .with_mair0(0x0044_ff04);
+        let cd = linux_cd(asid, ttb0);
         let at = self.cd_table(sid);
         self.write_words(at, &cd.0);
     }
@@ -483,6 +468,27 @@ impl LinuxGuest<FakePlatform> {
     pub fn ipa(&self, off: u64) -> Ipa {
         Ipa(self.p.ram.base + off)
     }
+}
+
+/// A Linux stage-1 CD (`arm_smmu_make_s1_cd`): 48-bit VA, 4K granule,
+/// write-back walks, inner shareable, AArch64, 44-bit IPS.
+pub fn linux_cd(asid: u16, ttb0: u64) -> Cd {
+    Cd::new()
+        .with_t0sz(16)
+        .with_tg0(CdTg0::GRANULE_4KB)
+        .with_ir0(CdIr0::WB_RA_WA)
+        .with_or0(CdOr0::WB_RA_WA)
+        .with_sh0(CdSh0::INNER_SHAREABLE)
+        .with_epd1(true)
+        .with_v(true)
+        .with_ips(CdIps::PS_44_BIT)
+        .with_aa64(true)
+        .with_r(true)
+        .with_a(true)
+        .with_aset(true)
+        .with_asid(asid)
+        .with_ttb0(ttb0)
+        .with_mair0(0x0044_ff04)
 }
 
 /// Whether CONS has moved past the entry at `ptr` (index plus wrap bit).

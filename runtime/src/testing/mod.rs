@@ -10,7 +10,7 @@ use smmuv3::cmd::Command;
 use crate::ports::*;
 
 pub mod guest;
-pub use guest::{GuestError, GuestLayout, GuestPlatform, LinuxGuest};
+pub use guest::{linux_cd, GuestError, GuestLayout, GuestPlatform, LinuxGuest};
 
 /// Guest RAM: `size` bytes at IPA `base`; everything else faults.
 #[derive(Clone, Debug)]
