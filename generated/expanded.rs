@@ -4,7 +4,7 @@
 //   spec/registers.yaml
 //   spec/structures.yaml
 //   spec/translation.yaml
-// spec hash (FNV-1a): c1bc5c3987fd9ada
+// spec hash (FNV-1a): d013b69d68979178
 // Do not edit: edit the YAML and run `vsmmu regen`.
 // This file is for reading and review; the smmuv3 crate expands the same code
 // at compile time through smmuv3-codegen-macro.
@@ -13059,6 +13059,16 @@ pub mod cmd {
                 why: "TTL128 is RES0 when TG or TTL is 0b00 (§4.4.1.1)",
                 uses_registers: false,
             },
+            crate::IllegalRule {
+                condition: "IDR5.DS == 0 && SCALE > 31",
+                why: "SCALE bit 25 is RES0 without IDR5.DS (§4.4.1.1); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
+                condition: "IDR5.D128 == 0 && TTL128 != 0",
+                why: "TTL128 is RES0 without 128-bit descriptors (IDR5.D128, §4.4.1.1); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
         ];
         /// A value with every field zero (and the opcode or type set).
         pub const fn new() -> Self {
@@ -13148,6 +13158,20 @@ pub mod cmd {
             }
             if (((self.0[1]) >> 8) & 0x3) == 0x0 && (((self.0[1]) >> 7) & 0x1) != 0x0 {
                 return Some(&Self::ILLEGAL[7]);
+            }
+            if let Some(regs) = regs {
+                if (((self.0[0]) >> 20) & 0x3f) > 0x1f
+                    && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[8]);
+                }
+            }
+            if let Some(regs) = regs {
+                if (((self.0[1]) >> 7) & 0x1) != 0x0
+                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[9]);
+                }
             }
             None
         }
@@ -13535,6 +13559,16 @@ pub mod cmd {
                 why: "TTL128 is RES0 when TG or TTL is 0b00 (§4.4.1.1)",
                 uses_registers: false,
             },
+            crate::IllegalRule {
+                condition: "IDR5.DS == 0 && SCALE > 31",
+                why: "SCALE bit 25 is RES0 without IDR5.DS (§4.4.1.1); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
+                condition: "IDR5.D128 == 0 && TTL128 != 0",
+                why: "TTL128 is RES0 without 128-bit descriptors (IDR5.D128, §4.4.1.1); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
         ];
         /// A value with every field zero (and the opcode or type set).
         pub const fn new() -> Self {
@@ -13624,6 +13658,20 @@ pub mod cmd {
             }
             if (((self.0[1]) >> 8) & 0x3) == 0x0 && (((self.0[1]) >> 7) & 0x1) != 0x0 {
                 return Some(&Self::ILLEGAL[7]);
+            }
+            if let Some(regs) = regs {
+                if (((self.0[0]) >> 20) & 0x3f) > 0x1f
+                    && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[8]);
+                }
+            }
+            if let Some(regs) = regs {
+                if (((self.0[1]) >> 7) & 0x1) != 0x0
+                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[9]);
+                }
             }
             None
         }
@@ -14800,6 +14848,16 @@ pub mod cmd {
                 why: "TTL128 is RES0 when TG or TTL is 0b00 (§4.4.1.1)",
                 uses_registers: false,
             },
+            crate::IllegalRule {
+                condition: "IDR5.DS == 0 && SCALE > 31",
+                why: "SCALE bit 25 is RES0 without IDR5.DS (§4.4.1.1); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
+                condition: "IDR5.D128 == 0 && TTL128 != 0",
+                why: "TTL128 is RES0 without 128-bit descriptors (IDR5.D128, §4.4.1.1); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
         ];
         /// A value with every field zero (and the opcode or type set).
         pub const fn new() -> Self {
@@ -14894,6 +14952,20 @@ pub mod cmd {
             }
             if (((self.0[1]) >> 8) & 0x3) == 0x0 && (((self.0[1]) >> 7) & 0x1) != 0x0 {
                 return Some(&Self::ILLEGAL[8]);
+            }
+            if let Some(regs) = regs {
+                if (((self.0[0]) >> 20) & 0x3f) > 0x1f
+                    && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[9]);
+                }
+            }
+            if let Some(regs) = regs {
+                if (((self.0[1]) >> 7) & 0x1) != 0x0
+                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[10]);
+                }
             }
             None
         }
@@ -15259,6 +15331,16 @@ pub mod cmd {
                 why: "TTL128 is RES0 when TG or TTL is 0b00 (§4.4.1.1)",
                 uses_registers: false,
             },
+            crate::IllegalRule {
+                condition: "IDR5.DS == 0 && SCALE > 31",
+                why: "SCALE bit 25 is RES0 without IDR5.DS (§4.4.1.1); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
+                condition: "IDR5.D128 == 0 && TTL128 != 0",
+                why: "TTL128 is RES0 without 128-bit descriptors (IDR5.D128, §4.4.1.1); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
         ];
         /// A value with every field zero (and the opcode or type set).
         pub const fn new() -> Self {
@@ -15353,6 +15435,20 @@ pub mod cmd {
             }
             if (((self.0[1]) >> 8) & 0x3) == 0x0 && (((self.0[1]) >> 7) & 0x1) != 0x0 {
                 return Some(&Self::ILLEGAL[8]);
+            }
+            if let Some(regs) = regs {
+                if (((self.0[0]) >> 20) & 0x3f) > 0x1f
+                    && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[9]);
+                }
+            }
+            if let Some(regs) = regs {
+                if (((self.0[1]) >> 7) & 0x1) != 0x0
+                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[10]);
+                }
             }
             None
         }
@@ -15865,6 +15961,16 @@ pub mod cmd {
                 why: "TTL128 is RES0 when TG or TTL is 0b00 (§4.4.1.1)",
                 uses_registers: false,
             },
+            crate::IllegalRule {
+                condition: "IDR5.DS == 0 && SCALE > 31",
+                why: "SCALE bit 25 is RES0 without IDR5.DS (§4.4.1.1); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
+                condition: "IDR5.D128 == 0 && TTL128 != 0",
+                why: "TTL128 is RES0 without 128-bit descriptors (IDR5.D128, §4.4.1.1); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
         ];
         /// A value with every field zero (and the opcode or type set).
         pub const fn new() -> Self {
@@ -15954,6 +16060,20 @@ pub mod cmd {
             }
             if (((self.0[1]) >> 8) & 0x3) == 0x0 && (((self.0[1]) >> 7) & 0x1) != 0x0 {
                 return Some(&Self::ILLEGAL[7]);
+            }
+            if let Some(regs) = regs {
+                if (((self.0[0]) >> 20) & 0x3f) > 0x1f
+                    && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[8]);
+                }
+            }
+            if let Some(regs) = regs {
+                if (((self.0[1]) >> 7) & 0x1) != 0x0
+                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[9]);
+                }
             }
             None
         }

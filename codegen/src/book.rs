@@ -206,6 +206,7 @@ fn alias_text(a: &crate::model::Alias) -> String {
             let op = match t.op {
                 crate::expr::Op::Eq => "==",
                 crate::expr::Op::Ne => "!=",
+                crate::expr::Op::Gt => ">",
             };
             format!(
                 "{} {op} {}",

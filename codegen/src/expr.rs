@@ -1,5 +1,6 @@
-//! Conditions: `TERM && TERM ...` where a term is `OPERAND == N` or
-//! `OPERAND != N`, or the single word `true`.
+//! Conditions: `TERM && TERM ...` where a term is `OPERAND == N`,
+//! `OPERAND != N` or `OPERAND > N` (a range check: a value wider than a
+//! feature allows), or the single word `true`.
 //!
 //! An operand is a field of the entry itself (`SSec`) or a register field
 //! (`IDR0.S1P`). The parser only checks the shape; `validate` checks that the
@@ -17,6 +18,7 @@ pub enum Operand {
 pub enum Op {
     Eq,
     Ne,
+    Gt,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,8 +63,12 @@ pub fn parse(text: &str) -> Result<Cond, String> {
             (l, Op::Eq, r)
         } else if let Some((l, r)) = part.split_once("!=") {
             (l, Op::Ne, r)
+        } else if let Some((l, r)) = part.split_once('>') {
+            (l, Op::Gt, r)
         } else {
-            return Err(format!("`{part}` is not `OPERAND == N` or `OPERAND != N`"));
+            return Err(format!(
+                "`{part}` is not `OPERAND == N`, `OPERAND != N` or `OPERAND > N`"
+            ));
         };
         let lhs = lhs.trim();
         let value = parse_int(rhs).ok_or_else(|| format!("`{}` is not an integer", rhs.trim()))?;
@@ -101,6 +107,7 @@ mod tests {
             ]
         );
         assert!(parse("true").unwrap().terms.is_empty());
+        assert_eq!(parse("SCALE > 31").unwrap().terms[0].op, Op::Gt);
     }
 
     #[test]

@@ -4,35 +4,39 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use smmuv3::cmd::Command;
-use smmuv3::regs::{Idr0, Idr1, Idr5};
+use alloc::collections::BTreeMap;
+
+use smmuv3::cmd::{CmdTlbiS12Vmall, Command};
+use smmuv3::regs::{Idr0, Idr0StallModel, Idr1, Idr5};
 use smmuv3::structs::Ste;
 use vsmmu::{HwError, PhysCaps, PhysStream, PhysicalSmmu, SmmuId, StreamConfig};
 
-use crate::driver::SmmuDriver;
+use crate::driver::{SmmuDriver, Ticket};
 use crate::ste::{self, S2Config};
 use crate::transport::{DmaMemory, RegisterAccess};
 
 /// What a domain needs of one physical SMMU's driver.
 pub trait SmmuOps: Send + Sync {
     fn caps(&self) -> PhysCaps;
-    fn write_ste(&self, sid: u32, ste: &Ste) -> Result<(), HwError>;
-    fn submit(&self, cmds: &[Command]) -> Result<(), HwError>;
-    fn sync(&self) -> Result<(), HwError>;
+    /// Writes an STE hitlessly; the physical commands it took.
+    fn write_ste(&self, sid: u32, ste: &Ste) -> Result<u32, HwError>;
+    fn submit(&self, cmds: &[Command]) -> Result<Ticket, HwError>;
+    /// Syncs; an error if a command from `since` on was refused.
+    fn sync_since(&self, since: Ticket) -> Result<(), HwError>;
 }
 
 impl<R: RegisterAccess + Send + Sync, M: DmaMemory + Send + Sync> SmmuOps for SmmuDriver<R, M> {
     fn caps(&self) -> PhysCaps {
         SmmuDriver::caps(self)
     }
-    fn write_ste(&self, sid: u32, ste: &Ste) -> Result<(), HwError> {
+    fn write_ste(&self, sid: u32, ste: &Ste) -> Result<u32, HwError> {
         SmmuDriver::write_ste(self, sid, ste)
     }
-    fn submit(&self, cmds: &[Command]) -> Result<(), HwError> {
+    fn submit(&self, cmds: &[Command]) -> Result<Ticket, HwError> {
         SmmuDriver::submit(self, cmds)
     }
-    fn sync(&self) -> Result<(), HwError> {
-        SmmuDriver::sync(self)
+    fn sync_since(&self, since: Ticket) -> Result<(), HwError> {
+        SmmuDriver::sync_since(self, since)
     }
 }
 
@@ -81,6 +85,9 @@ pub struct DomainHw<'a> {
     pub s2: S2Config,
     /// STEs refused by `check_ste` (the stream was set to abort instead).
     pub refused: u64,
+    /// Per SMMU, the first command sent since its last sync: the sync
+    /// reports whether any of them was refused.
+    unsynced: BTreeMap<SmmuId, Ticket>,
 }
 
 impl<'a> DomainHw<'a> {
@@ -89,6 +96,7 @@ impl<'a> DomainHw<'a> {
             smmus,
             s2,
             refused: 0,
+            unsynced: BTreeMap::new(),
         }
     }
 
@@ -106,7 +114,7 @@ impl PhysicalSmmu for DomainHw<'_> {
         self.smmu(smmu).ok().map(|d| d.caps())
     }
 
-    fn install(&mut self, stream: PhysStream, config: &StreamConfig) -> Result<(), HwError> {
+    fn install(&mut self, stream: PhysStream, config: &StreamConfig) -> Result<u32, HwError> {
         let d = self.smmu(stream.smmu)?;
         let mut target = ste::make(config, &self.s2);
         let caps = d.caps();
@@ -114,6 +122,14 @@ impl PhysicalSmmu for DomainHw<'_> {
         // implementations refuse a non-zero value; never send one.
         if Idr1(caps.idr1).ssidsize() == 0 {
             target.set_s1cd_max(0);
+        }
+        // The guest is never presented stalls: on hardware where CDs may
+        // choose to stall (STALL_MODEL 0b00), forbid it, or a faulting
+        // transaction would wait for a CMD_RESUME nobody sends. Elsewhere
+        // S1STALLD is ILLEGAL (§5.2).
+        if matches!(config, StreamConfig::Nested(_)) {
+            let stalls = Idr0(caps.idr0).stall_model() == Idr0StallModel::STALL_AND_TERM;
+            target.set_s1stalld(stalls);
         }
         if check_ste(&target, &caps).is_err() {
             self.refused += 1;
@@ -125,10 +141,23 @@ impl PhysicalSmmu for DomainHw<'_> {
     }
 
     fn invalidate(&mut self, smmu: SmmuId, cmds: &[Command]) -> Result<(), HwError> {
-        self.smmu(smmu)?.submit(cmds)
+        let ticket = self.smmu(smmu)?.submit(cmds)?;
+        self.unsynced.entry(smmu).or_insert(ticket);
+        Ok(())
     }
 
     fn sync(&mut self, smmu: SmmuId) -> Result<(), HwError> {
-        self.smmu(smmu)?.sync()
+        let since = self.unsynced.remove(&smmu).unwrap_or(Ticket(u64::MAX));
+        self.smmu(smmu)?.sync_since(since)
+    }
+
+    /// Every TLB entry of the domain's VMID, both stages (§4.4.3), gone
+    /// and confirmed.
+    fn release(&mut self, smmu: SmmuId) -> Result<(), HwError> {
+        let d = self.smmu(smmu)?;
+        let all = Command::TlbiS12Vmall(CmdTlbiS12Vmall::new().with_vmid(self.s2.vmid));
+        let ticket = d.submit(&[all])?;
+        self.unsynced.remove(&smmu);
+        d.sync_since(ticket)
     }
 }

@@ -73,7 +73,17 @@ struct Cmdq {
     cons: u32,
     /// Commands refused with CERROR_ILL (reported and skipped).
     illegal: u64,
+    /// Commands ever queued: the sequence number of the next one. A
+    /// [`Ticket`] is one of these.
+    pushed: u64,
+    /// Sequence number of the latest command refused with CERROR_ILL.
+    last_refused: Option<u64>,
 }
+
+/// The sequence number of the first command of a submission: a later
+/// [`SmmuDriver::sync_since`] says whether any command from it on was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(pub u64);
 
 struct StreamTable {
     /// PA of each StreamID's STE, once known.
@@ -163,6 +173,8 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
                 prod: 0,
                 cons: 0,
                 illegal: 0,
+                pushed: 0,
+                last_refused: None,
             }),
             strtab: SpinLock::new(StreamTable {
                 l2: BTreeMap::new(),
@@ -297,19 +309,20 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
         }
     }
 
-    /// PA of a StreamID's STE, creating its L2 table on first use.
-    fn ste_pa(&self, sid: u32) -> Result<u64, HwError> {
+    /// PA of a StreamID's STE, creating its L2 table on first use, and the
+    /// physical commands that took.
+    fn ste_pa(&self, sid: u32) -> Result<(u64, u32), HwError> {
         let l = self.layout;
         if l.sid_bits < 32 && sid >> l.sid_bits != 0 {
             return Err(HwError::Refused);
         }
         if !l.two_level {
-            return Ok(l.strtab + 64 * u64::from(sid));
+            return Ok((l.strtab + 64 * u64::from(sid), 0));
         }
         let mut t = self.strtab.lock();
         let group = sid >> 8;
         if let Some(l2) = t.l2.get(&group) {
-            return Ok(l2 + 64 * u64::from(sid & 0xff));
+            return Ok((l2 + 64 * u64::from(sid & 0xff), 0));
         }
         let l2 = t.next_l2;
         t.next_l2 += 256 * 64;
@@ -328,15 +341,16 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
         t.l2.insert(group, l2);
         drop(t);
         // The SMMU may have cached the invalid descriptor.
-        self.submit(&[Command::CfgiSte(CmdCfgiSte::new().with_stream_id(sid))])?;
-        self.sync()?;
-        Ok(l2 + 64 * u64::from(sid & 0xff))
+        let t = self.submit(&[Command::CfgiSte(CmdCfgiSte::new().with_stream_id(sid))])?;
+        self.sync_since(t)?;
+        Ok((l2 + 64 * u64::from(sid & 0xff), 2))
     }
 
     /// Writes `target` into the live STE of `sid` hitlessly: after every step
-    /// that changes memory, CFGI_STE + CMD_SYNC.
-    pub fn write_ste(&self, sid: u32, target: &Ste) -> Result<(), HwError> {
-        let at = self.ste_pa(sid)?;
+    /// that changes memory, CFGI_STE + CMD_SYNC. Returns the physical
+    /// commands issued (at most `vsmmu::INSTALL_MAX_COMMANDS`).
+    pub fn write_ste(&self, sid: u32, target: &Ste) -> Result<u32, HwError> {
+        let (at, mut commands) = self.ste_pa(sid)?;
         let mut cur = [0u64; QWORDS];
         for (q, w) in cur.iter_mut().enumerate() {
             *w = self
@@ -349,9 +363,11 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
             at,
             sid,
             err: None,
+            commands: 0,
         };
         write_ste(&mut w, &mut cur, &target.0);
-        w.err.map_or(Ok(()), Err)
+        commands += w.commands;
+        w.err.map_or(Ok(commands), Err)
     }
 
     // ---- command queue ----
@@ -360,15 +376,17 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
         1 << self.layout.cmdq_log2
     }
 
-    /// Queues commands (no sync), waiting boundedly for space.
-    pub fn submit(&self, cmds: &[Command]) -> Result<(), HwError> {
+    /// Queues commands (no sync), waiting boundedly for space. The ticket
+    /// names the first of them for [`Self::sync_since`].
+    pub fn submit(&self, cmds: &[Command]) -> Result<Ticket, HwError> {
         let mut q = self.cmdq.lock();
+        let ticket = Ticket(q.pushed);
         for c in cmds {
             self.push(&mut q, c.encode())?;
         }
         self.w32(Register::CMDQ_PROD, q.prod);
         self.stats.lock().commands += cmds.len() as u64;
-        Ok(())
+        Ok(ticket)
     }
 
     fn push(&self, q: &mut Cmdq, words: [u64; 2]) -> Result<(), HwError> {
@@ -390,6 +408,7 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
             entry[8..].copy_from_slice(&words[1].to_le_bytes());
             self.mem.write(at, &entry).map_err(|_| HwError::Refused)?;
             q.prod = (q.prod + 1) & mask;
+            q.pushed += 1;
             return Ok(());
         }
         Err(HwError::Timeout)
@@ -408,6 +427,9 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
         let at = self.layout.cmdq + 16 * u64::from(cons.rd() & (size - 1));
         if cons.err() == CmdqConsErr::CERROR_ILL {
             q.illegal += 1;
+            // The refused entry is the oldest of those not yet consumed.
+            let waiting = q.prod.wrapping_sub(cons.rd()) & ((size << 1) - 1);
+            q.last_refused = Some(q.pushed.saturating_sub(u64::from(waiting)));
             self.stats.lock().illegal += 1;
             let sync = CmdSync::new().encode();
             self.mem
@@ -425,6 +447,14 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
 
     /// Appends a CMD_SYNC and waits (boundedly) until the SMMU consumed it.
     pub fn sync(&self) -> Result<(), HwError> {
+        self.sync_since(Ticket(u64::MAX))
+    }
+
+    /// Like [`Self::sync`], and an error if a command queued from `since`
+    /// on was refused: what was asked did not all take effect. (A refusal
+    /// of another user's command after `since` also counts: a false alarm
+    /// only costs a retry.)
+    pub fn sync_since(&self, since: Ticket) -> Result<(), HwError> {
         let mut q = self.cmdq.lock();
         let sync_at = q.prod;
         self.push(&mut q, CmdSync::new().with_cs(CmdSyncCs::SIG_NONE).encode())?;
@@ -434,16 +464,25 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
         let mask = (size << 1) - 1;
         // Past the SYNC once CONS is beyond it (index plus wrap bit).
         let passed = |cons: u32| cons.wrapping_sub(sync_at.wrapping_add(1)) & mask < size;
+        let refused = |q: &Cmdq| q.last_refused.is_some_and(|r| r >= since.0);
         for _ in 0..POLL_LIMIT {
             let cons = CmdqCons(self.r32(Register::CMDQ_CONS)).rd();
             if passed(cons) {
                 q.cons = cons;
-                return Ok(());
+                return if refused(&q) {
+                    Err(HwError::Refused)
+                } else {
+                    Ok(())
+                };
             }
             // Not there yet: a command error may be what stops it.
             q.cons = self.handle_cmdq_error(&mut q)?;
             if passed(q.cons) {
-                return Ok(());
+                return if refused(&q) {
+                    Err(HwError::Refused)
+                } else {
+                    Ok(())
+                };
             }
         }
         Err(HwError::Timeout)
@@ -487,6 +526,7 @@ struct StepWriter<'a, R: RegisterAccess, M: DmaMemory> {
     at: u64,
     sid: u32,
     err: Option<HwError>,
+    commands: u32,
 }
 
 impl<R: RegisterAccess, M: DmaMemory> EntryWriter for StepWriter<'_, R, M> {
@@ -502,7 +542,12 @@ impl<R: RegisterAccess, M: DmaMemory> EntryWriter for StepWriter<'_, R, M> {
     }
     fn sync(&mut self) {
         let cfgi = Command::CfgiSte(CmdCfgiSte::new().with_stream_id(self.sid).with_leaf(true));
-        if let Err(e) = self.drv.submit(&[cfgi]).and_then(|()| self.drv.sync()) {
+        self.commands += 2;
+        if let Err(e) = self
+            .drv
+            .submit(&[cfgi])
+            .and_then(|t| self.drv.sync_since(t))
+        {
             self.err = Some(e);
         }
     }

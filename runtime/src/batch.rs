@@ -1,73 +1,79 @@
 //! Gathering guest invalidations before they reach the hardware
-//! (Observation 4): identical ones collapse, ones another already covers are
-//! dropped, many page invalidations of one ASID become one ASID-wide
-//! invalidation, and repeated CFGI_STE of one StreamID are applied once.
+//! (Observation 4): identical ones collapse, ones a pending wider command
+//! already covers are dropped, and many page invalidations become one
+//! invalidation of everything the domain's VMID holds.
 //!
-//! A batch never grows past `MAX_PER_SMMU` commands per SMMU: the command
-//! queue flushes it first, so a guest that never syncs cannot make the host
-//! hold unbounded state. Lookups are indexed (no scan of the pending list per
-//! command): the common case, a page invalidation, costs a few set lookups.
+//! What covers what is stated once, in [`coverer`]: a command is redundant
+//! when it or the one command that covers it is pending. Coarsening only ever
+//! replaces commands by one that covers them: TLBI_NH_ASID removes only the
+//! non-global entries of its ASID, so it never stands in for a TLBI_NH_VA
+//! (which also removes global entries for its address, §4.4.2).
+//!
+//! A batch never holds more than `MAX_PER_SMMU` commands per SMMU:
+//! [`Batch::push`] refuses a command when the SMMU's list is full and the
+//! caller sends the list first. Lookups are one probe of an index that is
+//! never more than a quarter full.
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
-use smmuv3::cmd::{CmdTlbiNhAsid, Command};
+use smmuv3::cmd::{CmdCfgiCdAll, CmdTlbiNhAll, Command};
 
 use crate::ports::SmmuId;
 
 /// The physical command queue batch size (one CMD_SYNC per batch).
 pub const MAX_PER_SMMU: usize = 64;
 
-/// A pending command that makes narrower ones redundant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Wide {
-    All,
-    Asid(u16),
-    CdAll(u32),
-}
-
-fn wide_of(c: &Command) -> Option<Wide> {
+/// The one command that makes `c` redundant besides `c` itself, if any.
+///
+/// - TLBI_NH_ALL of a VMID removes every stage-1 entry of that VMID, global
+///   or not: it covers TLBI_NH_ASID, TLBI_NH_VA and TLBI_NH_VAA (§4.4.2).
+/// - CFGI_CD_ALL of a StreamID covers CFGI_CD of any SubstreamID of it (§4.3).
+///
+/// Nothing else covers anything: in particular TLBI_NH_ASID does not cover
+/// TLBI_NH_VA, and TLBI_NH_VAA is not assumed to cover TLBI_NH_VA.
+pub fn coverer(c: &Command) -> Option<Command> {
+    let all = |vmid| Command::TlbiNhAll(CmdTlbiNhAll::new().with_vmid(vmid));
     match c {
-        Command::TlbiNhAll(_) => Some(Wide::All),
-        Command::TlbiNhAsid(a) => Some(Wide::Asid(a.asid())),
-        Command::CfgiCdAll(a) => Some(Wide::CdAll(a.stream_id())),
+        Command::TlbiNhAsid(a) => Some(all(a.vmid())),
+        Command::TlbiNhVa(v) => Some(all(v.vmid())),
+        Command::TlbiNhVaa(v) => Some(all(v.vmid())),
+        Command::CfgiCd(cd) => Some(Command::CfgiCdAll(
+            CmdCfgiCdAll::new().with_stream_id(cd.stream_id()),
+        )),
         _ => None,
     }
 }
 
-/// Whether a pending wide command covers `c`.
-fn covered_by(w: Wide, c: &Command) -> bool {
-    match (w, c) {
-        (Wide::All, Command::TlbiNhAsid(_) | Command::TlbiNhVa(_) | Command::TlbiNhVaa(_)) => true,
-        (Wide::Asid(a), Command::TlbiNhVa(v)) => a == v.asid(),
-        (Wide::CdAll(s), Command::CfgiCd(c)) => s == c.stream_id(),
-        _ => false,
-    }
+/// Whether pending `wide` makes `narrow` redundant.
+pub fn covers(wide: &Command, narrow: &Command) -> bool {
+    wide == narrow || coverer(narrow).as_ref() == Some(wide)
 }
 
-/// Open-addressing index of at most `MAX_PER_SMMU` keys, with no allocation
-/// after creation: the batch does this bookkeeping for every guest command.
+/// Open-addressing set of the pending commands' positions, keyed by the
+/// command's words, with no allocation after creation.
 #[derive(Clone, Debug)]
 struct Index {
-    /// (key + 1, value); 0 marks an empty slot.
+    /// (key + 1, position); 0 marks an empty slot.
     slots: [(u64, u32); INDEX_SLOTS],
 }
 
+/// Four slots per command a list can hold: probes stay short.
 const INDEX_SLOTS: usize = 4 * MAX_PER_SMMU;
 
-impl Default for Index {
-    fn default() -> Self {
-        Index {
-            slots: [(0, 0); INDEX_SLOTS],
-        }
-    }
-}
-
 impl Index {
+    fn new() -> Box<Self> {
+        Box::new(Index {
+            slots: [(0, 0); INDEX_SLOTS],
+        })
+    }
+
+    /// The slot of `key`, or the free slot where it would go. The table is
+    /// at most a quarter full, so a free slot is always met.
     fn slot(&self, key: u64) -> usize {
-        let h = (key.wrapping_add(1)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let h = key.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut i = (h >> 56) as usize % INDEX_SLOTS;
-        // Fewer keys than slots: a free or matching slot is always found.
         for _ in 0..INDEX_SLOTS {
             match self.slots.get(i) {
                 Some((k, _)) if *k == 0 || *k == key.wrapping_add(1) => return i,
@@ -96,83 +102,69 @@ impl Index {
     }
 }
 
-/// The duplicate key of a command: its two words folded (collisions are
+/// The index key of a command: its two words folded (collisions are
 /// resolved by comparing the commands themselves).
 fn fold(c: &Command) -> u64 {
     let [a, b] = c.encode();
     a ^ b.rotate_left(29)
 }
 
-/// One SMMU's pending commands with their indexes.
-#[derive(Clone, Debug, Default)]
+fn is_page(c: &Command) -> bool {
+    matches!(c, Command::TlbiNhVa(_) | Command::TlbiNhVaa(_))
+}
+
+/// One SMMU's pending commands with their index.
+#[derive(Clone, Debug)]
 pub struct Pending {
-    pub cmds: Vec<Command>,
-    /// Folded command -> position in `cmds` (of one command with that fold).
-    words: Index,
-    /// Pending wide commands (few: each makes many others redundant).
-    wide: Vec<Wide>,
-    /// Page invalidations per ASID.
-    pages: Index,
+    cmds: Vec<Command>,
+    index: Box<Index>,
+    /// Pending page invalidations (TLBI_NH_VA and TLBI_NH_VAA).
+    pages: u32,
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        Pending {
+            cmds: Vec::with_capacity(MAX_PER_SMMU),
+            index: Index::new(),
+            pages: 0,
+        }
+    }
 }
 
 impl Pending {
-    fn is_covered(&self, c: &Command) -> bool {
-        let dup = self
-            .words
+    fn has(&self, c: &Command) -> bool {
+        self.index
             .get(fold(c))
             .and_then(|i| self.cmds.get(i as usize))
-            .is_some_and(|p| p == c);
-        if dup {
-            return true;
-        }
-        if self.wide.is_empty() {
-            return false;
-        }
-        match c {
-            Command::TlbiNhVa(v) => self
-                .wide
-                .iter()
-                .any(|w| matches!(w, Wide::All) || *w == Wide::Asid(v.asid())),
-            Command::TlbiNhVaa(_) | Command::TlbiNhAsid(_) => self.wide.contains(&Wide::All),
-            Command::CfgiCd(cd) => self.wide.contains(&Wide::CdAll(cd.stream_id())),
-            _ => false,
-        }
+            .is_some_and(|p| p == c)
     }
 
-    fn pages(&self, asid: u16) -> u32 {
-        self.pages.get(u64::from(asid)).unwrap_or(0)
+    fn is_covered(&self, c: &Command) -> bool {
+        self.has(c) || coverer(c).is_some_and(|w| self.has(&w))
     }
 
     fn index(&mut self, pos: usize) {
-        if let Some(c) = self.cmds.get(pos).copied() {
-            self.words.set(fold(&c), pos as u32);
-            if let Command::TlbiNhVa(v) = c {
-                let n = self.pages(v.asid());
-                self.pages.set(u64::from(v.asid()), n + 1);
-            }
-            if let Some(w) = wide_of(&c) {
-                self.wide.push(w);
-            }
+        if let Some(c) = self.cmds.get(pos) {
+            self.index.set(fold(c), pos as u32);
+            self.pages += u32::from(is_page(c));
         }
     }
 
     fn rebuild(&mut self) {
-        self.words.clear();
-        self.pages.clear();
-        self.wide.clear();
+        self.index.clear();
+        self.pages = 0;
         for pos in 0..self.cmds.len() {
             self.index(pos);
         }
     }
 
     fn add(&mut self, c: Command) {
-        if let Some(w) = wide_of(&c) {
-            // A wider invalidation makes the narrower pending ones redundant.
-            let before = self.cmds.len();
-            self.cmds.retain(|p| !covered_by(w, p));
-            if self.cmds.len() != before {
-                self.rebuild();
-            }
+        // A wider command makes the narrower pending ones redundant.
+        let before = self.cmds.len();
+        self.cmds.retain(|p| !covers(&c, p));
+        if self.cmds.len() != before {
+            self.rebuild();
         }
         self.cmds.push(c);
         self.index(self.cmds.len() - 1);
@@ -180,22 +172,9 @@ impl Pending {
 
     fn clear(&mut self) {
         self.cmds.clear();
-        self.words.clear();
-        self.pages.clear();
-        self.wide.clear();
+        self.index.clear();
+        self.pages = 0;
     }
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct Batch {
-    /// Pending physical invalidations per SMMU, in guest order.
-    pub cmds: BTreeMap<SmmuId, Pending>,
-    /// vSIDs whose guest STE must be read and installed.
-    pub dirty: BTreeSet<u32>,
-    /// SMMUs that were sent invalidations since their last sync.
-    pub unsynced: BTreeSet<SmmuId>,
-    /// Whether some SMMU's pending list reached the batch size.
-    full: bool,
 }
 
 /// What pushing a command did.
@@ -204,6 +183,16 @@ pub enum Pushed {
     Queued,
     /// Merged into (or made redundant by) a pending command.
     Merged,
+    /// The SMMU's list is full: send it, then push again.
+    Full,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    /// Pending physical invalidations per SMMU, in guest order.
+    cmds: BTreeMap<SmmuId, Pending>,
+    /// SMMUs that were sent invalidations since their last sync.
+    pub unsynced: BTreeSet<SmmuId>,
 }
 
 impl Batch {
@@ -211,54 +200,53 @@ impl Batch {
         self.cmds.get(&smmu).map_or(0, |p| p.cmds.len())
     }
 
+    /// No invalidation waits to be sent.
     pub fn is_empty(&self) -> bool {
-        self.dirty.is_empty() && self.cmds.values().all(|p| p.cmds.is_empty())
+        self.cmds.values().all(|p| p.cmds.is_empty())
     }
 
-    /// Nothing to install, send or sync: a guest CMD_SYNC completes at once.
+    /// Nothing to send or sync.
     pub fn is_settled(&self) -> bool {
         self.unsynced.is_empty() && self.is_empty()
     }
 
-    /// Whether any SMMU's pending commands reached the batch size.
-    pub fn full(&self) -> bool {
-        self.full
+    /// Whether `smmu`'s list has reached the batch size.
+    pub fn is_full(&self, smmu: SmmuId) -> bool {
+        self.len(smmu) >= MAX_PER_SMMU
     }
 
-    /// Adds a physical invalidation for `smmu`, merging where it can.
-    pub fn push(&mut self, smmu: SmmuId, cmd: Command, asid_threshold: u32) -> Pushed {
+    /// Adds a physical invalidation for `smmu`, merging where it can. Past
+    /// `coarsen_at` pending page invalidations, they all become one
+    /// TLBI_NH_ALL of the VMID (which covers them, global entries included).
+    pub fn push(&mut self, smmu: SmmuId, cmd: Command, coarsen_at: u32) -> Pushed {
         let p = self.cmds.entry(smmu).or_default();
         if p.is_covered(&cmd) {
             return Pushed::Merged;
         }
-        if let Command::TlbiNhVa(v) = cmd {
-            if p.pages(v.asid()) >= asid_threshold {
-                let wide = Command::TlbiNhAsid(
-                    CmdTlbiNhAsid::new().with_vmid(v.vmid()).with_asid(v.asid()),
-                );
-                p.add(wide);
-                self.full |= p.cmds.len() >= MAX_PER_SMMU;
+        if is_page(&cmd) && p.pages >= coarsen_at {
+            if let Some(all) = coverer(&cmd) {
+                p.add(all);
                 return Pushed::Merged;
             }
         }
+        if p.cmds.len() >= MAX_PER_SMMU {
+            return Pushed::Full;
+        }
         p.add(cmd);
-        self.full |= p.cmds.len() >= MAX_PER_SMMU;
         Pushed::Queued
     }
 
     /// Takes an SMMU's pending commands (to send them); the SMMU's entry
-    /// stays, emptied, so the next batch reuses its storage.
+    /// stays, emptied, so the next batch reuses its index.
     pub fn take(&mut self, smmu: SmmuId) -> Vec<Command> {
-        let cmds = match self.cmds.get_mut(&smmu) {
+        match self.cmds.get_mut(&smmu) {
             Some(p) => {
-                let cmds = core::mem::take(&mut p.cmds);
+                let cmds = core::mem::replace(&mut p.cmds, Vec::with_capacity(MAX_PER_SMMU));
                 p.clear();
                 cmds
             }
             None => Vec::new(),
-        };
-        self.full = self.cmds.values().any(|p| p.cmds.len() >= MAX_PER_SMMU);
-        cmds
+        }
     }
 
     /// The first SMMU with pending commands.
@@ -269,24 +257,21 @@ impl Batch {
             .map(|(s, _)| *s)
     }
 
-    /// Puts commands back at the front (the hardware budget ran out).
+    /// Puts commands back at the front (they could not be sent yet). The
+    /// list was taken whole and nothing was pushed since, so it fits.
     pub fn put_back(&mut self, smmu: SmmuId, mut cmds: Vec<Command>) {
-        let rest = self.cmds.remove(&smmu).map(|p| p.cmds).unwrap_or_default();
-        cmds.extend(rest);
-        let mut p = Pending {
-            cmds,
-            ..Pending::default()
-        };
+        let p = self.cmds.entry(smmu).or_default();
+        cmds.append(&mut p.cmds);
+        cmds.truncate(MAX_PER_SMMU);
+        p.cmds = cmds;
         p.rebuild();
-        self.full |= p.cmds.len() >= MAX_PER_SMMU;
-        self.cmds.insert(smmu, p);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smmuv3::cmd::{CmdTlbiNhAll, CmdTlbiNhVa};
+    use smmuv3::cmd::{CmdCfgiCd, CmdTlbiNhAsid, CmdTlbiNhVa};
 
     fn va(asid: u16, addr: u64) -> Command {
         Command::TlbiNhVa(
@@ -298,18 +283,29 @@ mod tests {
         )
     }
 
+    fn all() -> Command {
+        Command::TlbiNhAll(CmdTlbiNhAll::new().with_vmid(3))
+    }
+
     #[test]
-    fn many_pages_of_one_asid_become_one_asid_invalidation() {
+    fn many_pages_become_one_invalidation_of_the_whole_vmid() {
         let mut b = Batch::default();
         let s = SmmuId(0);
         for i in 0..4 {
             b.push(s, va(7, i << 12), 3);
         }
         b.push(s, va(8, 0), 3);
-        let cmds = b.take(s);
-        assert_eq!(cmds.len(), 2, "{cmds:?}");
-        assert!(matches!(cmds[0], Command::TlbiNhAsid(a) if a.asid() == 7 && a.vmid() == 3));
-        assert!(matches!(cmds[1], Command::TlbiNhVa(v) if v.asid() == 8));
+        assert_eq!(b.take(s), [all()]);
+    }
+
+    #[test]
+    fn an_asid_invalidation_does_not_cover_a_page_invalidation() {
+        let mut b = Batch::default();
+        let s = SmmuId(0);
+        let asid = Command::TlbiNhAsid(CmdTlbiNhAsid::new().with_vmid(3).with_asid(7));
+        assert_eq!(b.push(s, asid, 32), Pushed::Queued);
+        assert_eq!(b.push(s, va(7, 0x1000), 32), Pushed::Queued);
+        assert_eq!(b.take(s), [asid, va(7, 0x1000)]);
     }
 
     #[test]
@@ -318,22 +314,29 @@ mod tests {
         let s = SmmuId(1);
         assert_eq!(b.push(s, va(1, 0x1000), 32), Pushed::Queued);
         assert_eq!(b.push(s, va(1, 0x1000), 32), Pushed::Merged);
-        let all = Command::TlbiNhAll(CmdTlbiNhAll::new().with_vmid(3));
-        b.push(s, all, 32);
+        b.push(s, all(), 32);
         assert_eq!(b.push(s, va(2, 0x2000), 32), Pushed::Merged);
-        assert_eq!(b.take(s), [all]);
+        assert_eq!(b.take(s), [all()]);
+        let cd = |ssid| Command::CfgiCd(CmdCfgiCd::new().with_stream_id(9).with_substream_id(ssid));
+        let cd_all = Command::CfgiCdAll(CmdCfgiCdAll::new().with_stream_id(9));
+        b.push(s, cd(1), 32);
+        b.push(s, cd_all, 32);
+        assert_eq!(b.push(s, cd(2), 32), Pushed::Merged);
+        assert_eq!(b.take(s), [cd_all]);
     }
 
     #[test]
-    fn the_batch_reports_full_at_the_physical_batch_size() {
+    fn a_full_list_refuses_more_until_it_is_sent() {
         let mut b = Batch::default();
         let s = SmmuId(0);
-        for i in 0..MAX_PER_SMMU as u64 {
-            assert!(!b.full());
-            b.push(s, va(i as u16, 0), 1000);
+        for i in 0..MAX_PER_SMMU as u16 {
+            assert!(!b.is_full(s));
+            let c = Command::TlbiNhAsid(CmdTlbiNhAsid::new().with_vmid(3).with_asid(i));
+            assert_eq!(b.push(s, c, 1000), Pushed::Queued);
         }
-        assert!(b.full());
-        b.take(s);
-        assert!(!b.full());
+        assert!(b.is_full(s));
+        assert_eq!(b.push(s, va(1000, 0), 1000), Pushed::Full);
+        assert_eq!(b.take(s).len(), MAX_PER_SMMU);
+        assert!(!b.is_full(s));
     }
 }

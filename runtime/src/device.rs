@@ -9,10 +9,23 @@
 //! independent. The runtime never blocks or spins on guest-controlled state:
 //! every entry point does a bounded amount of work (at most
 //! `Policy::commands_per_call` guest commands and `Policy::stes_per_call`
-//! guest STE reads) and asks for deferred work for the rest. The calls it
-//! makes into the hardware layer ([`PhysicalSmmu`]) are the only ones that
-//! may wait, and they wait on the physical SMMU, bounded by that layer's
-//! timeouts.
+//! guest STE reads, whatever the size of the domain) and asks for deferred
+//! work for the rest. The calls it makes into the hardware layer
+//! ([`PhysicalSmmu`]) are the only ones that may wait, and they wait on the
+//! physical SMMU, bounded by that layer's timeouts.
+//!
+//! # Nothing is acknowledged before it took effect
+//!
+//! CR0ACK.SMMUEN and GBPA.Update complete only once every stream the change
+//! affects is installed on the hardware (the guest polls them, as Linux
+//! does); a guest CMD_SYNC completes only once the hardware confirmed every
+//! invalidation before it. When the hardware does not confirm, the SYNC stays
+//! pending and is retried with backoff; after `Policy::hw_retry_limit`
+//! failures in a row the domain's streams are made to abort (so nothing can
+//! use a translation the guest asked to remove) until the hardware confirms
+//! again, when they get the guest's configuration back. The guest is never
+//! told something completed that did not: a Linux guest reports
+//! `CMD_SYNC timeout`, as on a broken SMMU.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -21,23 +34,25 @@ use smmuv3::cmd::{CmdCfgiCdAll, CmdSyncCs, CmdTlbiNhAll, Command};
 use smmuv3::evt::Event;
 use smmuv3::mmio::{mmio_read, mmio_write, MmioHandlers};
 use smmuv3::regs::{
-    CmdqBase, CmdqCons, CmdqConsErr, CmdqProd, Cr0, Gbpa, Gbpmpam, Gerror, Gmpam, Idr0, Idr1,
-    IrqCtrl, StrtabBase, StrtabBaseCfg,
+    CmdqBase, CmdqCons, CmdqConsErr, CmdqProd, Cr0, Cr2, Gbpa, Gbpmpam, Gerror, Gmpam, Idr0,
+    Idr0StallModel, Idr1, Idr5, IrqCtrl, StrtabBase, StrtabBaseCfg,
 };
 use smmuv3::{Register, RegisterBank, WriteEffect};
 
-use crate::batch::{Batch, Pushed, MAX_PER_SMMU};
+use crate::batch::{Batch, Pushed};
 use crate::budget::HwBudget;
+use crate::dirty::DirtyStreams;
 use crate::events;
-use crate::idregs::{self, Presentation};
-use crate::policy::Policy;
+use crate::idregs::{self, Incompatible, Presentation};
+use crate::policy::{Policy, PolicyError};
 use crate::ports::{
-    Ipa, Irq, PhysCaps, PhysEvent, PhysStream, PhysicalSmmu, Ports, SmmuId, StreamConfig,
+    HwError, Ipa, Irq, MemFault, PhysCaps, PhysEvent, PhysStream, PhysicalSmmu, Ports, SmmuId,
+    StreamConfig, INSTALL_MAX_COMMANDS,
 };
 use crate::queue::Queue;
 use crate::stats::Stats;
 use crate::stream_table::{self, GuestStream, Presented, Refusal};
-use crate::vsid::{DomainId, StreamMap};
+use crate::vsid::{DomainId, PsidOwners, StreamMap};
 
 /// How the hypervisor sets up one vSMMU.
 #[derive(Clone, Debug)]
@@ -49,7 +64,10 @@ pub struct VsmmuConfig {
     pub ipa_bits: u32,
     /// Present MSI support (CMD_SYNC by MSI-poll, MSI configuration registers).
     pub msi: bool,
-    /// log2 of the largest queues the guest may configure (at most 19).
+    /// Present SEV: the hypervisor implements [`crate::IrqSink::sev`].
+    pub sev: bool,
+    /// log2 of the largest queues the guest may configure (at most 19; the
+    /// event queue is further capped by `Policy::pending_event_limit`).
     pub cmdqs: u32,
     pub eventqs: u32,
     pub policy: Policy,
@@ -62,6 +80,7 @@ impl VsmmuConfig {
             vmid,
             ipa_bits,
             msi: true,
+            sev: false,
             cmdqs: 8,
             eventqs: 8,
             policy: Policy::default(),
@@ -76,6 +95,13 @@ pub enum SetupError {
     UnknownSmmu(SmmuId),
     /// A physical SMMU cannot nest (no stage 1 or no stage 2).
     NoNesting(SmmuId),
+    /// A physical SMMU stalls every faulting transaction (STALL_MODEL
+    /// 0b10): a guest's faults would stall with nobody to resume them.
+    StallForced(SmmuId),
+    /// The physical SMMUs cannot be presented as one.
+    Incompatible(Incompatible),
+    /// A policy value would stop the vSMMU from making progress.
+    Policy(PolicyError),
 }
 
 /// What is installed for a vSID, and why.
@@ -92,10 +118,12 @@ pub struct Installed {
 pub enum EventOutcome {
     /// Written to the guest's event queue.
     Forwarded,
-    /// For the guest, but dropped (pending limit, queue disabled, full or unreachable).
+    /// For the guest, but discarded: its event queue is disabled, full (then
+    /// OVFLG says so) or unreachable.
     Dropped,
-    /// Kept by the hypervisor: a stage-2 fault on a final access, or an event
-    /// the guest's view has no place for. Counted in the stats.
+    /// Kept by the hypervisor: a stage-2 fault on a final access, an event
+    /// the guest's view has no place for, or one the guest's configuration
+    /// says not to record (C_BAD_STREAMID without CR2.RECINVSID).
     Hypervisor,
     /// The stream does not belong to this domain.
     NotOurs,
@@ -106,9 +134,10 @@ pub enum EventOutcome {
 enum Stop {
     /// Nothing (more) to do.
     Idle,
-    /// The per-call budget ran out: continue as deferred work.
+    /// The per-call allowance ran out: continue as deferred work.
     Budget,
-    /// The hardware budget ran out: continue after this many nanoseconds.
+    /// The hardware budget ran out, or the hardware failed: continue after
+    /// this many nanoseconds.
     Hardware(u64),
     /// The queue is stopped on an error until the guest acknowledges it.
     Error,
@@ -120,6 +149,10 @@ struct Allowance {
     stes: u32,
 }
 
+/// The first retry after a hardware failure waits this long; each further
+/// one twice as long.
+const RETRY_NS: u64 = 1_000_000;
+
 /// One domain's virtual SMMUv3.
 pub struct Vsmmu {
     cfg: VsmmuConfig,
@@ -127,13 +160,38 @@ pub struct Vsmmu {
     ident: RegisterBank,
     presented: Presented,
     streams: StreamMap,
-    smmus: Vec<SmmuId>,
+    /// The physical SMMUs the domain uses, with their ID registers (every
+    /// forwarded command is checked against them too).
+    smmus: Vec<(SmmuId, RegisterBank)>,
     installed: BTreeMap<u32, Installed>,
     batch: Batch,
+    /// Streams whose guest STE must be read and installed again.
+    dirty: DirtyStreams,
     budget: HwBudget,
     stats: Stats,
+    /// Hardware failures to confirm since the last confirmation.
+    hw_failures: u32,
+    /// The streams abort because the hardware kept failing.
+    contained: bool,
     /// Guest commands consumed by the last entry point call.
     last_call_commands: u32,
+}
+
+/// The physical ID registers as a register bank (for ILLEGAL checks).
+fn phys_bank(c: &PhysCaps) -> RegisterBank {
+    let mut bank = RegisterBank::at_reset();
+    bank.set(Register::IDR0, u64::from(c.idr0));
+    bank.set(Register::IDR1, u64::from(c.idr1));
+    bank.set(Register::IDR3, u64::from(c.idr3));
+    bank.set(Register::IDR5, u64::from(c.idr5));
+    bank.set(Register::IIDR, u64::from(c.iidr));
+    bank.set(Register::AIDR, u64::from(c.aidr));
+    bank
+}
+
+/// The largest k with 2^k <= n (n > 0).
+fn log2_floor(n: u32) -> u32 {
+    31 - n.max(1).leading_zeros()
 }
 
 impl Vsmmu {
@@ -145,33 +203,36 @@ impl Vsmmu {
         streams: StreamMap,
         hw: &mut dyn PhysicalSmmu,
     ) -> Result<Self, SetupError> {
-        let smmus = streams.smmus();
+        cfg.policy.check().map_err(SetupError::Policy)?;
         let mut caps: Vec<PhysCaps> = Vec::new();
-        for s in &smmus {
-            let c = hw.capabilities(*s).ok_or(SetupError::UnknownSmmu(*s))?;
+        let mut smmus = Vec::new();
+        for s in streams.smmus() {
+            let c = hw.capabilities(s).ok_or(SetupError::UnknownSmmu(s))?;
             let idr0 = Idr0(c.idr0);
             if !idr0.s1p() || !idr0.s2p() {
-                return Err(SetupError::NoNesting(*s));
+                return Err(SetupError::NoNesting(s));
+            }
+            if idr0.stall_model() == Idr0StallModel::STALL_FORCED {
+                return Err(SetupError::StallForced(s));
             }
             caps.push(c);
+            smmus.push((s, phys_bank(&c)));
         }
         let max_vsid = streams.max_vsid().unwrap_or(0);
-        let sidsize = (32 - max_vsid.leading_zeros()).max(1);
         let p = Presentation {
             ipa_bits: cfg.ipa_bits,
-            sidsize,
+            sidsize: (32 - max_vsid.leading_zeros()).max(1),
             msi: cfg.msi,
+            sev: cfg.sev,
             cmdqs: cfg.cmdqs,
-            eventqs: cfg.eventqs,
+            // The event queue is full where forwarding must stop (Observation 6).
+            eventqs: cfg.eventqs.min(log2_floor(cfg.policy.pending_event_limit)),
         };
-        let ident = idregs::presented(&caps, &p);
-        let idr0 = Idr0(ident.get(Register::IDR0) as u32);
-        let idr1 = Idr1(ident.get(Register::IDR1) as u32);
+        let ident = idregs::presented(&caps, &p).map_err(SetupError::Incompatible)?;
         let presented = Presented {
-            sidsize: u32::from(idr1.sidsize()),
-            ssidsize: u32::from(idr1.ssidsize()),
-            ats: idr0.ats(),
-            cd2l: idr0.cd2l(),
+            idr0: Idr0(ident.get(Register::IDR0) as u32),
+            idr1: Idr1(ident.get(Register::IDR1) as u32),
+            oas_bits: idregs::oas_bits(Idr5(ident.get(Register::IDR5) as u32).oas()),
         };
         let budget = HwBudget::new(&cfg.policy);
         let mut v = Vsmmu {
@@ -183,13 +244,17 @@ impl Vsmmu {
             smmus,
             installed: BTreeMap::new(),
             batch: Batch::default(),
+            dirty: DirtyStreams::default(),
             budget,
             stats: Stats::default(),
+            hw_failures: 0,
+            contained: false,
             last_call_commands: 0,
         };
         let all: Vec<u32> = v.streams.iter().map(|(vsid, _)| vsid).collect();
         for vsid in all {
-            v.install(hw, vsid, false);
+            let want = v.disabled();
+            v.apply(hw, vsid, want, false);
         }
         Ok(v)
     }
@@ -214,6 +279,21 @@ impl Vsmmu {
     /// Guest commands consumed by the last entry point call (bounded by the policy).
     pub fn last_call_commands(&self) -> u32 {
         self.last_call_commands
+    }
+
+    /// Whether streams wait to be read and installed (deferred work will do it).
+    pub fn streams_pending(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// Whether the domain's streams abort because the hardware kept failing.
+    pub fn contained(&self) -> bool {
+        self.contained
+    }
+
+    /// The domain's budget of physical commands.
+    pub fn budget(&self) -> &HwBudget {
+        &self.budget
     }
 
     /// The value of an ID register as the guest sees it.
@@ -263,12 +343,49 @@ impl Vsmmu {
         self.pump(ports);
     }
 
+    /// Tears the domain down: every stream aborts, the domain's TLB entries
+    /// are gone from every SMMU it used (confirmed by the hardware), and only
+    /// then are its physical streams given back to `owners`, so that a later
+    /// owner of the streams, the VMID or the stage-2 pages finds nothing of
+    /// it. On an error nothing is released and the call can be repeated.
+    pub fn teardown(
+        &mut self,
+        hw: &mut dyn PhysicalSmmu,
+        owners: &mut PsidOwners,
+    ) -> Result<(), HwError> {
+        let abort = StreamConfig::Abort { report: false };
+        let mut result = Ok(());
+        for (_, stream) in self.streams.iter() {
+            if let Err(e) = hw.install(stream, &abort) {
+                result = Err(e);
+            }
+        }
+        self.installed.clear();
+        for (smmu, _) in &self.smmus {
+            if let Err(e) = hw.release(*smmu) {
+                result = Err(e);
+            }
+        }
+        if result.is_ok() {
+            owners.release_domain(self.cfg.domain);
+        }
+        result
+    }
+
     fn reg<T>(&self, reg: Register, wrap: impl Fn(u64) -> T) -> T {
         wrap(self.regs.get(reg))
     }
 
+    fn cr0(&self) -> Cr0 {
+        self.reg(Register::CR0, |v| Cr0(v as u32))
+    }
+
     fn cr0ack(&self) -> Cr0 {
         self.reg(Register::CR0ACK, |v| Cr0(v as u32))
+    }
+
+    fn gbpa(&self) -> Gbpa {
+        self.reg(Register::GBPA, |v| Gbpa(v as u32))
     }
 
     fn gerror_active(&self, mask: u32) -> bool {
@@ -284,24 +401,38 @@ impl Vsmmu {
         }
         let g = self.regs.get(Register::GERROR) ^ u64::from(mask);
         self.regs.set(Register::GERROR, g);
-        if self
-            .reg(Register::IRQ_CTRLACK, |v| IrqCtrl(v as u32))
-            .gerror_irqen()
+        // A failed GERROR MSI is recorded without another GERROR MSI.
+        let gerror_msi_failed = Gerror(0).with_msi_gerror_abt_err(true).0;
+        if mask != gerror_msi_failed
+            && self
+                .reg(Register::IRQ_CTRLACK, |v| IrqCtrl(v as u32))
+                .gerror_irqen()
         {
-            self.signal(
-                ports,
-                Irq::Gerror,
-                Register::GERROR_IRQ_CFG0,
-                Register::GERROR_IRQ_CFG1,
-            );
+            self.signal(ports, Irq::Gerror);
         }
     }
 
-    /// An interrupt: an MSI where MSI is presented and configured, else the wired line.
-    fn signal(&mut self, ports: &mut Ports<'_>, irq: Irq, cfg0: Register, cfg1: Register) {
+    /// An interrupt: an MSI where MSI is presented and configured, else the
+    /// wired line. An MSI that fails raises its MSI_*_ABT_ERR.
+    fn signal(&mut self, ports: &mut Ports<'_>, irq: Irq) {
+        let (cfg0, cfg1, abt) = match irq {
+            Irq::Eventq => (
+                Register::EVENTQ_IRQ_CFG0,
+                Register::EVENTQ_IRQ_CFG1,
+                Gerror(0).with_msi_eventq_abt_err(true),
+            ),
+            _ => (
+                Register::GERROR_IRQ_CFG0,
+                Register::GERROR_IRQ_CFG1,
+                Gerror(0).with_msi_gerror_abt_err(true),
+            ),
+        };
         let addr = smmuv3::regs::GerrorIrqCfg0(self.regs.get(cfg0)).addr();
         if self.cfg.msi && addr != 0 {
-            ports.irq.msi(irq, Ipa(addr), self.regs.get(cfg1) as u32);
+            let data = self.regs.get(cfg1) as u32;
+            if msi_write(ports, irq, Ipa(addr), data).is_err() {
+                self.raise_gerror(ports, abt.0);
+            }
         } else {
             ports.irq.raise(irq);
         }
@@ -309,19 +440,25 @@ impl Vsmmu {
 
     // ---- streams ----
 
-    /// What the vSID's stream should do now.
+    /// What a stream does while the SMMU is disabled (GBPA), or while the
+    /// hardware cannot confirm invalidations.
+    fn disabled(&self) -> Installed {
+        let config = if self.contained || self.gbpa().abort() {
+            StreamConfig::Abort { report: false }
+        } else {
+            StreamConfig::Stage2Only
+        };
+        Installed {
+            config,
+            refusal: None,
+        }
+    }
+
+    /// What the vSID's stream should do now: decided by CR0.SMMUEN, the
+    /// state being moved to (CR0ACK follows once every stream is there).
     fn desired(&mut self, ports: &mut Ports<'_>, vsid: u32) -> Installed {
-        if !self.cr0ack().smmuen() {
-            let abort = self.reg(Register::GBPA, |v| Gbpa(v as u32)).abort();
-            let config = if abort {
-                StreamConfig::Abort { report: false }
-            } else {
-                StreamConfig::Stage2Only
-            };
-            return Installed {
-                config,
-                refusal: None,
-            };
+        if self.contained || !self.cr0().smmuen() {
+            return self.disabled();
         }
         let base = StrtabBase(self.regs.get(Register::STRTAB_BASE));
         let cfg = StrtabBaseCfg(self.regs.get(Register::STRTAB_BASE_CFG) as u32);
@@ -345,23 +482,34 @@ impl Vsmmu {
     }
 
     /// Installs `want` for the vSID's physical stream unless it is there
-    /// already. A guest CFGI_STE also invalidates the CDs cached through the
-    /// STE, so an unchanged nested stream gets a CFGI_CD_ALL.
-    fn apply(&mut self, hw: &mut dyn PhysicalSmmu, vsid: u32, want: Installed, from_cfgi: bool) {
+    /// already, and returns the physical commands that took. A guest
+    /// CFGI_STE also invalidates the CDs cached through the STE, so an
+    /// unchanged nested stream gets a CFGI_CD_ALL (the caller made room).
+    fn apply(
+        &mut self,
+        hw: &mut dyn PhysicalSmmu,
+        vsid: u32,
+        want: Installed,
+        from_cfgi: bool,
+    ) -> u32 {
         let Some(stream) = self.streams.physical(vsid) else {
-            return;
+            return 0;
         };
         if self.installed.get(&vsid) == Some(&want) {
             if from_cfgi && matches!(want.config, StreamConfig::Nested(_)) {
                 let c = Command::CfgiCdAll(CmdCfgiCdAll::new().with_stream_id(stream.psid));
-                self.push(stream.smmu, c);
+                if self.queue(stream.smmu, c) == Pushed::Full {
+                    // Cannot happen after `make_room`; never drop it anyway.
+                    self.dirty.mark(&self.streams, vsid, vsid);
+                }
             }
-            return;
+            return 0;
         }
         self.stats.hw_installs += 1;
         match hw.install(stream, &want.config) {
-            Ok(()) => {
+            Ok(n) => {
                 self.installed.insert(vsid, want);
+                n
             }
             Err(_) => {
                 self.stats.hw_errors += 1;
@@ -370,84 +518,117 @@ impl Vsmmu {
                     config: StreamConfig::Abort { report: false },
                     refusal: None,
                 };
-                if hw.install(stream, &abort.config).is_ok() {
-                    self.installed.insert(vsid, abort);
-                } else {
-                    self.installed.remove(&vsid);
+                match hw.install(stream, &abort.config) {
+                    Ok(n) => {
+                        self.installed.insert(vsid, abort);
+                        INSTALL_MAX_COMMANDS + n
+                    }
+                    Err(_) => {
+                        self.installed.remove(&vsid);
+                        2 * INSTALL_MAX_COMMANDS
+                    }
                 }
             }
         }
     }
 
-    /// Reset-time install, before any guest configuration exists.
-    fn install(&mut self, hw: &mut dyn PhysicalSmmu, vsid: u32, from_cfgi: bool) {
-        let abort = self.reg(Register::GBPA, |v| Gbpa(v as u32)).abort();
-        let config = if abort {
-            StreamConfig::Abort { report: false }
-        } else {
-            StreamConfig::Stage2Only
-        };
-        self.apply(
-            hw,
-            vsid,
-            Installed {
-                config,
-                refusal: None,
-            },
-            from_cfgi,
-        );
-    }
-
-    /// Marks every stream for re-evaluation (SMMUEN or GBPA changed).
-    fn all_dirty(&mut self) {
-        let all: Vec<u32> = self.streams.iter().map(|(v, _)| v).collect();
-        self.batch.dirty.extend(all);
+    /// Makes sure every SMMU's pending list has room for one more command.
+    fn make_room(&mut self, ports: &mut Ports<'_>) -> Result<(), Stop> {
+        if self.smmus.iter().any(|(s, _)| self.batch.is_full(*s)) {
+            self.flush_invalidations(ports)?;
+        }
+        Ok(())
     }
 
     /// Installs dirty streams, bounded by the per-call STE allowance and the
-    /// hardware budget.
+    /// hardware budget (charged what each install really cost).
     fn flush_streams(&mut self, ports: &mut Ports<'_>, allow: &mut Allowance) -> Result<(), Stop> {
-        while let Some(vsid) = self.batch.dirty.first().copied() {
+        let worst = u64::from(INSTALL_MAX_COMMANDS);
+        while let Some(vsid) = self.dirty.first() {
             if allow.stes == 0 {
                 return Err(Stop::Budget);
             }
-            if !self.budget.take(1) {
+            self.make_room(ports)?;
+            if !self.budget.take(worst) {
                 self.stats.hw_budget_exhausted += 1;
-                return Err(Stop::Hardware(self.budget.wait_ns(1)));
+                return Err(Stop::Hardware(self.budget.wait_ns(worst)));
             }
-            self.batch.dirty.remove(&vsid);
+            self.dirty.pop_first(&self.streams);
             allow.stes -= 1;
             let want = self.desired(ports, vsid);
-            self.apply(ports.hw, vsid, want, true);
+            let cost = u64::from(self.apply(ports.hw, vsid, want, true));
+            self.stats.hw_install_commands += cost;
+            if cost <= worst {
+                self.budget.refund(worst - cost);
+            } else {
+                self.budget.charge(cost - worst);
+            }
         }
         Ok(())
     }
 
     // ---- invalidations ----
 
-    fn push(&mut self, smmu: SmmuId, cmd: Command) {
-        if self
+    fn queue(&mut self, smmu: SmmuId, cmd: Command) -> Pushed {
+        let pushed = self
             .batch
-            .push(smmu, cmd, self.cfg.policy.tlbi_asid_threshold)
-            == Pushed::Merged
-        {
+            .push(smmu, cmd, self.cfg.policy.tlbi_coarsen_threshold);
+        if pushed == Pushed::Merged {
             self.stats.merged += 1;
         }
+        pushed
     }
 
-    /// Pushes one command to every SMMU the domain uses.
-    fn push_all(&mut self, cmd: Command) {
-        for i in 0..self.smmus.len() {
-            let s = self.smmus[i];
-            self.push(s, cmd);
+    /// Whether the hardware would take `cmd` (already rewritten for it):
+    /// nothing a guest sends may stop the shared physical queue with
+    /// CERROR_ILL.
+    fn legal_on(&self, smmu: SmmuId, cmd: &Command) -> bool {
+        self.smmus
+            .iter()
+            .find(|(s, _)| *s == smmu)
+            .is_some_and(|(_, ids)| cmd.illegal(ids).is_none())
+    }
+
+    /// Forwards a guest command, rewritten, to one SMMU.
+    fn forward(&mut self, ports: &mut Ports<'_>, smmu: SmmuId, cmd: Command) -> Result<(), Stop> {
+        self.forward_to(ports, &[smmu], cmd)
+    }
+
+    /// Forwards a guest command, rewritten, to every SMMU the domain uses.
+    fn forward_all(&mut self, ports: &mut Ports<'_>, cmd: Command) -> Result<(), Stop> {
+        let smmus: Vec<SmmuId> = self.smmus.iter().map(|(s, _)| *s).collect();
+        self.forward_to(ports, &smmus, cmd)
+    }
+
+    fn forward_to(
+        &mut self,
+        ports: &mut Ports<'_>,
+        smmus: &[SmmuId],
+        cmd: Command,
+    ) -> Result<(), Stop> {
+        if !smmus.iter().all(|s| self.legal_on(*s, &cmd)) {
+            self.command_error(ports, CmdqConsErr::CERROR_ILL);
+            return Err(Stop::Error);
         }
+        for s in smmus {
+            if self.batch.is_full(*s) {
+                self.flush_invalidations(ports)?;
+            }
+            if self.queue(*s, cmd) == Pushed::Full {
+                // Only if the flush above could not empty the list.
+                return Err(Stop::Budget);
+            }
+        }
+        Ok(())
     }
 
     /// Sends pending invalidations to the hardware, as far as the budget
     /// allows, in pieces the budget can always hold (so a small burst only
     /// delays completion, never blocks it).
     fn flush_invalidations(&mut self, ports: &mut Ports<'_>) -> Result<(), Stop> {
-        let piece = (self.budget.burst() as usize).clamp(1, MAX_PER_SMMU);
+        let piece = usize::try_from(self.budget.capacity())
+            .unwrap_or(usize::MAX)
+            .clamp(1, crate::batch::MAX_PER_SMMU);
         while let Some(smmu) = self.batch.next_pending() {
             let mut cmds = self.batch.take(smmu);
             while !cmds.is_empty() {
@@ -459,34 +640,76 @@ impl Vsmmu {
                     return Err(Stop::Hardware(wait));
                 }
                 let rest = cmds.split_off(n);
-                if ports.hw.invalidate(smmu, &cmds).is_err() {
-                    self.stats.hw_errors += 1;
-                }
                 self.stats.hw_commands += n as u64;
+                // Some may have been sent: the next sync must cover them.
                 self.batch.unsynced.insert(smmu);
+                if ports.hw.invalidate(smmu, &cmds).is_err() {
+                    cmds.extend(rest);
+                    self.batch.put_back(smmu, cmds);
+                    return Err(self.hw_failed(smmu));
+                }
                 cmds = rest;
             }
         }
         Ok(())
     }
 
-    /// Everything before a guest CMD_SYNC, done and synced on the hardware:
-    /// at most one physical sync per SMMU.
+    /// Everything before a guest CMD_SYNC, installed, sent and confirmed by
+    /// the hardware: at most one physical sync per SMMU.
     fn sync_all(&mut self, ports: &mut Ports<'_>, allow: &mut Allowance) -> Result<(), Stop> {
-        self.flush_streams(ports, allow)?;
-        self.flush_invalidations(ports)?;
-        while let Some(smmu) = self.batch.unsynced.first().copied() {
-            if !self.budget.take(1) {
-                self.stats.hw_budget_exhausted += 1;
-                return Err(Stop::Hardware(self.budget.wait_ns(1)));
+        // A confirmation that ends a containment re-installs the streams,
+        // which must be done (and confirmed) before the guest's SYNC too.
+        for _ in 0..2 {
+            self.flush_streams(ports, allow)?;
+            self.flush_invalidations(ports)?;
+            while let Some(smmu) = self.batch.unsynced.first().copied() {
+                if !self.budget.take(1) {
+                    self.stats.hw_budget_exhausted += 1;
+                    return Err(Stop::Hardware(self.budget.wait_ns(1)));
+                }
+                self.stats.hw_syncs += 1;
+                if ports.hw.sync(smmu).is_err() {
+                    return Err(self.hw_failed(smmu));
+                }
+                self.batch.unsynced.remove(&smmu);
+                self.hw_confirmed();
             }
-            self.batch.unsynced.remove(&smmu);
-            self.stats.hw_syncs += 1;
-            if ports.hw.sync(smmu).is_err() {
-                self.stats.hw_errors += 1;
+            if self.dirty.is_empty() {
+                return Ok(());
             }
         }
-        Ok(())
+        Err(Stop::Budget)
+    }
+
+    /// The hardware did not confirm what was sent to `smmu`: send a command
+    /// that covers all of it again (every stage-1 entry of the VMID, and
+    /// every CD cached through a nested stream, by re-reading the streams),
+    /// and make the streams abort once it has failed too often. Returns
+    /// when to retry.
+    fn hw_failed(&mut self, smmu: SmmuId) -> Stop {
+        self.stats.hw_errors += 1;
+        self.hw_failures = self.hw_failures.saturating_add(1);
+        let all = Command::TlbiNhAll(CmdTlbiNhAll::new().with_vmid(self.cfg.vmid));
+        if self.queue(smmu, all) == Pushed::Full {
+            // The list is whole and waiting: it is re-sent as it is.
+        }
+        self.batch.unsynced.insert(smmu);
+        self.dirty.mark_all(&self.streams);
+        if self.hw_failures >= self.cfg.policy.hw_retry_limit && !self.contained {
+            self.contained = true;
+            self.stats.containments += 1;
+        }
+        Stop::Hardware(RETRY_NS << self.hw_failures.min(10))
+    }
+
+    /// The hardware confirmed: a containment ends (the streams get the
+    /// guest's configuration back).
+    fn hw_confirmed(&mut self) {
+        self.hw_failures = 0;
+        if self.contained {
+            self.contained = false;
+            self.dirty.mark_all(&self.streams);
+        }
     }
 
     // ---- the command queue ----
@@ -565,13 +788,18 @@ impl Vsmmu {
         cmd: Command,
     ) -> Result<(), Stop> {
         use Command::*;
-        if self.batch.full() {
-            self.flush_invalidations(ports)?;
-        }
         let vmid = self.cfg.vmid;
         match cmd {
-            CfgiSte(c) if self.streams.physical(c.stream_id()).is_some() => {
-                self.batch.dirty.insert(c.stream_id());
+            CfgiSte(c) => {
+                let sid = c.stream_id();
+                // Leaf=0 also invalidates the L1STD: every vSID it locates (§4.3.1).
+                let (lo, hi) = if c.leaf() {
+                    (sid, sid)
+                } else {
+                    let cfg = StrtabBaseCfg(self.regs.get(Register::STRTAB_BASE_CFG) as u32);
+                    stream_table::sharing_l1std(cfg, sid, &self.presented)
+                };
+                self.dirty.mark(&self.streams, lo, hi);
             }
             CfgiSteRange(c) => {
                 let range = u32::from(c.range());
@@ -582,32 +810,33 @@ impl Vsmmu {
                     let lo = u64::from(c.stream_id()) & !(span - 1);
                     (lo as u32, (lo + span - 1).min(u64::from(u32::MAX)) as u32)
                 };
-                let hit: Vec<u32> = self.streams.in_range(lo, hi).map(|(v, _)| v).collect();
-                self.batch.dirty.extend(hit);
+                self.dirty.mark(&self.streams, lo, hi);
             }
             CfgiCd(c) => {
                 if let Some(p) = self.streams.physical(c.stream_id()) {
-                    self.push(p.smmu, CfgiCd(c.with_stream_id(p.psid)));
+                    self.forward(ports, p.smmu, CfgiCd(c.with_stream_id(p.psid)))?;
                 }
             }
             CfgiCdAll(c) => {
                 if let Some(p) = self.streams.physical(c.stream_id()) {
-                    self.push(p.smmu, CfgiCdAll(c.with_stream_id(p.psid)));
+                    self.forward(ports, p.smmu, CfgiCdAll(c.with_stream_id(p.psid)))?;
                 }
             }
             AtcInv(c) => {
                 if let Some(p) = self.streams.physical(c.stream_id()) {
-                    self.push(p.smmu, AtcInv(c.with_stream_id(p.psid)));
+                    self.forward(ports, p.smmu, AtcInv(c.with_stream_id(p.psid)))?;
                 }
             }
-            TlbiNhAll(c) => self.push_all(TlbiNhAll(c.with_vmid(vmid))),
-            TlbiNhAsid(c) => self.push_all(TlbiNhAsid(c.with_vmid(vmid))),
-            TlbiNhVa(c) => self.push_all(TlbiNhVa(c.with_vmid(vmid))),
-            TlbiNhVaa(c) => self.push_all(TlbiNhVaa(c.with_vmid(vmid))),
+            TlbiNhAll(c) => self.forward_all(ports, TlbiNhAll(c.with_vmid(vmid)))?,
+            TlbiNhAsid(c) => self.forward_all(ports, TlbiNhAsid(c.with_vmid(vmid)))?,
+            TlbiNhVa(c) => self.forward_all(ports, TlbiNhVa(c.with_vmid(vmid)))?,
+            TlbiNhVaa(c) => self.forward_all(ports, TlbiNhVaa(c.with_vmid(vmid)))?,
             // Non-secure, non-hyp: on our SMMU that is this domain's VMID only.
-            TlbiNsnhAll(_) => self.push_all(TlbiNhAll(CmdTlbiNhAll::new().with_vmid(vmid))),
+            TlbiNsnhAll(_) => {
+                self.forward_all(ports, TlbiNhAll(CmdTlbiNhAll::new().with_vmid(vmid)))?
+            }
             Sync(s) => {
-                if !self.batch.is_settled() {
+                if !self.batch.is_settled() || !self.dirty.is_empty() {
                     self.sync_all(ports, allow)?;
                 }
                 self.complete_sync(ports, s);
@@ -621,49 +850,66 @@ impl Vsmmu {
 
     /// Signals a completed CMD_SYNC as its CS field asks.
     fn complete_sync(&mut self, ports: &mut Ports<'_>, s: smmuv3::cmd::CmdSync) {
-        if s.cs() != CmdSyncCs::SIG_IRQ {
-            return;
-        }
-        let addr = s.msi_address();
-        if self.cfg.msi && addr != 0 {
-            let ipa = Ipa(addr);
-            if ports.mem.is_backed(ipa, 4) {
-                // MSI-poll: the guest polls this word (Linux: the SYNC slot).
-                if ports.mem.write(ipa, &s.msi_data().to_le_bytes()).is_err() {
-                    self.raise_gerror(ports, Gerror(0).with_msi_cmdq_abt_err(true).0);
+        match s.cs() {
+            CmdSyncCs::SIG_IRQ => {
+                let addr = s.msi_address();
+                if self.cfg.msi && addr != 0 {
+                    // MSI-poll: Linux polls this word (the SYNC's own slot).
+                    if msi_write(ports, Irq::CmdSync, Ipa(addr), s.msi_data()).is_err() {
+                        self.raise_gerror(ports, Gerror(0).with_msi_cmdq_abt_err(true).0);
+                    }
+                } else {
+                    ports.irq.raise(Irq::CmdSync);
                 }
-            } else {
-                ports.irq.msi(Irq::CmdSync, ipa, s.msi_data());
             }
-        } else {
-            ports.irq.raise(Irq::CmdSync);
+            CmdSyncCs::SIG_SEV if self.cfg.sev => ports.irq.sev(),
+            _ => {}
         }
     }
 
     /// One call's worth of work: streams to re-evaluate, then commands, then
-    /// whatever must reach the hardware before the guest could depend on it.
-    /// Anything left is deferred.
+    /// the acknowledgements that waited for them. Anything left is deferred.
     fn pump(&mut self, ports: &mut Ports<'_>) {
         self.budget.refill(ports.now_ns);
         let mut allow = Allowance {
             commands: self.cfg.policy.commands_per_call,
             stes: self.cfg.policy.stes_per_call,
         };
-        let mut stop = match self.flush_streams(ports, &mut allow) {
+        let stop = match self.flush_streams(ports, &mut allow) {
             Ok(()) => self.process_commands(ports, &mut allow),
             Err(s) => s,
         };
-        if stop == Stop::Idle && self.batch.full() {
-            if let Err(s) = self.flush_invalidations(ports) {
-                stop = s;
-            }
+        self.settle_acks();
+        if self.cfg.sev && self.last_call_commands > 0 {
+            // The command queue has room again: a guest may wait in WFE for it.
+            ports.irq.sev();
         }
         match stop {
             Stop::Budget => self.defer(ports, 0),
             Stop::Hardware(wait) => self.defer(ports, wait),
-            Stop::Idle if !self.batch.dirty.is_empty() => self.defer(ports, 0),
+            _ if !self.dirty.is_empty() => self.defer(ports, 0),
             _ => {}
         }
+    }
+
+    /// Completes the SMMUEN and GBPA changes whose streams are all installed.
+    fn settle_acks(&mut self) {
+        if !self.dirty.is_empty() {
+            return;
+        }
+        let ack = self.cr0ack().with_smmuen(self.cr0().smmuen());
+        self.regs.set(Register::CR0ACK, u64::from(ack.0));
+        let gbpa = self.gbpa().with_update(false);
+        self.regs.set(Register::GBPA, u64::from(gbpa.0));
+    }
+
+    /// The CR0ACK value the generated dispatch mirrors from CR0: SMMUEN keeps
+    /// its acknowledged value while streams still move to the new state.
+    fn cr0ack_for(&self, mirrored: u64) -> u64 {
+        if self.dirty.is_empty() {
+            return mirrored;
+        }
+        u64::from(Cr0(mirrored as u32).with_smmuen(self.cr0ack().smmuen()).0)
     }
 
     fn defer(&mut self, ports: &mut Ports<'_>, after_ns: u64) {
@@ -685,7 +931,8 @@ impl Vsmmu {
             return EventOutcome::NotOurs;
         };
         let refusal = self.installed.get(&vsid).and_then(|i| i.refusal);
-        let out = match events::translate(ev.event, vsid, refusal) {
+        let recinvsid = self.reg(Register::CR2, |v| Cr2(v as u32)).recinvsid();
+        let out = match events::translate(ev.event, vsid, refusal, recinvsid) {
             events::Translated::Guest(e) => e,
             events::Translated::Stage2Fault => {
                 self.stats.stage2_faults += 1;
@@ -696,7 +943,9 @@ impl Vsmmu {
         self.record_event(ports, out)
     }
 
-    /// Writes an event record to the guest's queue (§7.2, §7.4).
+    /// Writes an event record to the guest's queue (§7.2, §7.4): discarded
+    /// only when the queue is disabled, in error or full, and when full the
+    /// loss is flagged with OVFLG.
     fn record_event(&mut self, ports: &mut Ports<'_>, e: Event) -> EventOutcome {
         if !self.cr0ack().eventqen() || self.gerror_active(Gerror(0).with_eventq_abt_err(true).0) {
             self.stats.events_dropped += 1;
@@ -717,10 +966,6 @@ impl Vsmmu {
             self.stats.events_dropped += 1;
             return EventOutcome::Dropped;
         }
-        if q.used(prod, cons) >= self.cfg.policy.pending_event_limit {
-            self.stats.events_dropped += 1;
-            return EventOutcome::Dropped;
-        }
         let mut raw = [0u8; 32];
         for (chunk, w) in raw.chunks_exact_mut(8).zip(e.encode()) {
             chunk.copy_from_slice(&w.to_le_bytes());
@@ -737,12 +982,7 @@ impl Vsmmu {
             .reg(Register::IRQ_CTRLACK, |v| IrqCtrl(v as u32))
             .eventq_irqen()
         {
-            self.signal(
-                ports,
-                Irq::Eventq,
-                Register::EVENTQ_IRQ_CFG0,
-                Register::EVENTQ_IRQ_CFG1,
-            );
+            self.signal(ports, Irq::Eventq);
         }
         EventOutcome::Forwarded
     }
@@ -760,12 +1000,8 @@ impl Vsmmu {
         self.regs.set(Register::CR0, u64::from(new.0));
         let old = Cr0(old as u32);
         let ack = self.cr0ack();
-        // The ACK register is updated by the generated dispatch after this
-        // returns; until then, CR0ACK still holds the old value, so make the
-        // decisions below against the new one.
-        self.regs.set(Register::CR0ACK, u64::from(new.0));
         if new.smmuen() != ack.smmuen() || new.smmuen() != old.smmuen() {
-            self.all_dirty();
+            self.dirty.mark_all(&self.streams);
         }
         if new.cmdqen() && !ack.cmdqen() {
             // A freshly enabled queue starts with no error pending in CONS.ERR.
@@ -773,22 +1009,37 @@ impl Vsmmu {
                 .with_err(CmdqConsErr::CERROR_NONE);
             self.regs.set(Register::CMDQ_CONS, u64::from(c.0));
         }
+        // The queue enables are acknowledged at once (the commands below run
+        // against them); SMMUEN once its streams are installed.
+        let now = new.with_smmuen(ack.smmuen());
+        self.regs.set(Register::CR0ACK, u64::from(now.0));
         self.pump(ports);
     }
 
     fn on_gbpa(&mut self, old: u64, new: u64) {
         // A write must request the update (Update=1); one that does not is
-        // ignored, as SMMUv3.2 and later behave.
+        // ignored, as SMMUv3.2 and later behave. While Update is 1, the
+        // generated dispatch ignores writes.
         if !Gbpa(new as u32).update() {
             self.regs.set(Register::GBPA, old);
             return;
         }
-        // The update completes at once; it matters only while SMMUEN=0.
-        let g = Gbpa(new as u32).with_update(false);
-        self.regs.set(Register::GBPA, u64::from(g.0));
-        if !self.cr0ack().smmuen() {
-            self.all_dirty();
+        // Update stays 1 until the streams follow (settle_acks); GBPA only
+        // matters while the SMMU is (being) disabled.
+        if !self.cr0().smmuen() {
+            self.dirty.mark_all(&self.streams);
         }
+    }
+}
+
+/// An MSI the guest configured: a write to guest RAM where the address is
+/// RAM (an MSI-poll word), else to its interrupt controller's doorbell.
+fn msi_write(ports: &mut Ports<'_>, irq: Irq, ipa: Ipa, data: u32) -> Result<(), MemFault> {
+    if ports.mem.is_backed(ipa, 4) {
+        ports.mem.write(ipa, &data.to_le_bytes())
+    } else {
+        ports.irq.msi(irq, ipa, data);
+        Ok(())
     }
 }
 
@@ -872,6 +1123,11 @@ impl MmioHandlers for Ctx<'_, '_, '_> {
         self.v.regs.get(reg)
     }
     fn store(&mut self, reg: Register, value: u64) {
+        let value = if reg == Register::CR0ACK {
+            self.v.cr0ack_for(value)
+        } else {
+            value
+        };
         self.v.regs.set(reg, value)
     }
     fn write_cr0(&mut self, old: u64, new: u64) {

@@ -58,17 +58,20 @@ pub enum Translated {
 }
 
 /// The guest's view of a physical event for `vsid`. `refusal` says why the
-/// stream was installed as terminating, if the guest's configuration is why.
-pub fn translate(e: Event, vsid: u32, refusal: Option<Refusal>) -> Translated {
+/// stream was installed as terminating, if the guest's configuration is why;
+/// `recinvsid` is the guest's CR2.RECINVSID (C_BAD_STREAMID is recorded only
+/// when it is set, §6.3.12).
+pub fn translate(e: Event, vsid: u32, refusal: Option<Refusal>, recinvsid: bool) -> Translated {
     use Translated::*;
     match e {
         // The physical STE is invalid because the guest's was, or because the
         // guest's table has no STE for the vSID: report what the guest did wrong.
         Event::CBadSte(_) => match refusal {
             Some(Refusal::BadSte) => Guest(Event::CBadSte(CBadSte::new().with_stream_id(vsid))),
-            Some(Refusal::BadStreamId) => Guest(Event::CBadStreamid(
+            Some(Refusal::BadStreamId) if recinvsid => Guest(Event::CBadStreamid(
                 CBadStreamid::new().with_stream_id(vsid),
             )),
+            Some(Refusal::BadStreamId) => Host,
             Some(Refusal::FetchFault(ipa)) => Guest(Event::FSteFetch(
                 FSteFetch::new().with_stream_id(vsid).with_fetch_addr(ipa.0),
             )),

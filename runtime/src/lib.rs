@@ -19,6 +19,7 @@ extern crate alloc;
 pub mod batch;
 pub mod budget;
 pub mod device;
+pub mod dirty;
 pub mod events;
 pub mod idregs;
 pub mod policy;
@@ -30,7 +31,7 @@ pub mod testing;
 pub mod vsid;
 
 pub use device::{EventOutcome, Installed, SetupError, Vsmmu, VsmmuConfig};
-pub use policy::Policy;
+pub use policy::{Policy, PolicyError};
 pub use ports::*;
 pub use stats::Stats;
 pub use vsid::{DomainId, MapError, PsidOwners, StreamMap};

@@ -68,7 +68,9 @@ pub enum StreamConfig {
 }
 
 /// A hardware-layer failure (the physical queue timed out, a command was
-/// refused). The runtime counts it; the guest's commands are not retried.
+/// refused). The runtime never tells the guest that an invalidation
+/// completed which the hardware did not confirm: it retries, and makes the
+/// domain's streams abort while the hardware keeps failing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HwError {
     Timeout,
@@ -87,17 +89,33 @@ pub struct PhysCaps {
     pub aidr: u32,
 }
 
-/// The hardware layer, bound to one domain (it knows the domain's stage 2).
+/// The most physical commands one [`PhysicalSmmu::install`] may issue: a
+/// hitless STE update takes at most three steps, each an STE write followed
+/// by CMD_CFGI_STE and CMD_SYNC, and a stream's first install in a 2-level
+/// table one more pair for its new level-1 descriptor. The domain's budget
+/// is charged this much before an install and refunded what was not used.
+pub const INSTALL_MAX_COMMANDS: u32 = 8;
+
+/// The hardware layer, bound to one domain (it knows the domain's stage 2
+/// and VMID).
 pub trait PhysicalSmmu {
     /// The physical ID registers of an SMMU the domain uses.
     fn capabilities(&self, smmu: SmmuId) -> Option<PhysCaps>;
-    /// Installs a stream configuration (hitlessly).
-    fn install(&mut self, stream: PhysStream, config: &StreamConfig) -> Result<(), HwError>;
+    /// Installs a stream configuration (hitlessly) and says how many
+    /// physical commands (syncs included) that took: at most
+    /// [`INSTALL_MAX_COMMANDS`].
+    fn install(&mut self, stream: PhysStream, config: &StreamConfig) -> Result<u32, HwError>;
     /// Queues invalidation commands (already rewritten for the physical SMMU:
     /// VMID forced, pSIDs in place of vSIDs). No CMD_SYNC among them.
     fn invalidate(&mut self, smmu: SmmuId, cmds: &[Command]) -> Result<(), HwError>;
     /// Waits until everything queued on `smmu` has completed (one CMD_SYNC).
+    /// An error means some of it may not have taken effect: a command was
+    /// refused, or the SMMU did not answer.
     fn sync(&mut self, smmu: SmmuId) -> Result<(), HwError>;
+    /// Removes every trace the domain left on `smmu`: all TLB entries of its
+    /// VMID (stage 1 and stage 2), confirmed by a sync. Called when the
+    /// domain is torn down, after its streams were set to abort.
+    fn release(&mut self, smmu: SmmuId) -> Result<(), HwError>;
 }
 
 /// The vSMMU's interrupt outputs.
@@ -116,6 +134,10 @@ pub trait IrqSink {
     /// Performs an MSI write the guest configured (to its interrupt
     /// controller's doorbell, not guest RAM).
     fn msi(&mut self, irq: Irq, address: Ipa, data: u32);
+    /// Sends an event to the guest's CPUs (what SEV does), for a guest
+    /// waiting in WFE. Only called when the vSMMU presents SEV
+    /// (`VsmmuConfig::sev`), which the hypervisor sets when it can do this.
+    fn sev(&mut self) {}
 }
 
 /// Asks the hypervisor to call [`crate::Vsmmu::run_deferred`] later, outside

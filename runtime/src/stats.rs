@@ -15,13 +15,18 @@ pub struct Stats {
     pub hw_syncs: u64,
     /// Physical stream configurations installed.
     pub hw_installs: u64,
+    /// Physical commands (syncs included) the installs took.
+    pub hw_install_commands: u64,
+    /// Times the streams were made to abort because the hardware kept
+    /// failing to confirm invalidations.
+    pub containments: u64,
     /// Hardware-layer failures.
     pub hw_errors: u64,
     /// Guest invalidations merged away by batching.
     pub merged: u64,
     /// Events written to the guest's event queue.
     pub events_forwarded: u64,
-    /// Events dropped (pending limit, queue disabled or full, unknown stream).
+    /// Events discarded (guest queue disabled, full or unreachable).
     pub events_dropped: u64,
     /// Stage-2 faults on final accesses kept by the hypervisor.
     pub stage2_faults: u64,
@@ -44,6 +49,8 @@ impl Default for Stats {
             hw_commands: 0,
             hw_syncs: 0,
             hw_installs: 0,
+            hw_install_commands: 0,
+            containments: 0,
             hw_errors: 0,
             merged: 0,
             events_forwarded: 0,

@@ -2,7 +2,8 @@
 //! STRTAB_BASE_CFG), read it, and turn it into what the physical stream
 //! should do, as a stage-1-only SMMU would interpret it.
 
-use smmuv3::regs::{StrtabBase, StrtabBaseCfg, StrtabBaseCfgFmt};
+use smmuv3::locate::{Lookup, StreamTable};
+use smmuv3::regs::{Idr0, Idr0StallModel, Idr1, StrtabBase, StrtabBaseCfg};
 use smmuv3::structs::{L1std, Ste, SteConfig};
 
 use crate::ports::{GuestMemory, Ipa, S1Context, StreamConfig};
@@ -27,21 +28,19 @@ pub enum GuestStream {
     Refused(Refusal),
 }
 
-/// What the vSMMU presents, as far as STE validation needs it.
+/// What the vSMMU presents, as far as stream table lookups and STE
+/// validation need it.
 #[derive(Clone, Copy, Debug)]
 pub struct Presented {
-    pub sidsize: u32,
-    pub ssidsize: u32,
-    pub ats: bool,
-    /// CD2L: 2-level CD tables allowed.
-    pub cd2l: bool,
+    pub idr0: Idr0,
+    pub idr1: Idr1,
+    /// Bits of output address the presented IDR5.OAS names.
+    pub oas_bits: u32,
 }
 
-/// The SPLIT values the architecture defines; others behave as 6 (§6.3.26).
-fn split(cfg: StrtabBaseCfg) -> u32 {
-    match cfg.split().0 {
-        s @ (6 | 8 | 10) => u32::from(s),
-        _ => 6,
+impl Presented {
+    fn ssidsize(&self) -> u32 {
+        u32::from(self.idr1.ssidsize())
     }
 }
 
@@ -53,34 +52,27 @@ fn locate(
     vsid: u32,
     p: &Presented,
 ) -> Result<Ipa, Refusal> {
-    let log2size = u32::from(cfg.log2size()).min(p.sidsize);
-    if log2size < 32 && vsid >> log2size != 0 {
-        return Err(Refusal::BadStreamId);
+    let table = StreamTable::new(base, cfg, p.idr0, p.idr1);
+    match table.lookup(vsid) {
+        None => Err(Refusal::BadStreamId),
+        Some(Lookup::Ste(addr)) => Ok(Ipa(addr)),
+        Some(Lookup::L1std(addr)) => {
+            let mut raw = [0u8; 8];
+            mem.read(Ipa(addr), &mut raw)
+                .map_err(|_| Refusal::FetchFault(Ipa(addr)))?;
+            let l1 = L1std([u64::from_le_bytes(raw)]);
+            table
+                .ste_in_l2(l1, vsid)
+                .map(Ipa)
+                .ok_or(Refusal::BadStreamId)
+        }
     }
-    let ste_bytes = (Ste::WORDS * 8) as u64;
-    if cfg.fmt() != StrtabBaseCfgFmt::TWO_LEVEL {
-        // Linear (and the Reserved formats, which we treat as linear).
-        return Ok(Ipa(base.addr().wrapping_add(u64::from(vsid) * ste_bytes)));
-    }
-    let split = split(cfg);
-    let l1_addr = Ipa(base.addr().wrapping_add(u64::from(vsid >> split) * 8));
-    let mut raw = [0u8; 8];
-    mem.read(l1_addr, &mut raw)
-        .map_err(|_| Refusal::FetchFault(l1_addr))?;
-    let l1 = match L1std::decode([u64::from_le_bytes(raw)]) {
-        Ok(l1) => l1,
-        Err(_) => return Err(Refusal::BadStreamId),
-    };
-    let span = u32::from(l1.span());
-    // Span 0 is invalid; Span above SPLIT+1 is Reserved (treated as invalid).
-    if span == 0 || span > split + 1 {
-        return Err(Refusal::BadStreamId);
-    }
-    let low = vsid & ((1u32 << split) - 1);
-    if low >> (span - 1) != 0 {
-        return Err(Refusal::BadStreamId);
-    }
-    Ok(Ipa(l1.l2_ptr().wrapping_add(u64::from(low) * ste_bytes)))
+}
+
+/// The vSIDs a non-leaf CMD_CFGI_STE of `vsid` reaches (all those located
+/// through the same level-1 descriptor).
+pub fn sharing_l1std(cfg: StrtabBaseCfg, vsid: u32, p: &Presented) -> (u32, u32) {
+    StreamTable::new(StrtabBase(0), cfg, p.idr0, p.idr1).sharing_l1std(vsid)
 }
 
 /// Reads the vSID's STE from guest memory.
@@ -121,11 +113,26 @@ fn allowed() -> [u64; 2] {
     [w0.0[0], w1.0[1]]
 }
 
+/// Clears what the architecture says the SMMU ignores in this STE, given
+/// what is presented: SW_RESERVED always, EATS without ATS, S1CDMax without
+/// substreams (§5.2). None of it ever reaches the physical STE.
+fn without_ignored(ste: &Ste, p: &Presented) -> Ste {
+    let mut ste = ste.with_sw_reserved(0);
+    if !p.idr0.ats() {
+        ste = ste.with_eats(smmuv3::structs::SteEats::NO_ATS);
+    }
+    if p.ssidsize() == 0 {
+        ste = ste.with_s1cd_max(0);
+    }
+    ste
+}
+
 /// What a stage-1-only SMMU with the presented features makes of an STE.
 pub fn interpret(ste: &Ste, p: &Presented) -> GuestStream {
     if !ste.v() {
         return GuestStream::Refused(Refusal::BadSte);
     }
+    let ste = &without_ignored(ste, p);
     let [a0, a1] = allowed();
     if ste.0[0] & !a0 != 0 || ste.0[1] & !a1 != 0 {
         return GuestStream::Refused(Refusal::BadSte);
@@ -142,15 +149,20 @@ pub fn interpret(ste: &Ste, p: &Presented) -> GuestStream {
         // Stage 2 is not presented: Config 0b11x is ILLEGAL.
         return GuestStream::Refused(Refusal::BadSte);
     }
-    if ste.eats().0 != 0 && !p.ats {
+    // S1STALLD is ILLEGAL unless the stall model lets CDs choose (§5.2).
+    if ste.s1stalld() && p.idr0.stall_model() != Idr0StallModel::STALL_AND_TERM {
+        return GuestStream::Refused(Refusal::BadSte);
+    }
+    // The CD table pointer must be within the presented output size.
+    if p.oas_bits < 64 && ste.s1_context_ptr() >> p.oas_bits != 0 {
         return GuestStream::Refused(Refusal::BadSte);
     }
     let cd_max = u32::from(ste.s1cd_max());
-    if cd_max > p.ssidsize {
+    if cd_max > p.ssidsize() {
         return GuestStream::Refused(Refusal::BadSte);
     }
     let fmt = ste.s1_fmt().0;
-    if cd_max != 0 && fmt != 0 && (!p.cd2l || fmt == 0b11) {
+    if cd_max != 0 && fmt != 0 && (!p.idr0.cd2l() || fmt == 0b11) {
         return GuestStream::Refused(Refusal::BadSte);
     }
     GuestStream::Config(StreamConfig::Nested(S1Context {

@@ -138,7 +138,11 @@ impl StreamMap {
     }
 
     /// vSIDs in `lo..=hi`, in order.
-    pub fn in_range(&self, lo: u32, hi: u32) -> impl Iterator<Item = (u32, PhysStream)> + '_ {
+    pub fn in_range(
+        &self,
+        lo: u32,
+        hi: u32,
+    ) -> impl DoubleEndedIterator<Item = (u32, PhysStream)> + '_ {
         self.forward.range(lo..=hi).map(|(v, p)| (*v, *p))
     }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use smmuv3::structs::*;
 use smmuv3_hw::domain::{DomainHw, SmmuOps};
-use smmuv3_hw::driver::{DriverLayout, SmmuDriver};
+use smmuv3_hw::driver::{DriverLayout, SmmuDriver, Ticket};
 use smmuv3_hw::embedded::EmbeddedSmmu;
 use smmuv3_hw::model::{FaultKind, ModelConfig};
 use smmuv3_hw::s2pt::{FrameAlloc, S2PageTable, S2Perm};
@@ -269,7 +269,7 @@ impl SmmuOps for Traced {
     fn caps(&self) -> PhysCaps {
         self.inner.caps()
     }
-    fn write_ste(&self, sid: u32, ste: &Ste) -> Result<(), HwError> {
+    fn write_ste(&self, sid: u32, ste: &Ste) -> Result<u32, HwError> {
         self.trace.push(HwOp::Ste {
             domain: self.domain,
             psid: sid,
@@ -277,18 +277,18 @@ impl SmmuOps for Traced {
         });
         self.inner.write_ste(sid, ste)
     }
-    fn submit(&self, cmds: &[smmuv3::cmd::Command]) -> Result<(), HwError> {
+    fn submit(&self, cmds: &[smmuv3::cmd::Command]) -> Result<Ticket, HwError> {
         self.trace.push(HwOp::Commands {
             domain: self.domain,
             cmds: cmds.to_vec(),
         });
         self.inner.submit(cmds)
     }
-    fn sync(&self) -> Result<(), HwError> {
+    fn sync_since(&self, since: Ticket) -> Result<(), HwError> {
         self.trace.push(HwOp::Sync {
             domain: self.domain,
         });
-        self.inner.sync()
+        self.inner.sync_since(since)
     }
 }
 

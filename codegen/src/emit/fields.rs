@@ -250,6 +250,7 @@ pub fn cond_expr(
         match t.op {
             Op::Eq => quote!((((#source) >> #lo) & #max) == #v),
             Op::Ne => quote!((((#source) >> #lo) & #max) != #v),
+            Op::Gt => quote!((((#source) >> #lo) & #max) > #v),
         }
     });
     quote!(#(#terms)&&*)

@@ -213,7 +213,7 @@ impl Dom {
                         self.check_command(step, cmd);
                     }
                 }
-                HwCall::Sync(smmu) => {
+                HwCall::Sync(smmu) | HwCall::Release(smmu) => {
                     assert_eq!(*smmu, SMMU, "step {step}: sync on a foreign SMMU");
                 }
             }
@@ -513,11 +513,12 @@ pub fn run(data: &[u8]) {
     let policy = Policy {
         commands_per_call: 1 + u32::from(h[0] % 64),
         stes_per_call: 1 + u32::from(h[1] % 32),
-        tlbi_asid_threshold: 1 + u32::from(h[2] % 48),
-        hw_burst: 1 + 2 * u32::from(h[3]),
+        tlbi_coarsen_threshold: 1 + u32::from(h[2] % 48),
+        hw_burst: vsmmu::INSTALL_MAX_COMMANDS + 2 * u32::from(h[3]),
         hw_refill_per_ms: 1 + u32::from(h[4] % 128),
-        hw_refill_floor_per_ms: 1 + u32::from(h[5] % 8),
+        hw_penalty_after_ms: u32::from(h[5]),
         pending_event_limit: 1 + u32::from(h[6] % 32),
+        hw_retry_limit: 1 + u32::from(h[6] >> 5),
     };
     let mut owners = PsidOwners::new();
     let mut doms = [

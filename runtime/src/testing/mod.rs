@@ -99,6 +99,7 @@ pub enum HwCall {
     Install(PhysStream, StreamConfig),
     Invalidate(SmmuId, Vec<Command>),
     Sync(SmmuId),
+    Release(SmmuId),
 }
 
 /// A hardware layer that records every call and succeeds (or fails, when told to).
@@ -107,6 +108,8 @@ pub struct RecordingSmmu {
     pub caps: Vec<(SmmuId, PhysCaps)>,
     pub calls: Vec<HwCall>,
     pub fail: bool,
+    /// Fail only syncs (the hardware does not confirm invalidations).
+    pub fail_syncs: bool,
     /// Keep only counts (for long floods and benchmarks).
     pub count_only: bool,
     pub installs: u64,
@@ -158,7 +161,8 @@ impl PhysicalSmmu for RecordingSmmu {
         self.caps.iter().find(|(s, _)| *s == smmu).map(|(_, c)| *c)
     }
 
-    fn install(&mut self, stream: PhysStream, config: &StreamConfig) -> Result<(), HwError> {
+    /// An install is an STE write, a CMD_CFGI_STE and a CMD_SYNC.
+    fn install(&mut self, stream: PhysStream, config: &StreamConfig) -> Result<u32, HwError> {
         self.installs += 1;
         if !self.count_only {
             self.calls.push(HwCall::Install(stream, *config));
@@ -166,7 +170,7 @@ impl PhysicalSmmu for RecordingSmmu {
         if self.fail {
             Err(HwError::Refused)
         } else {
-            Ok(())
+            Ok(2)
         }
     }
 
@@ -187,6 +191,15 @@ impl PhysicalSmmu for RecordingSmmu {
         if !self.count_only {
             self.calls.push(HwCall::Sync(smmu));
         }
+        if self.fail || self.fail_syncs {
+            Err(HwError::Timeout)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn release(&mut self, smmu: SmmuId) -> Result<(), HwError> {
+        self.calls.push(HwCall::Release(smmu));
         if self.fail {
             Err(HwError::Timeout)
         } else {
