@@ -872,9 +872,9 @@ impl<P: GuestPlatform> LinuxGuest<P> {
         let at = self.ste_addr(sid);
         if !(ste.v() && is_translating(ste.config())) {
             let cur = self.read_entry(at);
-            for i in 0..8 {
-                if i < 3 || cur[i] != ste.0[i] {
-                    self.store(at + 8 * i as u64, ste.0[i]);
+            for (i, (c, t)) in cur.iter().zip(ste.0).enumerate() {
+                if i < 3 || *c != t {
+                    self.store(at + 8 * i as u64, t);
                 }
             }
             self.issue_cmd_with_sync(linux::cfgi_ste(sid))?;
@@ -882,10 +882,10 @@ impl<P: GuestPlatform> LinuxGuest<P> {
         }
         self.detach_6_1(sid)?;
         let cur = self.read_entry(at);
-        for i in 1..8 {
-            let s2 = i <= 3 && ste.config() != SteConfig::S1_TRANS;
-            if i == 1 || s2 || cur[i] != ste.0[i] {
-                self.store(at + 8 * i as u64, ste.0[i]);
+        let s2 = ste.config() != SteConfig::S1_TRANS;
+        for (i, (c, t)) in cur.iter().zip(ste.0).enumerate().skip(1) {
+            if i == 1 || (s2 && i <= 3) || *c != t {
+                self.store(at + 8 * i as u64, t);
             }
         }
         self.issue_cmd_with_sync(linux::cfgi_ste(sid))?;
