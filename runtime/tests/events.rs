@@ -26,10 +26,17 @@ const PHYS_ADDR: u64 = 0x8_8765_4000;
 /// A domain with VMID 5 owning vSID 8 -> pSID 0x108 and vSID 16 -> pSID
 /// 0x110, not yet brought up.
 fn fresh(msi: bool, edit: impl FnOnce(&mut GuestLayout)) -> LinuxGuest {
+    fresh_with(msi, &[], edit)
+}
+
+/// [`fresh`] with more streams (a vSID above 255 makes Linux pick a
+/// 2-level stream table).
+fn fresh_with(msi: bool, more: &[(u32, u32)], edit: impl FnOnce(&mut GuestLayout)) -> LinuxGuest {
     let mut p = FakePlatform::new(RAM, 16 << 20, 1);
     let mut owners = PsidOwners::new();
     let mut map = StreamMap::new();
-    for (vsid, psid) in [(VSID, PSID), (OTHER_VSID, OTHER_PSID)] {
+    let base = [(VSID, PSID), (OTHER_VSID, OTHER_PSID)];
+    for &(vsid, psid) in base.iter().chain(more) {
         map.add_device(
             &mut owners,
             DomainId(1),
@@ -546,8 +553,9 @@ fn c_bad_ste_from_the_hardware_for_an_invalid_guest_ste_arrives_as_c_bad_ste() {
 #[test]
 fn c_bad_ste_for_a_vsid_without_an_l2_table_arrives_as_c_bad_streamid() {
     // A two-level table whose L1 descriptors Linux has not filled yet.
-    let mut g = fresh(false, |l| l.two_level = true);
+    let mut g = fresh_with(false, &[(0x100, 0x200)], |_| {});
     g.bring_up().unwrap();
+    assert!(g.probe.unwrap().two_level);
     assert_eq!(
         g.v.installed(VSID).unwrap().refusal,
         Some(stream_table::Refusal::BadStreamId)

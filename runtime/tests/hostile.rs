@@ -50,6 +50,23 @@ const STE_BYTES: u64 = (Ste::WORDS * 8) as u64;
 /// on SMMU 0, on a platform with a second SMMU and another domain owning
 /// pSID 0x109 (the `guest()` of linux_guest.rs, with a policy and a layout).
 pub fn domain(policy: Policy, msi: bool, edit: impl FnOnce(&mut GuestLayout)) -> LinuxGuest {
+    domain_with(policy, msi, false, edit)
+}
+
+/// A third stream of the domain, vSID 0x100: SIDSIZE 9, so Linux picks a
+/// 2-level stream table.
+pub const DEV_WIDE: PhysStream = PhysStream {
+    smmu: SMMU,
+    psid: 0x200,
+};
+
+/// [`domain`], with [`DEV_WIDE`] when `two_level`.
+pub fn domain_with(
+    policy: Policy,
+    msi: bool,
+    two_level: bool,
+    edit: impl FnOnce(&mut GuestLayout),
+) -> LinuxGuest {
     let mut p = FakePlatform::new(RAM, RAM_SIZE, 2);
     let mut owners = PsidOwners::new();
     let mut other = StreamMap::new();
@@ -59,6 +76,10 @@ pub fn domain(policy: Policy, msi: bool, edit: impl FnOnce(&mut GuestLayout)) ->
     let mut map = StreamMap::new();
     map.add_device(&mut owners, DomainId(1), 8, DEV_A).unwrap();
     map.add_device(&mut owners, DomainId(1), 16, DEV_B).unwrap();
+    if two_level {
+        map.add_device(&mut owners, DomainId(1), 0x100, DEV_WIDE)
+            .unwrap();
+    }
     let cfg = VsmmuConfig {
         msi,
         policy,
@@ -73,7 +94,7 @@ pub fn domain(policy: Policy, msi: bool, edit: impl FnOnce(&mut GuestLayout)) ->
 
 /// linux_guest.rs's helper.
 pub fn guest(msi: bool, two_level: bool) -> LinuxGuest {
-    domain(Policy::default(), msi, |l| l.two_level = two_level)
+    domain_with(Policy::default(), msi, two_level, |_| {})
 }
 
 /// A guest that brought the SMMU up the Linux way and attached vSID 8.
@@ -199,7 +220,7 @@ fn assert_confined(hw: &RecordingSmmu, from: usize) -> usize {
         match call {
             HwCall::Install(stream, config) => {
                 assert!(
-                    *stream == DEV_A || *stream == DEV_B,
+                    [DEV_A, DEV_B, DEV_WIDE].contains(stream),
                     "call {i}: a configuration for {stream:?}, not the domain's"
                 );
                 // Exhaustive on purpose: a new kind of configuration (physical
@@ -1010,9 +1031,8 @@ fn a_command_queue_outside_guest_ram_stops_with_cerror_abt() {
 #[test]
 fn a_stream_table_outside_guest_ram_becomes_f_ste_fetch() {
     for two_level in [false, true] {
-        let mut g = domain(Policy::default(), false, |l| {
+        let mut g = domain_with(Policy::default(), false, two_level, |l| {
             l.strtab = NOWHERE;
-            l.two_level = two_level;
         });
         g.bring_up().unwrap();
         for (vsid, stream) in [(8, DEV_A), (16, DEV_B)] {
@@ -1193,7 +1213,7 @@ fn oversized_log2size_values_behave_as_the_advertised_maximum() {
 
 #[test]
 fn two_level_descriptors_pointing_anywhere_are_refused_without_panic() {
-    let mut g = domain(Policy::default(), false, |l| l.two_level = true);
+    let mut g = domain_with(Policy::default(), false, true, |_| {});
     g.bring_up().unwrap();
     g.attach(8, 0x42, RAM + 0x50_0000).unwrap();
     let split = u32::from(

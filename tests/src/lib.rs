@@ -13,7 +13,9 @@ use smmuv3_hw::embedded::EmbeddedSmmu;
 use smmuv3_hw::model::{FaultKind, ModelConfig};
 use smmuv3_hw::s2pt::{FrameAlloc, S2PageTable, S2Perm};
 use smmuv3_hw::transport::DmaMemory;
-use vsmmu::testing::{CountingDeferrer, GuestLayout, GuestPlatform, LinuxGuest, RecordingIrq};
+use vsmmu::testing::{
+    CountingDeferrer, GuestLayout, GuestPlatform, Host, LinuxGuest, RecordingIrq,
+};
 use vsmmu::*;
 
 pub use smmuv3_hw;
@@ -366,15 +368,12 @@ impl GuestPlatform for DomainPlatform {
             let _ = self.smmu.write_u64(pa, v);
         }
     }
-    fn take_deferral(&mut self) -> bool {
-        if !self.defer.pending {
-            return false;
+    fn host(&mut self) -> Host<'_> {
+        Host {
+            now_ns: &mut self.now_ns,
+            defer: &mut self.defer,
+            irq: &self.irq,
         }
-        self.defer.pending = false;
-        self.now_ns = self
-            .now_ns
-            .saturating_add(self.defer.last_after_ns.max(1_000));
-        true
     }
 }
 

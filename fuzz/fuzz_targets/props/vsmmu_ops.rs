@@ -84,11 +84,12 @@ impl Dom {
         let ssidsize = u32::from(Idr1(v.ident(Register::IDR1) as u32).ssidsize());
         let mut layout = GuestLayout::at(s.ram);
         layout.msi_poll = msi;
-        layout.two_level = flags & 2 != 0;
+        // The stream table format follows SIDSIZE, as Linux picks it.
         layout.cmdq_log2 = 5;
         layout.evtq_log2 = 4;
         let mut g = LinuxGuest::new(v, p, layout);
-        g.poll_limit = 32;
+        // Give up after 32 us of polling: a fuzz case stays short.
+        g.timing.timeout_ns = 32_000;
         Dom {
             g,
             vmid: s.vmid,

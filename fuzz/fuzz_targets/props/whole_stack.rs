@@ -60,14 +60,17 @@ struct Dom {
 impl Dom {
     fn new(m: &mut Machine, i: usize, flags: u8) -> Dom {
         let vmid = 1 + i as u16;
-        let devices = [
+        let mut devices = vec![
             (8, 0x108 + 0x100 * i as u32),
             (16, 0x110 + 0x100 * i as u32),
         ];
+        if flags & 1 != 0 {
+            // SIDSIZE 9: Linux picks a 2-level stream table.
+            devices.push((0x100, 0x120 + 0x100 * i as u32));
+        }
         let mut g = m
             .domain(vmid, &devices, |l| {
                 l.strtab = GUEST_IPA;
-                l.two_level = flags & 1 != 0;
                 l.l2_pool = GUEST_IPA + L2_POOL;
                 l.cmdq = GUEST_IPA + CMDQ;
                 l.cmdq_log2 = 8;
@@ -77,7 +80,8 @@ impl Dom {
                 l.msi_poll = flags & 2 == 0;
             })
             .expect("disjoint pSIDs");
-        g.g.poll_limit = 32;
+        // Give up after 32 us of polling: a fuzz case stays short.
+        g.g.timing.timeout_ns = 32_000;
         // The machine numbers its domains from 1, in creation order.
         let id = DomainId(1 + i as u32);
         Dom {

@@ -1,11 +1,16 @@
-//! A guest-driver model: what the Linux `arm-smmu-v3` driver does to an
-//! SMMUv3 (bring-up in `arm_smmu_device_reset` order, stream table and CD
-//! setup on attach, batched commands each closed by a CMD_SYNC), performed
-//! through MMIO and guest memory only, exactly as a guest would.
+//! A guest-driver model: what the Linux `arm-smmu-v3` driver (6.1 or 6.12,
+//! see [`LinuxVersion`]) does to an SMMUv3, through MMIO and guest memory
+//! only, exactly as a guest would: the probe checks, `arm_smmu_device_reset`
+//! in order with Linux's access sizes, STE/CD writes with their
+//! invalidations, batched commands each closed by the issuer's CMD_SYNC,
+//! time-based polls that give up after 1 s, the GERROR handler's
+//! skip-and-acknowledge and the event queue thread.
 //!
-//! It plays the hypervisor's part too: it runs deferred work when the vSMMU
-//! asks for it while the guest polls.
+//! It plays the hypervisor's part too: a simulated clock advanced by every
+//! poll, deferred work run once it is due, interrupts handed to the guest's
+//! handlers while it polls.
 
+use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
 use smmuv3::cmd::*;
@@ -14,42 +19,53 @@ use smmuv3::regs::*;
 use smmuv3::structs::*;
 use smmuv3::Register;
 
-use super::FakePlatform;
+use super::linux::{self, Backoff, LinuxVersion, Probe, ProbeError, BATCH_ENTRIES};
+use super::{CountingDeferrer, FakePlatform, RecordingIrq};
 use crate::device::Vsmmu;
-use crate::ports::Ipa;
-use crate::ports::Ports;
+use crate::ports::{Ipa, Irq, Ports};
 
-/// Where the guest puts its structures, and how it talks to the SMMU.
+/// Where the guest puts its structures, and which driver it runs.
 #[derive(Clone, Copy, Debug)]
 pub struct GuestLayout {
     pub strtab: u64,
-    /// Two-level stream table (Linux does this when SIDSIZE > 8).
-    pub two_level: bool,
-    /// L2 tables, 256 STEs (16 KiB) each, allocated from here.
+    /// L2 stream tables, 256 STEs (16 KiB) each, allocated from here.
     pub l2_pool: u64,
     pub cmdq: u64,
+    /// The largest queues the guest allocates (log2 entries). Linux takes
+    /// IDR1's sizes up to its own maximum; a smaller cap here stands for an
+    /// allocation that had to shrink. After bring-up: the sizes in use.
     pub cmdq_log2: u32,
     pub evtq: u64,
     pub evtq_log2: u32,
     /// CD tables, 64 bytes per CD, one page per stream.
     pub cds: u64,
-    /// Complete CMD_SYNC by MSI-poll (needs IDR0.MSI) instead of polling CONS.
+    /// Firmware says the SMMU is coherent (and MSI polling is not disabled):
+    /// with IDR0.MSI, CMD_SYNC completes by MSI-poll.
     pub msi_poll: bool,
+    pub version: LinuxVersion,
 }
 
 impl GuestLayout {
-    /// A layout in RAM at `base` (16 MiB are enough).
+    /// A layout in RAM at `base` (16 MiB are enough), for Linux 6.12.
     pub fn at(base: u64) -> Self {
         GuestLayout {
             strtab: base,
-            two_level: false,
             l2_pool: base + 0x8_0000,
             cmdq: base + 0x10_0000,
-            cmdq_log2: 8,
+            cmdq_log2: linux::CMDQ_MAX_LOG2,
             evtq: base + 0x20_0000,
             evtq_log2: 7,
             cds: base + 0x30_0000,
             msi_poll: false,
+            version: LinuxVersion::V6_12,
+        }
+    }
+
+    /// The same layout for a given driver generation.
+    pub fn linux(base: u64, version: LinuxVersion) -> Self {
+        GuestLayout {
+            version,
+            ..Self::at(base)
         }
     }
 }
@@ -57,25 +73,84 @@ impl GuestLayout {
 /// Why the guest gave up, as Linux would report it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GuestError {
-    /// An ACK register never matched (Linux: "failed to ... ack").
+    /// `arm_smmu_device_hw_probe` refused the SMMU.
+    Probe(ProbeError),
+    /// An ACK register did not match within 1 s ("failed to ... ").
     AckTimeout(Register),
-    /// CMD_SYNC did not complete within the polling budget.
+    /// CMD_SYNC did not complete within 1 s ("CMD_SYNC timeout").
     SyncTimeout,
-    /// The queue stopped on a command error (CONS.ERR).
-    CommandError(u8),
+    /// The command queue stayed full for 1 s (Linux would spin on).
+    CmdqFull,
 }
 
-/// What the guest model needs of the platform it runs on: the ports for a
-/// call into the vSMMU, its own memory by IPA, and the hypervisor's deferred
-/// work queue.
+/// How long the guest's waits take in simulated time, and how late the
+/// hypervisor runs deferred work.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// One `cpu_relax()` spin.
+    pub relax_ns: u64,
+    /// One WFE: woken by the SMMU's SEV or else by the arch timer's event
+    /// stream (10 kHz).
+    pub wfe_ns: u64,
+    /// One step of `readl_relaxed_poll_timeout*` (`udelay(1)` plus the read).
+    pub reg_poll_ns: u64,
+    /// The hypervisor runs requested deferred work this long after the
+    /// request at the earliest (and never before the runtime's own hint).
+    pub deferred_latency_ns: u64,
+    /// `ARM_SMMU_POLL_TIMEOUT_US`.
+    pub timeout_ns: u64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            relax_ns: 10,
+            wfe_ns: 100_000,
+            reg_poll_ns: 1_000,
+            deferred_latency_ns: 0,
+            timeout_ns: linux::POLL_TIMEOUT_NS,
+        }
+    }
+}
+
+/// One thing the guest did, in order (see [`LinuxGuest::trace`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestOp {
+    Read {
+        off: u32,
+        size: u32,
+        value: u64,
+    },
+    Write {
+        off: u32,
+        size: u32,
+        value: u64,
+    },
+    /// A command written into the queue (PROD publishes it later).
+    Cmd([u64; 2]),
+    /// A doubleword of a table (STE, CD, L1 descriptor) stored.
+    Store {
+        ipa: u64,
+        value: u64,
+    },
+}
+
+/// The hypervisor side the guest model drives: its clock, its deferred work
+/// queue and what interrupts it delivered.
+pub struct Host<'a> {
+    pub now_ns: &'a mut u64,
+    pub defer: &'a mut CountingDeferrer,
+    pub irq: &'a RecordingIrq,
+}
+
+/// What the guest model needs of the platform it runs on.
 pub trait GuestPlatform {
     fn ports(&mut self) -> Ports<'_>;
     /// A doubleword of guest memory (zero where there is none).
     fn guest_read_u64(&mut self, ipa: u64) -> u64;
     /// Writes a doubleword of guest memory (ignored where there is none).
     fn guest_write_u64(&mut self, ipa: u64, v: u64);
-    /// Takes a pending deferred-work request and lets the time it asked for pass.
-    fn take_deferral(&mut self) -> bool;
+    fn host(&mut self) -> Host<'_>;
 }
 
 impl GuestPlatform for FakePlatform {
@@ -88,15 +163,12 @@ impl GuestPlatform for FakePlatform {
     fn guest_write_u64(&mut self, ipa: u64, v: u64) {
         self.ram.write_u64(ipa, v)
     }
-    fn take_deferral(&mut self) -> bool {
-        if !self.defer.pending {
-            return false;
+    fn host(&mut self) -> Host<'_> {
+        Host {
+            now_ns: &mut self.now_ns,
+            defer: &mut self.defer,
+            irq: &self.irq,
         }
-        self.defer.pending = false;
-        self.now_ns = self
-            .now_ns
-            .saturating_add(self.defer.last_after_ns.max(1_000));
-        true
     }
 }
 
@@ -105,13 +177,25 @@ pub struct LinuxGuest<P: GuestPlatform = FakePlatform> {
     pub v: Vsmmu,
     pub p: P,
     pub layout: GuestLayout,
+    /// What probe found (after [`LinuxGuest::bring_up`]).
+    pub probe: Option<Probe>,
     /// The guest's copy of CMDQ_PROD.
     pub prod: u32,
-    /// The guest's copy of EVENTQ_CONS.
+    /// The guest's last view of CMDQ_CONS.
+    pub cons: u32,
+    /// The guest's copy of EVENTQ_CONS (with OVACKFLG).
     pub evt_cons: u32,
-    /// Polls before a wait is a timeout (Linux: 1 s of polling).
-    pub poll_limit: u32,
+    pub timing: Timing,
+    /// Everything the guest did, when set (start with `Some(Vec::new())`).
+    pub trace: Option<Vec<GuestOp>>,
+    /// Linux's non-fatal complaints ("CMD_SYNC timeout", "CMDQ error", ...).
+    pub warnings: Vec<&'static str>,
+    evt_prod_ovf: bool,
     next_l2: u64,
+    deferral_since: Option<u64>,
+    gerror_seen: usize,
+    in_irq: bool,
+    cd_tables: BTreeSet<u32>,
 }
 
 /// The 128 KiB-frame offset of a register.
@@ -119,266 +203,566 @@ pub fn offset(reg: Register) -> u32 {
     reg.info().frame_offset()
 }
 
+/// Linux writes 64-bit registers with `writeq`, the rest with `writel`.
+fn access_size(reg: Register) -> u32 {
+    if reg.info().width == 64 {
+        8
+    } else {
+        4
+    }
+}
+
 impl<P: GuestPlatform> LinuxGuest<P> {
     pub fn new(v: Vsmmu, p: P, layout: GuestLayout) -> Self {
-        let next_l2 = layout.l2_pool;
         LinuxGuest {
             v,
             p,
             layout,
+            probe: None,
             prod: 0,
+            cons: 0,
             evt_cons: 0,
-            poll_limit: 10_000,
-            next_l2,
+            timing: Timing::default(),
+            trace: None,
+            warnings: Vec::new(),
+            evt_prod_ovf: false,
+            next_l2: layout.l2_pool,
+            deferral_since: None,
+            gerror_seen: 0,
+            in_irq: false,
+            cd_tables: BTreeSet::new(),
+        }
+    }
+
+    pub fn version(&self) -> LinuxVersion {
+        self.layout.version
+    }
+
+    fn log(&mut self, op: GuestOp) {
+        if let Some(t) = self.trace.as_mut() {
+            t.push(op);
         }
     }
 
     pub fn read(&mut self, reg: Register) -> u64 {
-        let size = if reg.info().width == 64 { 8 } else { 4 };
-        let mut ports = self.p.ports();
-        self.v.mmio_read(&mut ports, offset(reg), size)
+        self.read_raw(offset(reg), access_size(reg))
     }
 
     pub fn write(&mut self, reg: Register, value: u64) {
-        let size = if reg.info().width == 64 { 8 } else { 4 };
-        let mut ports = self.p.ports();
-        self.v.mmio_write(&mut ports, offset(reg), size, value);
+        self.write_raw(offset(reg), access_size(reg), value);
     }
 
     /// Raw access at any offset and size (for hostile guests).
     pub fn write_raw(&mut self, off: u32, size: u32, value: u64) {
+        self.log(GuestOp::Write { off, size, value });
         let mut ports = self.p.ports();
         self.v.mmio_write(&mut ports, off, size, value);
     }
 
     pub fn read_raw(&mut self, off: u32, size: u32) -> u64 {
         let mut ports = self.p.ports();
-        self.v.mmio_read(&mut ports, off, size)
+        let value = self.v.mmio_read(&mut ports, off, size);
+        self.log(GuestOp::Read { off, size, value });
+        value
     }
 
-    /// What a hypervisor does between guest polls: run deferred work if asked.
+    /// Simulated time now.
+    pub fn now_ns(&mut self) -> u64 {
+        *self.p.host().now_ns
+    }
+
+    /// Lets simulated time pass.
+    pub fn advance(&mut self, ns: u64) {
+        let h = self.p.host();
+        *h.now_ns = h.now_ns.saturating_add(ns);
+    }
+
+    /// What a test-driven hypervisor does: run pending deferred work now,
+    /// letting the time it asked for pass.
     pub fn run_deferred(&mut self) {
-        if self.p.take_deferral() {
+        let h = self.p.host();
+        if !h.defer.pending {
+            return;
+        }
+        h.defer.pending = false;
+        let wait = h.defer.last_after_ns.max(1_000);
+        *h.now_ns = h.now_ns.saturating_add(wait);
+        self.deferral_since = None;
+        let mut ports = self.p.ports();
+        self.v.run_deferred(&mut ports);
+    }
+
+    /// What the hypervisor and the interrupt controller do while the guest
+    /// waits: run deferred work once due, deliver a GERROR interrupt.
+    fn host_step(&mut self) {
+        let latency = self.timing.deferred_latency_ns;
+        let since = self.deferral_since;
+        let h = self.p.host();
+        let now = *h.now_ns;
+        let due = match (h.defer.pending, since) {
+            (false, _) => None,
+            (true, None) => Some(now.saturating_add(latency.max(h.defer.last_after_ns))),
+            (true, Some(t)) => Some(t.saturating_add(latency.max(h.defer.last_after_ns))),
+        };
+        if h.defer.pending && since.is_none() {
+            self.deferral_since = Some(now);
+        }
+        if due.is_some_and(|d| now >= d) {
+            h.defer.pending = false;
+            self.deferral_since = None;
             let mut ports = self.p.ports();
             self.v.run_deferred(&mut ports);
         }
+        self.take_gerror_irq();
     }
 
-    /// Writes a register and polls its ACK register until it matches.
+    /// One wait of a poll loop: time passes, the host acts.
+    fn wait(&mut self, ns: u64) {
+        self.advance(ns);
+        self.host_step();
+    }
+
+    /// `arm_smmu_write_reg_sync`: write, then poll the ACK register every
+    /// microsecond for up to 1 s.
     fn write_acked(&mut self, reg: Register, ack: Register, value: u64) -> Result<(), GuestError> {
         self.write(reg, value);
-        for _ in 0..self.poll_limit {
-            if self.read(ack) == value {
+        self.poll_reg(ack, |v| v == value)
+            .map_err(|_| GuestError::AckTimeout(ack))
+    }
+
+    /// `readl_relaxed_poll_timeout`: true once `ok` holds, re-reading once
+    /// after the deadline.
+    fn poll_reg(&mut self, reg: Register, ok: impl Fn(u64) -> bool) -> Result<(), ()> {
+        let deadline = self.now_ns().saturating_add(self.timing.timeout_ns);
+        loop {
+            if ok(self.read(reg)) {
                 return Ok(());
             }
-            self.run_deferred();
-        }
-        Err(GuestError::AckTimeout(ack))
-    }
-
-    /// `arm_smmu_device_reset`, step by step.
-    pub fn bring_up(&mut self) -> Result<(), GuestError> {
-        let l = self.layout;
-        // 1. An SMMU left enabled: abort incoming traffic while we reset it.
-        if Cr0(self.read(Register::CR0ACK) as u32).smmuen() {
-            self.write(
-                Register::GBPA,
-                u64::from(Gbpa(0).with_update(true).with_abort(true).0),
-            );
-            for _ in 0..self.poll_limit {
-                if !Gbpa(self.read(Register::GBPA) as u32).update() {
-                    break;
-                }
+            if self.now_ns() > deadline {
+                return if ok(self.read(reg)) { Ok(()) } else { Err(()) };
             }
+            self.wait(self.timing.reg_poll_ns);
         }
-        // 2. Everything off.
-        self.write_acked(Register::CR0, Register::CR0ACK, 0)?;
-        // 3. Table and queue attributes: inner-shareable write-back.
-        let wb = 1;
-        let cr1 = Cr1(0)
-            .with_table_sh(Cr1TableSh(3))
-            .with_table_oc(Cr1TableOc(wb))
-            .with_table_ic(Cr1TableIc(wb))
-            .with_queue_sh(Cr1QueueSh(3))
-            .with_queue_oc(Cr1QueueOc(wb))
-            .with_queue_ic(Cr1QueueIc(wb));
-        self.write(Register::CR1, u64::from(cr1.0));
-        // 4. CR2: PTM and RECINVSID.
-        self.write(
-            Register::CR2,
-            u64::from(Cr2(0).with_ptm(true).with_recinvsid(true).0),
-        );
-        // 5. Stream table.
-        let sidsize = u32::from(Idr1(self.read(Register::IDR1) as u32).sidsize());
-        let cfg = if l.two_level {
-            StrtabBaseCfg(0)
-                .with_fmt(StrtabBaseCfgFmt::TWO_LEVEL)
-                .with_split(StrtabBaseCfgSplit(8))
-                .with_log2size(sidsize as u8)
-        } else {
-            StrtabBaseCfg(0)
-                .with_fmt(StrtabBaseCfgFmt::LINEAR)
-                .with_log2size(sidsize as u8)
-        };
-        self.init_stream_table(sidsize);
-        self.write(
-            Register::STRTAB_BASE,
-            StrtabBase(0).with_ra(true).with_addr(l.strtab).0,
-        );
-        self.write(Register::STRTAB_BASE_CFG, u64::from(cfg.0));
-        // 6. Command queue.
-        self.write(
-            Register::CMDQ_BASE,
-            CmdqBase(0)
-                .with_ra(true)
-                .with_addr(l.cmdq)
-                .with_log2size(l.cmdq_log2 as u8)
-                .0,
-        );
-        self.write(Register::CMDQ_PROD, 0);
-        self.write(Register::CMDQ_CONS, 0);
-        self.prod = 0;
-        // 7. Enable the command queue.
-        let mut cr0 = Cr0(0).with_cmdqen(true);
-        self.write_acked(Register::CR0, Register::CR0ACK, u64::from(cr0.0))?;
-        // 8. Invalidate cached configuration and TLBs.
-        self.issue(&[Command::CfgiSteRange(CmdCfgiSteRange::new().with_range(31))])?;
-        self.issue(&[Command::TlbiNsnhAll(CmdTlbiNsnhAll::new())])?;
-        // 9. Event queue.
-        self.write(
-            Register::EVENTQ_BASE,
-            EventqBase(0)
-                .with_wa(true)
-                .with_addr(l.evtq)
-                .with_log2size(l.evtq_log2 as u8)
-                .0,
-        );
-        self.write(Register::EVENTQ_PROD, 0);
-        self.write(Register::EVENTQ_CONS, 0);
-        self.evt_cons = 0;
-        cr0 = cr0.with_eventqen(true);
-        self.write_acked(Register::CR0, Register::CR0ACK, u64::from(cr0.0))?;
-        // 12. Interrupts: off, MSI configuration, then event queue and GERROR on.
-        self.write_acked(Register::IRQ_CTRL, Register::IRQ_CTRLACK, 0)?;
-        if Idr0(self.read(Register::IDR0) as u32).msi() {
-            self.write(Register::GERROR_IRQ_CFG0, 0);
-            self.write(Register::EVENTQ_IRQ_CFG0, 0);
-        }
-        let irq = IrqCtrl(0).with_eventq_irqen(true).with_gerror_irqen(true);
-        self.write_acked(Register::IRQ_CTRL, Register::IRQ_CTRLACK, u64::from(irq.0))?;
-        // 14. Enable translation.
-        cr0 = cr0.with_smmuen(true);
-        self.write_acked(Register::CR0, Register::CR0ACK, u64::from(cr0.0))
     }
 
-    /// Every STE aborting (V=1, Config=ABORT), as Linux initialises them; a
-    /// two-level table starts with every L1 descriptor invalid.
-    fn init_stream_table(&mut self, sidsize: u32) {
+    /// Probe and `arm_smmu_device_reset`, step by step. Linux carries on
+    /// after a CMD_SYNC timeout here (it only logs it); the model does too
+    /// but then reports the first one.
+    pub fn bring_up(&mut self) -> Result<(), GuestError> {
+        let p = self.hw_probe()?;
+        self.init_structures(&p);
+        let mut enables = self.reset_to_cmdq(&p)?;
+        let synced = self.reset_invalidate(&p);
+        self.reset_evtq(&mut enables, &p)?;
+        self.setup_irqs(&p)?;
+        enables = enables.with_smmuen(true);
+        self.write_acked(Register::CR0, Register::CR0ACK, u64::from(enables.0))?;
+        synced
+    }
+
+    /// `arm_smmu_device_hw_probe`: the ID registers, in Linux's order.
+    fn hw_probe(&mut self) -> Result<Probe, GuestError> {
+        let idr0 = self.read(Register::IDR0) as u32;
+        let idr1 = self.read(Register::IDR1) as u32;
+        let idr3 = self.read(Register::IDR3) as u32;
+        let idr5 = self.read(Register::IDR5) as u32;
+        // arm_smmu_device_iidr_probe: errata by implementer and product.
+        self.read(Register::IIDR);
+        let p = linux::probe(
+            self.version(),
+            [idr0, idr1, idr3, idr5],
+            self.layout.msi_poll,
+        )
+        .map_err(GuestError::Probe)?;
+        self.layout.cmdq_log2 = self.layout.cmdq_log2.min(p.cmdq_log2);
+        self.layout.evtq_log2 = self.layout.evtq_log2.min(p.evtq_log2);
+        self.probe = Some(p);
+        Ok(p)
+    }
+
+    /// `arm_smmu_init_structures`: zeroed queues, the stream table with every
+    /// STE aborting (2-level: every L1 descriptor invalid). Not yet visible
+    /// to the SMMU, so no invalidation.
+    fn init_structures(&mut self, p: &Probe) {
         let l = self.layout;
-        let abort = Ste::new().with_v(true).with_config(SteConfig::ABORT);
-        if l.two_level {
-            let l1_entries = 1u64 << sidsize.saturating_sub(8);
-            for i in 0..l1_entries {
+        if p.two_level {
+            let l1 = 1u64 << p.sid_bits.saturating_sub(linux::STRTAB_SPLIT);
+            for i in 0..l1.min(1 << linux::STRTAB_L1_MAX_LOG2) {
                 self.p.guest_write_u64(l.strtab + 8 * i, 0);
             }
         } else {
-            for sid in 0..(1u64 << sidsize) {
+            let abort = self.initial_ste();
+            for sid in 0..(1u64 << p.sid_bits) {
                 self.write_words(l.strtab + 64 * sid, &abort.0);
             }
         }
+        for i in 0..(2u64 << l.cmdq_log2) {
+            self.p.guest_write_u64(l.cmdq + 8 * i, 0);
+        }
+        self.next_l2 = l.l2_pool;
+        self.cd_tables.clear();
     }
 
+    /// The STE of an unused stream (`disable_bypass`): abort; 6.1 also sets
+    /// SHCFG=incoming (`arm_smmu_init_bypass_stes`).
+    fn initial_ste(&self) -> Ste {
+        let abort = Ste::new().with_v(true).with_config(SteConfig::ABORT);
+        match self.version() {
+            LinuxVersion::V6_1 => abort.with_shcfg(SteShcfg::USE_INCOMING),
+            LinuxVersion::V6_12 => abort,
+        }
+    }
+
+    /// Reset steps up to an enabled command queue.
+    fn reset_to_cmdq(&mut self, p: &Probe) -> Result<Cr0, GuestError> {
+        let l = self.layout;
+        if Cr0(self.read(Register::CR0) as u32).smmuen() {
+            self.warnings.push("SMMU currently enabled! Resetting...");
+            self.update_gbpa_abort();
+        }
+        self.write_acked(Register::CR0, Register::CR0ACK, 0)?;
+        let cr1 = Cr1(0)
+            .with_table_sh(Cr1TableSh(3))
+            .with_table_oc(Cr1TableOc(1))
+            .with_table_ic(Cr1TableIc(1))
+            .with_queue_sh(Cr1QueueSh(3))
+            .with_queue_oc(Cr1QueueOc(1))
+            .with_queue_ic(Cr1QueueIc(1));
+        self.write(Register::CR1, u64::from(cr1.0));
+        let cr2 = Cr2(0).with_ptm(true).with_recinvsid(true);
+        self.write(Register::CR2, u64::from(cr2.0));
+        let base = StrtabBase(0).with_ra(true).with_addr(l.strtab).0;
+        self.write(Register::STRTAB_BASE, base);
+        let cfg = linux::strtab_base_cfg(p);
+        self.write(Register::STRTAB_BASE_CFG, u64::from(cfg.0));
+        let q = CmdqBase(0)
+            .with_ra(true)
+            .with_addr(l.cmdq)
+            .with_log2size(l.cmdq_log2 as u8);
+        self.write(Register::CMDQ_BASE, q.0);
+        self.write(Register::CMDQ_PROD, 0);
+        self.write(Register::CMDQ_CONS, 0);
+        (self.prod, self.cons) = (0, 0);
+        let enables = Cr0(0).with_cmdqen(true);
+        self.write_acked(Register::CR0, Register::CR0ACK, u64::from(enables.0))?;
+        Ok(enables)
+    }
+
+    /// `arm_smmu_update_gbpa(GBPA_ABORT, 0)`: wait for UPDATE to clear,
+    /// set ABORT with UPDATE, wait again. Failure is only logged.
+    fn update_gbpa_abort(&mut self) {
+        let idle = |v: u64| !Gbpa(v as u32).update();
+        if self.poll_reg(Register::GBPA, idle).is_err() {
+            self.warnings.push("GBPA not responding to update");
+            return;
+        }
+        let cur = Gbpa(self.read(Register::GBPA) as u32);
+        let v = cur.with_abort(true).with_update(true);
+        self.write(Register::GBPA, u64::from(v.0));
+        if self.poll_reg(Register::GBPA, idle).is_err() {
+            self.warnings.push("GBPA not responding to update");
+        }
+    }
+
+    /// Step 8: invalidate cached configuration and TLBs, each with its sync.
+    fn reset_invalidate(&mut self, p: &Probe) -> Result<(), GuestError> {
+        let mut first = self.issue_cmd_with_sync(linux::cfgi_all());
+        if p.hyp {
+            let r = self.issue_cmd_with_sync(Command::TlbiEl2All(CmdTlbiEl2All::new()));
+            first = first.and(r);
+        }
+        let r = self.issue_cmd_with_sync(Command::TlbiNsnhAll(CmdTlbiNsnhAll::new()));
+        first.and(r)
+    }
+
+    /// The event queue, then ATS checking if presented.
+    fn reset_evtq(&mut self, enables: &mut Cr0, p: &Probe) -> Result<(), GuestError> {
+        let l = self.layout;
+        let q = EventqBase(0)
+            .with_wa(true)
+            .with_addr(l.evtq)
+            .with_log2size(l.evtq_log2 as u8);
+        self.write(Register::EVENTQ_BASE, q.0);
+        self.write(Register::EVENTQ_PROD, 0);
+        self.write(Register::EVENTQ_CONS, 0);
+        self.evt_cons = 0;
+        self.evt_prod_ovf = false;
+        *enables = enables.with_eventqen(true);
+        self.write_acked(Register::CR0, Register::CR0ACK, u64::from(enables.0))?;
+        // No PRI queue: the model has no page-request consumer, and the
+        // vSMMU presents no PRI.
+        if p.ats {
+            *enables = enables.with_atschk(Cr0Atschk::SAFE);
+            self.write_acked(Register::CR0, Register::CR0ACK, u64::from(enables.0))?;
+        }
+        Ok(())
+    }
+
+    /// `arm_smmu_setup_irqs` with wired interrupts ("msi_domain absent"):
+    /// IRQs off, MSI addresses cleared, then event queue and GERROR on.
+    fn setup_irqs(&mut self, p: &Probe) -> Result<(), GuestError> {
+        self.write_acked(Register::IRQ_CTRL, Register::IRQ_CTRLACK, 0)?;
+        self.write(Register::GERROR_IRQ_CFG0, 0);
+        self.write(Register::EVENTQ_IRQ_CFG0, 0);
+        if p.pri {
+            self.write(Register::PRIQ_IRQ_CFG0, 0);
+        }
+        let irq = IrqCtrl(0).with_eventq_irqen(true).with_gerror_irqen(true);
+        let on = self.write_acked(Register::IRQ_CTRL, Register::IRQ_CTRLACK, u64::from(irq.0));
+        if on.is_err() {
+            // Linux warns and goes on.
+            self.warnings.push("failed to enable irqs");
+        }
+        Ok(())
+    }
+
+    // ---- the command queue ----
+
+    fn cmdq_size(&self) -> u32 {
+        1u32 << self.layout.cmdq_log2
+    }
+
+    fn slot(&self, ptr: u32) -> u64 {
+        self.layout.cmdq + 16 * u64::from(ptr & (self.cmdq_size() - 1))
+    }
+
+    /// `queue_inc_prod_n`: index plus wrap bit, modulo twice the size.
+    fn inc(&self, ptr: u32, n: u32) -> u32 {
+        ptr.wrapping_add(n) & ((self.cmdq_size() << 1) - 1)
+    }
+
+    /// `queue_has_space` on the guest's view of CONS.
+    fn has_space(&self, n: u32) -> bool {
+        let size = self.cmdq_size();
+        let used = self.prod.wrapping_sub(self.cons) & ((size << 1) - 1);
+        used <= size && size - used >= n
+    }
+
+    /// `queue_consumed`: CONS has moved past the entry at `ptr`.
+    fn consumed(&self, ptr: u32) -> bool {
+        let size = self.cmdq_size();
+        let (ci, pi) = (self.cons & (size - 1), ptr & (size - 1));
+        if (self.cons & size) == (ptr & size) {
+            ci > pi
+        } else {
+            ci <= pi
+        }
+    }
+
+    fn read_cons(&mut self) -> CmdqCons {
+        let c = CmdqCons(self.read(Register::CMDQ_CONS) as u32);
+        self.cons = c.rd();
+        c
+    }
+
+    /// `arm_smmu_cmdq_issue_cmdlist` on one CPU: room for all of them, the
+    /// commands, our CMD_SYNC, one PROD write, then wait for the SYNC.
+    fn issue_cmdlist(&mut self, cmds: &[[u64; 2]], sync: bool) -> Result<(), GuestError> {
+        let n = cmds.len() as u32 + u32::from(sync);
+        self.wait_for_space(n)?;
+        let start = self.prod;
+        for (i, c) in cmds.iter().enumerate() {
+            let at = self.slot(self.inc(start, i as u32));
+            self.put_cmd(at, *c);
+        }
+        let sync_ptr = self.inc(start, cmds.len() as u32);
+        if sync {
+            let msi = self.msi_poll().then(|| self.slot(sync_ptr));
+            self.put_cmd(self.slot(sync_ptr), linux::sync_cmd(msi).encode());
+        }
+        self.prod = self.inc(start, n);
+        self.write(Register::CMDQ_PROD, u64::from(self.prod));
+        if !sync {
+            return Ok(());
+        }
+        let r = self.poll_until_sync(sync_ptr);
+        if r.is_err() {
+            self.warnings.push("CMD_SYNC timeout");
+        }
+        r
+    }
+
+    fn msi_poll(&self) -> bool {
+        self.probe.is_some_and(|p| p.msi_poll)
+    }
+
+    fn put_cmd(&mut self, at: u64, words: [u64; 2]) {
+        self.log(GuestOp::Cmd(words));
+        self.p.guest_write_u64(at, words[0]);
+        self.p.guest_write_u64(at + 8, words[1]);
+    }
+
+    /// `arm_smmu_cmdq_poll_until_not_full`, uncontended: re-read CONS until
+    /// the commands fit. Linux spins here without a deadline; the model
+    /// gives up after the usual second.
+    fn wait_for_space(&mut self, n: u32) -> Result<(), GuestError> {
+        let deadline = self.now_ns().saturating_add(self.timing.timeout_ns);
+        while !self.has_space(n) {
+            if self.now_ns() > deadline {
+                return Err(GuestError::CmdqFull);
+            }
+            self.read_cons();
+            if !self.has_space(n) {
+                self.wait(self.timing.relax_ns);
+            }
+        }
+        Ok(())
+    }
+
+    /// `arm_smmu_cmdq_poll_until_sync`: MSI-poll watches the first word of
+    /// the SYNC's slot for the SMMU's zero write (never reading CONS);
+    /// otherwise CONS is polled until it passes the SYNC.
+    fn poll_until_sync(&mut self, sync_ptr: u32) -> Result<(), GuestError> {
+        let msi = self.msi_poll();
+        let wfe = !msi && self.probe.is_some_and(|p| p.sev);
+        let mut backoff = Backoff::new(wfe);
+        let deadline = self.now_ns().saturating_add(self.timing.timeout_ns);
+        let slot = self.slot(sync_ptr);
+        loop {
+            let done = if msi {
+                self.p.guest_read_u64(slot) as u32 == 0
+            } else {
+                self.consumed(sync_ptr)
+            };
+            if done {
+                if msi {
+                    self.cons = self.inc(sync_ptr, 1);
+                }
+                return Ok(());
+            }
+            if self.now_ns() > deadline {
+                return Err(GuestError::SyncTimeout);
+            }
+            let ns = backoff.next_ns(self.timing.wfe_ns, self.timing.relax_ns);
+            self.wait(ns);
+            if !msi {
+                self.read_cons();
+            }
+        }
+    }
+
+    /// `arm_smmu_cmdq_issue_cmd_with_sync`.
+    pub fn issue_cmd_with_sync(&mut self, cmd: Command) -> Result<(), GuestError> {
+        self.issue_cmdlist(&[cmd.encode()], true)
+    }
+
+    /// `arm_smmu_cmdq_issue_cmd`: published without a SYNC, not waited for.
+    pub fn issue_cmd(&mut self, cmd: Command) -> Result<(), GuestError> {
+        self.issue_cmdlist(&[cmd.encode()], false)
+    }
+
+    /// A batch (`arm_smmu_cmdq_batch_add` / `_submit`): every 64 commands
+    /// are published without a SYNC; the rest go with the issuer's SYNC.
+    pub fn issue(&mut self, cmds: &[Command]) -> Result<(), GuestError> {
+        let words: Vec<[u64; 2]> = cmds.iter().map(Command::encode).collect();
+        let mut rest = words.as_slice();
+        while rest.len() > BATCH_ENTRIES {
+            let (full, tail) = rest.split_at(BATCH_ENTRIES);
+            self.issue_cmdlist(full, false)?;
+            rest = tail;
+        }
+        self.issue_cmdlist(rest, true)
+    }
+
+    // ---- interrupts ----
+
+    /// Runs the GERROR handler once per GERROR interrupt delivered.
+    fn take_gerror_irq(&mut self) {
+        if self.in_irq {
+            return;
+        }
+        let h = self.p.host();
+        let count = count_irq(h.irq, Irq::Gerror);
+        if count == self.gerror_seen {
+            return;
+        }
+        self.gerror_seen = count;
+        self.in_irq = true;
+        self.gerror_handler();
+        self.in_irq = false;
+    }
+
+    /// `arm_smmu_gerror_handler`: the active errors, the command queue's
+    /// skipped, all acknowledged by writing GERROR to GERRORN.
+    pub fn gerror_handler(&mut self) {
+        let gerror = self.read(Register::GERROR);
+        let gerrorn = self.read(Register::GERRORN);
+        let active = Gerror((gerror ^ gerrorn) as u32);
+        if active.0 == 0 {
+            return;
+        }
+        self.warnings.push("unexpected global error reported");
+        if active.sfm_err() {
+            self.warnings
+                .push("device has entered Service Failure Mode!");
+            let _ = self.write_acked(Register::CR0, Register::CR0ACK, 0);
+        }
+        if active.cmdq_err() {
+            self.cmdq_skip_err();
+        }
+        self.write(Register::GERRORN, gerror);
+    }
+
+    /// `arm_smmu_cmdq_skip_err`: an illegal (or unknown) command is
+    /// overwritten by a CMD_SYNC without MSI; a fetch abort is retried and an
+    /// ATC invalidation timeout re-runs its SYNC, both as they are.
+    fn cmdq_skip_err(&mut self) {
+        let cons = CmdqCons(self.read(Register::CMDQ_CONS) as u32);
+        self.warnings.push("CMDQ error");
+        let err = cons.err();
+        if matches!(
+            err,
+            CmdqConsErr::CERROR_NONE | CmdqConsErr::CERROR_ABT | CmdqConsErr::CERROR_ATC_INV_SYNC
+        ) {
+            return;
+        }
+        self.warnings.push("skipping command in error state");
+        let at = self.slot(cons.rd());
+        self.put_cmd(at, linux::sync_cmd(None).encode());
+    }
+
+    // ---- stream table and context descriptors ----
+
     /// Where the STE of `sid` lives, allocating its L2 table (256 STEs,
-    /// Span=9) the way Linux does on first use.
+    /// Span=9, every STE aborting) the way Linux does on first use.
     pub fn ste_addr(&mut self, sid: u32) -> u64 {
         let l = self.layout;
-        if !l.two_level {
+        if !self.probe.is_some_and(|p| p.two_level) {
             return l.strtab + 64 * u64::from(sid);
         }
-        let l1_addr = l.strtab + 8 * u64::from(sid >> 8);
+        let l1_addr = l.strtab + 8 * u64::from(sid >> linux::STRTAB_SPLIT);
         let mut l1 = L1std([self.p.guest_read_u64(l1_addr)]);
         if l1.span() == 0 {
             let l2 = self.next_l2;
-            self.next_l2 += 256 * 64;
-            let abort = Ste::new().with_v(true).with_config(SteConfig::ABORT);
-            for i in 0..256 {
-                self.write_words(l2 + 64 * i, &abort.0);
+            self.next_l2 += 64 << linux::STRTAB_SPLIT;
+            let ste = self.initial_ste();
+            for i in 0..(1u64 << linux::STRTAB_SPLIT) {
+                self.write_words(l2 + 64 * i, &ste.0);
             }
-            l1 = L1std::new().with_span(9).with_l2_ptr(l2);
-            self.p.guest_write_u64(l1_addr, l1.0[0]);
+            l1 = L1std::new()
+                .with_span(linux::STRTAB_SPLIT as u8 + 1)
+                .with_l2_ptr(l2);
+            self.store(l1_addr, l1.0[0]);
         }
-        l1.l2_ptr() + 64 * u64::from(sid & 0xff)
+        let idx = sid & ((1 << linux::STRTAB_SPLIT) - 1);
+        l1.l2_ptr() + 64 * u64::from(idx)
     }
 
-    /// Writes commands into the queue, then a CMD_SYNC, publishes PROD and
-    /// waits for the SYNC to complete (by MSI-poll or by polling CONS).
-    pub fn issue(&mut self, cmds: &[Command]) -> Result<(), GuestError> {
-        let l = self.layout;
-        let size = 1u32 << l.cmdq_log2;
-        let mask = (size << 1) - 1;
-        for c in cmds {
-            self.push_cmd(c.encode(), size, mask)?;
-        }
-        let slot = l.cmdq + 16 * u64::from(self.prod & (size - 1));
-        let sync = if l.msi_poll {
-            CmdSync::new()
-                .with_cs(CmdSyncCs::SIG_IRQ)
-                .with_msi_address(slot)
-                .with_msi_data(0)
-        } else {
-            CmdSync::new().with_cs(CmdSyncCs::SIG_SEV)
-        };
-        let sync_ptr = self.prod;
-        self.push_cmd(sync.encode(), size, mask)?;
-        self.write(Register::CMDQ_PROD, u64::from(self.prod));
-        for _ in 0..self.poll_limit {
-            let cons = CmdqCons(self.read(Register::CMDQ_CONS) as u32);
-            if cons.err() != CmdqConsErr::CERROR_NONE && self.gerror_pending() {
-                return Err(GuestError::CommandError(cons.err().0));
-            }
-            let done = if l.msi_poll {
-                self.p.guest_read_u64(slot) as u32 == 0
-            } else {
-                passed(cons.rd(), sync_ptr, l.cmdq_log2)
-            };
-            if done {
-                return Ok(());
-            }
-            self.run_deferred();
-        }
-        Err(GuestError::SyncTimeout)
+    /// A table doubleword, as the driver stores it.
+    fn store(&mut self, ipa: u64, value: u64) {
+        self.log(GuestOp::Store { ipa, value });
+        self.p.guest_write_u64(ipa, value);
     }
 
-    fn gerror_pending(&mut self) -> bool {
-        let g = self.read(Register::GERROR) ^ self.read(Register::GERRORN);
-        Gerror(g as u32).cmdq_err()
+    fn read_entry(&mut self, at: u64) -> [u64; 8] {
+        core::array::from_fn(|i| self.p.guest_read_u64(at + 8 * i as u64))
     }
 
-    /// Writes one command at PROD, waiting for space as Linux does.
-    fn push_cmd(&mut self, words: [u64; 2], size: u32, mask: u32) -> Result<(), GuestError> {
-        for _ in 0..self.poll_limit {
-            let cons = CmdqCons(self.read(Register::CMDQ_CONS) as u32).rd();
-            let full = (self.prod & (size - 1)) == (cons & (size - 1))
-                && (self.prod & size) != (cons & size);
-            if !full {
-                let at = self.layout.cmdq + 16 * u64::from(self.prod & (size - 1));
-                self.write_words(at, &words);
-                self.prod = (self.prod + 1) & mask;
-                return Ok(());
-            }
-            // Publish what we have so the SMMU makes room.
-            self.write(Register::CMDQ_PROD, u64::from(self.prod));
-            self.run_deferred();
-        }
-        Err(GuestError::SyncTimeout)
-    }
-
-    /// Writes the stream's CD table (one CD at SSID 0) and a stage-1 STE
-    /// pointing at it, then CFGI_STE + SYNC: `arm_smmu_attach_dev`.
-    pub fn attach(&mut self, sid: u32, asid: u16, ttb0: u64) -> Result<(), GuestError> {
-        let cd_table = self.cd_table(sid);
-        self.write_cd(sid, asid, ttb0);
-        let ste = Ste::new()
+    /// The stage-1 STE `arm_smmu_write_strtab_ent` (6.1) or
+    /// `arm_smmu_make_cdtable_ste` (6.12) builds for a one-CD table.
+    pub fn s1_ste(&self, cd_table: u64) -> Ste {
+        let stalls = self.probe.is_some_and(|p| p.stalls);
+        Ste::new()
             .with_v(true)
             .with_config(SteConfig::S1_TRANS)
             .with_s1_fmt(SteS1Fmt::LINEAR)
@@ -386,8 +770,73 @@ impl<P: GuestPlatform> LinuxGuest<P> {
             .with_s1dss(SteS1dss::SUBSTREAM0)
             .with_s1cir(SteS1cir::WB_RA)
             .with_s1cor(SteS1cor::WB_RA)
-            .with_s1csh(SteS1csh::INNER_SHAREABLE);
+            .with_s1csh(SteS1csh::INNER_SHAREABLE)
+            .with_s1stalld(stalls)
+            .with_strw(SteStrw::EL1)
+    }
+
+    /// `arm_smmu_attach_dev` of a stage-1 DMA domain with one CD at SSID 0.
+    pub fn attach(&mut self, sid: u32, asid: u16, ttb0: u64) -> Result<(), GuestError> {
+        let oas = self.probe.map_or(48, |p| p.oas);
+        let cd = linux_cd_for(asid, ttb0, linux::ips_for(oas));
+        let table = self.cd_table(sid);
+        match self.version() {
+            LinuxVersion::V6_1 => {
+                self.detach_6_1(sid)?;
+                self.write_ctx_desc_6_1(table, &cd)?;
+            }
+            LinuxVersion::V6_12 => {
+                if self.cd_tables.insert(sid) {
+                    self.write_words(table, &[0; 8]);
+                }
+                self.write_cd_6_12(sid, table, &cd)?;
+            }
+        }
+        let ste = self.s1_ste(table);
         self.write_ste(sid, ste)
+    }
+
+    /// 6.1 `arm_smmu_detach_dev` of an attached stream: the abort STE
+    /// (words 0-2, then one sync).
+    fn detach_6_1(&mut self, sid: u32) -> Result<(), GuestError> {
+        let at = self.ste_addr(sid);
+        let cur = Ste(self.read_entry(at));
+        if !(cur.v() && is_translating(cur.config())) {
+            return Ok(());
+        }
+        let abort = self.initial_ste();
+        for i in 0..3 {
+            self.store(at + 8 * i as u64, abort.0[i]);
+        }
+        self.issue_cmd_with_sync(linux::cfgi_ste(sid))
+    }
+
+    /// 6.1 `arm_smmu_write_ctx_desc` of a fresh CD: qwords 1-3, sync, qword
+    /// 0, sync. The new domain has no device yet: each sync is a lone
+    /// CMD_SYNC (an empty batch still submits its SYNC).
+    fn write_ctx_desc_6_1(&mut self, table: u64, cd: &Cd) -> Result<(), GuestError> {
+        // A new domain's CD table: freshly allocated, zeroed memory.
+        self.write_words(table, &[0; 8]);
+        for i in 1..4 {
+            self.store(table + 8 * i as u64, cd.0[i]);
+        }
+        self.issue(&[])?;
+        self.store(table, cd.0[0]);
+        self.issue(&[])
+    }
+
+    /// 6.12 `arm_smmu_write_cd_entry`: the used-bits steps, each followed
+    /// by CFGI_CD(SSID 0, leaf) for the stream and a SYNC.
+    fn write_cd_6_12(&mut self, sid: u32, at: u64, cd: &Cd) -> Result<(), GuestError> {
+        let cur = self.read_entry(at);
+        let plan = linux::write_entry_plan(cur, cd.0, |e| linux::cd_used(&Cd(*e)));
+        for step in plan {
+            for (i, v) in step.stores {
+                self.store(at + 8 * i as u64, v);
+            }
+            self.issue(&[linux::cfgi_cd(sid, 0, true)])?;
+        }
+        Ok(())
     }
 
     /// The IPA of a stream's CD table.
@@ -395,63 +844,131 @@ impl<P: GuestPlatform> LinuxGuest<P> {
         self.layout.cds + 0x1000 * u64::from(sid & 0xff)
     }
 
-    /// Writes the stream's CD at SSID 0 (see [`linux_cd`]).
+    /// Writes the stream's CD at SSID 0 (see [`linux_cd`]) without any
+    /// invalidation (for tests that arrange memory themselves).
     pub fn write_cd(&mut self, sid: u32, asid: u16, ttb0: u64) {
         let cd = linux_cd(asid, ttb0);
         let at = self.cd_table(sid);
         self.write_words(at, &cd.0);
     }
 
-    /// Writes an STE and invalidates it.
+    /// Installs an STE the way the driver generation does, then
+    /// PREFETCH_CFG (published, not waited for).
     pub fn write_ste(&mut self, sid: u32, ste: Ste) -> Result<(), GuestError> {
-        let at = self.ste_addr(sid);
-        self.write_words(at, &ste.0);
-        self.issue(&[Command::CfgiSte(
-            CmdCfgiSte::new().with_stream_id(sid).with_leaf(true),
-        )])
-    }
-
-    /// `arm_smmu_tlb_inv_range` without RIL: one TLBI_NH_VA per page.
-    pub fn unmap(&mut self, asid: u16, iova: u64, pages: u64) -> Result<(), GuestError> {
-        let cmds: Vec<Command> = (0..pages)
-            .map(|i| {
-                Command::TlbiNhVa(
-                    CmdTlbiNhVa::new()
-                        .with_asid(asid)
-                        .with_addr(iova.wrapping_add(i << 12))
-                        .with_leaf(true),
-                )
-            })
-            .collect();
-        for chunk in cmds.chunks(63) {
-            self.issue(chunk)?;
+        let prefetch = match self.version() {
+            LinuxVersion::V6_1 => self.write_strtab_ent_6_1(sid, &ste)?,
+            LinuxVersion::V6_12 => self.write_ste_6_12(sid, &ste)?,
+        };
+        if prefetch {
+            self.issue_cmd(linux::prefetch_cfg(sid))?;
         }
         Ok(())
     }
 
-    /// Consumes the event queue: every record between CONS and PROD.
-    pub fn events(&mut self) -> Vec<Event> {
-        let l = self.layout;
-        let size = 1u32 << l.evtq_log2;
-        let mask = (size << 1) - 1;
-        let mut out = Vec::new();
-        let prod = EventqProd(self.read(Register::EVENTQ_PROD) as u32);
-        while self.evt_cons & mask != prod.wr() & mask {
-            let at = l.evtq + 32 * u64::from(self.evt_cons & (size - 1));
-            let words =
-                core::array::from_fn::<u64, 4, _>(|i| self.p.guest_read_u64(at + 8 * i as u64));
-            if let Ok(e) = Event::decode(words) {
-                out.push(e);
+    /// 6.1 `arm_smmu_write_strtab_ent`: abort/bypass in one go and one sync;
+    /// a translating STE after detaching a live one: qwords 1.. first, sync,
+    /// qword 0, sync. True when PREFETCH_CFG follows.
+    fn write_strtab_ent_6_1(&mut self, sid: u32, ste: &Ste) -> Result<bool, GuestError> {
+        let at = self.ste_addr(sid);
+        if !(ste.v() && is_translating(ste.config())) {
+            let cur = self.read_entry(at);
+            for (i, (c, t)) in cur.iter().zip(ste.0).enumerate() {
+                if i < 3 || *c != t {
+                    self.store(at + 8 * i as u64, t);
+                }
             }
-            self.evt_cons = (self.evt_cons + 1) & mask;
+            self.issue_cmd_with_sync(linux::cfgi_ste(sid))?;
+            return Ok(false);
         }
-        // Acknowledge an overflow the way Linux does: copy OVFLG into CONS.
-        let cons = EventqCons(self.evt_cons).with_ovackflg(prod.ovflg());
-        self.write(Register::EVENTQ_CONS, u64::from(cons.0));
+        self.detach_6_1(sid)?;
+        let cur = self.read_entry(at);
+        let s2 = ste.config() != SteConfig::S1_TRANS;
+        for (i, (c, t)) in cur.iter().zip(ste.0).enumerate().skip(1) {
+            if i == 1 || (s2 && i <= 3) || *c != t {
+                self.store(at + 8 * i as u64, t);
+            }
+        }
+        self.issue_cmd_with_sync(linux::cfgi_ste(sid))?;
+        self.store(at, ste.0[0]);
+        self.issue_cmd_with_sync(linux::cfgi_ste(sid))?;
+        Ok(true)
+    }
+
+    /// 6.12 `arm_smmu_write_ste`: `arm_smmu_write_entry`'s steps, each
+    /// followed by CFGI_STE(leaf) and a SYNC.
+    fn write_ste_6_12(&mut self, sid: u32, ste: &Ste) -> Result<bool, GuestError> {
+        let at = self.ste_addr(sid);
+        let cur = self.read_entry(at);
+        let plan = linux::write_entry_plan(cur, ste.0, |e| linux::ste_used(&Ste(*e)));
+        for step in plan {
+            for (i, v) in step.stores {
+                self.store(at + 8 * i as u64, v);
+            }
+            self.issue_cmd_with_sync(linux::cfgi_ste(sid))?;
+        }
+        Ok(true)
+    }
+
+    /// `arm_smmu_tlb_inv_range_domain` after unmapping `pages` 4K pages of a
+    /// stage-1 domain: leaf TLBIs (ranges when IDR3.RIL), batched.
+    pub fn unmap(&mut self, asid: u16, iova: u64, pages: u64) -> Result<(), GuestError> {
+        let ril = self.probe.is_some_and(|p| p.range_inv);
+        let size = pages.saturating_mul(1 << linux::PAGE_SHIFT);
+        let cmds = linux::tlbi_range(asid, iova, size, 1 << linux::PAGE_SHIFT, true, ril);
+        self.issue(&cmds)
+    }
+
+    // ---- the event queue ----
+
+    /// `arm_smmu_evtq_thread`: read each record between CONS and PROD,
+    /// writing CONS after each, re-read PROD until nothing is left, then
+    /// acknowledge an overflow by copying OVFLG into CONS.
+    pub fn events(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        let mut prod = self.evt_cons & !EventqCons(0).with_ovackflg(true).0;
+        loop {
+            while !self.evtq_empty(prod) {
+                out.extend(self.pop_event());
+            }
+            let p = EventqProd(self.read(Register::EVENTQ_PROD) as u32);
+            if p.ovflg() != self.evt_prod_ovf {
+                self.warnings.push("EVTQ overflow detected -- events lost");
+            }
+            self.evt_prod_ovf = p.ovflg();
+            prod = p.wr();
+            if self.evtq_empty(prod) {
+                break;
+            }
+        }
+        if EventqCons(self.evt_cons).ovackflg() != self.evt_prod_ovf {
+            self.evt_cons = EventqCons(self.evt_cons).with_ovackflg(self.evt_prod_ovf).0;
+            self.write(Register::EVENTQ_CONS, u64::from(self.evt_cons));
+        }
         out
     }
 
-    /// Writes doublewords of guest memory.
+    fn evtq_mask(&self) -> u32 {
+        (2u32 << self.layout.evtq_log2) - 1
+    }
+
+    fn evtq_empty(&self, prod: u32) -> bool {
+        EventqCons(self.evt_cons).rd() & self.evtq_mask() == prod & self.evtq_mask()
+    }
+
+    /// `queue_remove_raw`: one record, then CONS written.
+    fn pop_event(&mut self) -> Option<Event> {
+        let l = self.layout;
+        let c = EventqCons(self.evt_cons);
+        let idx = c.rd() & ((1 << l.evtq_log2) - 1);
+        let at = l.evtq + 32 * u64::from(idx);
+        let words = core::array::from_fn::<u64, 4, _>(|i| self.p.guest_read_u64(at + 8 * i as u64));
+        let next = c.rd().wrapping_add(1) & self.evtq_mask();
+        self.evt_cons = c.with_rd(next).0;
+        self.write(Register::EVENTQ_CONS, u64::from(self.evt_cons));
+        Event::decode(words).ok()
+    }
+
+    /// Writes doublewords of guest memory (not traced: allocation, setup).
     pub fn write_words(&mut self, ipa: u64, words: &[u64]) {
         for (i, w) in words.iter().enumerate() {
             self.p.guest_write_u64(ipa + 8 * i as u64, *w);
@@ -464,15 +981,32 @@ impl<P: GuestPlatform> LinuxGuest<P> {
     }
 }
 
+fn count_irq(irq: &RecordingIrq, which: Irq) -> usize {
+    irq.raised.iter().filter(|i| **i == which).count()
+        + irq.msis.iter().filter(|(i, _, _)| *i == which).count()
+}
+
+fn is_translating(c: SteConfig) -> bool {
+    matches!(
+        c,
+        SteConfig::S1_TRANS | SteConfig::S2_TRANS | SteConfig::NESTED
+    )
+}
+
 impl LinuxGuest<FakePlatform> {
     pub fn ipa(&self, off: u64) -> Ipa {
         Ipa(self.p.ram.base + off)
     }
 }
 
-/// A Linux stage-1 CD (`arm_smmu_make_s1_cd`): 48-bit VA, 4K granule,
-/// write-back walks, inner shareable, AArch64, 44-bit IPS.
+/// A Linux stage-1 CD (`arm_smmu_make_s1_cd`, 6.1's `arm_smmu_write_ctx_desc`):
+/// 48-bit VA, 4K granule, write-back walks, inner shareable, AArch64, 44-bit IPS.
 pub fn linux_cd(asid: u16, ttb0: u64) -> Cd {
+    linux_cd_for(asid, ttb0, CdIps::PS_44_BIT)
+}
+
+/// [`linux_cd`] with the IPS io-pgtable derives from the SMMU's OAS.
+pub fn linux_cd_for(asid: u16, ttb0: u64, ips: CdIps) -> Cd {
     Cd::new()
         .with_t0sz(16)
         .with_tg0(CdTg0::GRANULE_4KB)
@@ -481,7 +1015,7 @@ pub fn linux_cd(asid: u16, ttb0: u64) -> Cd {
         .with_sh0(CdSh0::INNER_SHAREABLE)
         .with_epd1(true)
         .with_v(true)
-        .with_ips(CdIps::PS_44_BIT)
+        .with_ips(ips)
         .with_aa64(true)
         .with_r(true)
         .with_a(true)
@@ -489,13 +1023,4 @@ pub fn linux_cd(asid: u16, ttb0: u64) -> Cd {
         .with_asid(asid)
         .with_ttb0(ttb0)
         .with_mair0(0x0044_ff04)
-}
-
-/// Whether CONS has moved past the entry at `ptr` (index plus wrap bit).
-fn passed(cons: u32, ptr: u32, log2: u32) -> bool {
-    let mask = (2u32 << log2) - 1;
-    // CONS points at the next entry to consume: it has passed `ptr` once it
-    // is `ptr + 1` or beyond, modulo the wrap bit.
-    let dist = cons.wrapping_sub(ptr.wrapping_add(1)) & mask;
-    dist < (1u32 << log2)
 }

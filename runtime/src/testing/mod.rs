@@ -10,7 +10,12 @@ use smmuv3::cmd::Command;
 use crate::ports::*;
 
 pub mod guest;
-pub use guest::{linux_cd, GuestError, GuestLayout, GuestPlatform, LinuxGuest};
+pub mod linux;
+pub use guest::{
+    linux_cd, linux_cd_for, GuestError, GuestLayout, GuestOp, GuestPlatform, Host, LinuxGuest,
+    Timing,
+};
+pub use linux::{LinuxVersion, Probe, ProbeError};
 
 /// Guest RAM: `size` bytes at IPA `base`; everything else faults.
 #[derive(Clone, Debug)]
