@@ -878,9 +878,9 @@ fn ste_fields_the_smmu_ignores_are_accepted_and_never_reach_the_hardware() {
         ("S1CDMax without substreams", good.with_s1cd_max(5)),
     ];
     for (what, ste) in cases {
-        let bad = g.v.stats().bad_stes;
+        // (Linux 6.12 may pass through V=0 on the way: only the end counts.)
         g.write_ste(8, ste).unwrap();
-        assert_eq!(g.v.stats().bad_stes, bad, "{what}");
+        assert_eq!(g.v.installed(8).and_then(|i| i.refusal), None, "{what}");
         assert_eq!(
             g.p.hw.installed(DEV_A),
             want,
