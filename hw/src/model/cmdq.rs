@@ -58,7 +58,7 @@ impl SmmuModel {
                 return;
             };
             let legal = match Command::decode(words) {
-                Ok(cmd) if cmd.illegal(&self.regs.bank).is_none() && self.scale_ok(&cmd) => {
+                Ok(cmd) if cmd.illegal(&self.regs.bank).is_none() => {
                     self.execute(mem, &cmd);
                     true
                 }
@@ -71,20 +71,6 @@ impl SmmuModel {
             let next = cons.with_rd(q.next(cons.rd()));
             self.regs.set(Register::CMDQ_CONS, u64::from(next.0));
         }
-    }
-
-    /// SCALE bit 25 is RES0 without SMMU_IDR5.DS (left to the runtime by the
-    /// spec's condition language); a set RES0 bit is detected as CERROR_ILL.
-    fn scale_ok(&self, cmd: &Command) -> bool {
-        let scale = match cmd {
-            Command::TlbiNhVa(c) => c.scale(),
-            Command::TlbiNhVaa(c) => c.scale(),
-            Command::TlbiS2Ipa(c) => c.scale(),
-            Command::TlbiEl2Va(c) => c.scale(),
-            Command::TlbiEl2Vaa(c) => c.scale(),
-            _ => return true,
-        };
-        self.regs.idr5().ds() || u32::from(scale) < 32
     }
 
     /// Stops consumption at CONS with `err`, raising GERROR.CMDQ_ERR.

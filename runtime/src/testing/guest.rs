@@ -24,6 +24,10 @@ use super::{CountingDeferrer, FakePlatform, RecordingIrq};
 use crate::device::Vsmmu;
 use crate::ports::{Ipa, Irq, Ports};
 
+/// Deferred-work calls the host makes back to back in one step of a guest's
+/// poll loop, at most.
+const HOST_CALLS_PER_STEP: u32 = 4096;
+
 /// Where the guest puts its structures, and which driver it runs.
 #[derive(Clone, Copy, Debug)]
 pub struct GuestLayout {
@@ -293,27 +297,38 @@ impl<P: GuestPlatform> LinuxGuest<P> {
     }
 
     /// What the hypervisor and the interrupt controller do while the guest
-    /// waits: run deferred work once due, deliver a GERROR interrupt.
+    /// waits: run deferred work once due (back to back while it asks for
+    /// more at once, as a tasklet that reschedules itself does), deliver a
+    /// GERROR interrupt.
     fn host_step(&mut self) {
-        let latency = self.timing.deferred_latency_ns;
-        let since = self.deferral_since;
-        let h = self.p.host();
-        let now = *h.now_ns;
-        let due = match (h.defer.pending, since) {
-            (false, _) => None,
-            (true, None) => Some(now.saturating_add(latency.max(h.defer.last_after_ns))),
-            (true, Some(t)) => Some(t.saturating_add(latency.max(h.defer.last_after_ns))),
-        };
-        if h.defer.pending && since.is_none() {
-            self.deferral_since = Some(now);
-        }
-        if due.is_some_and(|d| now >= d) {
+        for _ in 0..HOST_CALLS_PER_STEP {
+            if !self.deferred_due() {
+                break;
+            }
+            let h = self.p.host();
             h.defer.pending = false;
             self.deferral_since = None;
             let mut ports = self.p.ports();
             self.v.run_deferred(&mut ports);
         }
         self.take_gerror_irq();
+    }
+
+    /// Whether requested deferred work is due now (and notes when a new
+    /// request was first seen).
+    fn deferred_due(&mut self) -> bool {
+        let latency = self.timing.deferred_latency_ns;
+        let since = self.deferral_since;
+        let h = self.p.host();
+        if !h.defer.pending {
+            return false;
+        }
+        let now = *h.now_ns;
+        let from = since.unwrap_or(now);
+        if since.is_none() {
+            self.deferral_since = Some(now);
+        }
+        now >= from.saturating_add(latency.max(h.defer.last_after_ns))
     }
 
     /// One wait of a poll loop: time passes, the host acts.

@@ -218,6 +218,8 @@ impl PhysicalSmmu for RecordingSmmu {
 pub struct RecordingIrq {
     pub raised: Vec<Irq>,
     pub msis: Vec<(Irq, Ipa, u32)>,
+    /// Events sent to the guest's CPUs (SEV).
+    pub sevs: u64,
 }
 
 impl IrqSink for RecordingIrq {
@@ -226,6 +228,9 @@ impl IrqSink for RecordingIrq {
     }
     fn msi(&mut self, irq: Irq, address: Ipa, data: u32) {
         self.msis.push((irq, address, data));
+    }
+    fn sev(&mut self) {
+        self.sevs += 1;
     }
 }
 
