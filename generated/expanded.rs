@@ -46355,13 +46355,15 @@ pub mod mmio {
             }
         }
     }
-    /// A value as the guest reads it: fields absent on this SMMU read as zero.
+    /// A value as the guest reads it: an absent register, and fields absent
+    /// on this SMMU, read as zero.
     #[inline]
-    fn hide_absent_fields<H: MmioHandlers + ?Sized>(
+    fn guest_view<H: MmioHandlers + ?Sized>(
         h: &H,
         reg: crate::Register,
         value: u64,
     ) -> u64 {
+        use crate::RegisterValues as _;
         match reg {
             crate::Register::CR0 => {
                 value & crate::regs::Cr0::present_mask(&RegisterView(h)) as u64
@@ -46372,6 +46374,8 @@ pub mod mmio {
             crate::Register::CR2 => {
                 value & crate::regs::Cr2::present_mask(&RegisterView(h)) as u64
             }
+            crate::Register::S2PII if !((((RegisterView(h).value(crate::Register::IDR3))
+                >> 19) & 0x1) == 0x1) => 0,
             crate::Register::STATUSR => {
                 value & crate::regs::Statusr::present_mask(&RegisterView(h)) as u64
             }
@@ -46387,12 +46391,66 @@ pub mod mmio {
             crate::Register::GERRORN => {
                 value & crate::regs::Gerrorn::present_mask(&RegisterView(h)) as u64
             }
+            crate::Register::GERROR_IRQ_CFG0 if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1) => 0,
+            crate::Register::GERROR_IRQ_CFG1 if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1) => 0,
+            crate::Register::GERROR_IRQ_CFG2 if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1) => 0,
             crate::Register::STRTAB_BASE_CFG => {
                 value & crate::regs::StrtabBaseCfg::present_mask(&RegisterView(h)) as u64
             }
+            crate::Register::EVENTQ_IRQ_CFG0 if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1) => 0,
+            crate::Register::EVENTQ_IRQ_CFG1 if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1) => 0,
+            crate::Register::EVENTQ_IRQ_CFG2 if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1) => 0,
+            crate::Register::PRIQ_BASE if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 16) & 0x1) == 0x1) => 0,
+            crate::Register::PRIQ_IRQ_CFG0 if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1
+                && (((RegisterView(h).value(crate::Register::IDR0)) >> 16) & 0x1)
+                    == 0x1) => 0,
+            crate::Register::PRIQ_IRQ_CFG1 if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1
+                && (((RegisterView(h).value(crate::Register::IDR0)) >> 16) & 0x1)
+                    == 0x1) => 0,
+            crate::Register::PRIQ_IRQ_CFG2 if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1
+                && (((RegisterView(h).value(crate::Register::IDR0)) >> 16) & 0x1)
+                    == 0x1) => 0,
+            crate::Register::GATOS_CTRL if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 15) & 0x1) == 0x1) => 0,
+            crate::Register::GATOS_SID if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 15) & 0x1) == 0x1) => 0,
             crate::Register::GATOS_SID => {
                 value & crate::regs::GatosSid::present_mask(&RegisterView(h)) as u64
             }
+            crate::Register::GATOS_ADDR if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 15) & 0x1) == 0x1) => 0,
+            crate::Register::GATOS_PAR if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 15) & 0x1) == 0x1) => 0,
+            crate::Register::MPAMIDR if !((((RegisterView(h)
+                .value(crate::Register::IDR3)) >> 7) & 0x1) == 0x1) => 0,
+            crate::Register::GMPAM if !((((RegisterView(h).value(crate::Register::IDR3))
+                >> 7) & 0x1) == 0x1) => 0,
+            crate::Register::GBPMPAM if !((((RegisterView(h)
+                .value(crate::Register::IDR3)) >> 7) & 0x1) == 0x1) => 0,
+            crate::Register::VATOS_SEL if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 20) & 0x1) == 0x1) => 0,
+            crate::Register::IDR6 if !((((RegisterView(h).value(crate::Register::IDR1))
+                >> 31) & 0x1) == 0x1) => 0,
+            crate::Register::DPT_BASE if !((((RegisterView(h)
+                .value(crate::Register::IDR3)) >> 15) & 0x1) == 0x1) => 0,
+            crate::Register::DPT_BASE_CFG if !((((RegisterView(h)
+                .value(crate::Register::IDR3)) >> 15) & 0x1) == 0x1) => 0,
+            crate::Register::DPT_CFG_FAR if !((((RegisterView(h)
+                .value(crate::Register::IDR3)) >> 15) & 0x1) == 0x1) => 0,
+            crate::Register::PRIQ_PROD if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 16) & 0x1) == 0x1) => 0,
+            crate::Register::PRIQ_CONS if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 16) & 0x1) == 0x1) => 0,
             _ => value,
         }
     }
@@ -46545,10 +46603,7 @@ pub mod mmio {
         match decode_access(page, offset, size) {
             crate::Access::RazWi => 0,
             crate::Access::Register { reg, half } => {
-                if !is_present(h, reg) {
-                    return 0;
-                }
-                half.extract(hide_absent_fields(h, reg, RegisterView(h).value(reg)))
+                half.extract(guest_view(h, reg, RegisterView(h).value(reg)))
             }
         }
     }
@@ -46571,13 +46626,12 @@ pub mod mmio {
         match reg {
             crate::Register::CR0 => {
                 let old = h.load(reg);
-                let writable = crate::regs::Cr0::present_mask(&RegisterView(&*h)) as u64;
-                let kept = old & !writable;
-                let new = (kept | (half.merge(old, value) & writable)) & 0x5df;
+                let present = crate::regs::Cr0::present_mask(&RegisterView(&*h)) as u64;
+                let new = ((old & !present) | (half.merge(old, value) & present))
+                    & 0x5df;
                 h.store(reg, new);
                 h.write_cr0(old, new);
-                let acked = h.load(reg)
-                    & crate::regs::Cr0ack::present_mask(&RegisterView(&*h)) as u64;
+                let acked = h.load(reg) & 0x5df & present;
                 h.store(crate::Register::CR0ACK, acked);
                 crate::WriteEffect::Stored
             }
@@ -46588,16 +46642,15 @@ pub mod mmio {
                 if writable == 0 {
                     return crate::WriteEffect::Ignored;
                 }
-                let kept = old & !writable;
-                let new = (kept | (half.merge(old, value) & writable)) & 0xfff;
+                let new = ((old & !writable) | (half.merge(old, value) & writable))
+                    & 0xfff;
                 h.store(reg, new);
                 crate::WriteEffect::Stored
             }
             crate::Register::CR2 => {
                 let old = h.load(reg);
-                let writable = crate::regs::Cr2::present_mask(&RegisterView(&*h)) as u64;
-                let kept = old & !writable;
-                let new = (kept | (half.merge(old, value) & writable)) & 0xf;
+                let present = crate::regs::Cr2::present_mask(&RegisterView(&*h)) as u64;
+                let new = ((old & !present) | (half.merge(old, value) & present)) & 0xf;
                 h.store(reg, new);
                 crate::WriteEffect::Stored
             }
@@ -46622,23 +46675,21 @@ pub mod mmio {
             }
             crate::Register::IRQ_CTRL => {
                 let old = h.load(reg);
-                let writable = crate::regs::IrqCtrl::present_mask(&RegisterView(&*h))
+                let present = crate::regs::IrqCtrl::present_mask(&RegisterView(&*h))
                     as u64;
-                let kept = old & !writable;
-                let new = (kept | (half.merge(old, value) & writable)) & 0x7;
+                let new = ((old & !present) | (half.merge(old, value) & present)) & 0x7;
                 h.store(reg, new);
                 h.write_irq_ctrl(old, new);
-                let acked = h.load(reg)
-                    & crate::regs::IrqCtrlack::present_mask(&RegisterView(&*h)) as u64;
+                let acked = h.load(reg) & 0x7 & present;
                 h.store(crate::Register::IRQ_CTRLACK, acked);
                 crate::WriteEffect::Stored
             }
             crate::Register::GERRORN => {
                 let old = h.load(reg);
-                let writable = crate::regs::Gerrorn::present_mask(&RegisterView(&*h))
+                let present = crate::regs::Gerrorn::present_mask(&RegisterView(&*h))
                     as u64;
-                let kept = old & !writable;
-                let new = (kept | (half.merge(old, value) & writable)) & 0x7fd;
+                let new = ((old & !present) | (half.merge(old, value) & present))
+                    & 0x7fd;
                 h.store(reg, new);
                 h.write_gerrorn(old, new);
                 crate::WriteEffect::Stored
@@ -46669,11 +46720,11 @@ pub mod mmio {
             }
             crate::Register::STRTAB_BASE_CFG => {
                 let old = h.load(reg);
-                let writable = crate::regs::StrtabBaseCfg::present_mask(
+                let present = crate::regs::StrtabBaseCfg::present_mask(
                     &RegisterView(&*h),
                 ) as u64;
-                let kept = old & !writable;
-                let new = (kept | (half.merge(old, value) & writable)) & 0x3_07ff;
+                let new = ((old & !present) | (half.merge(old, value) & present))
+                    & 0x3_07ff;
                 h.store(reg, new);
                 crate::WriteEffect::Stored
             }
@@ -46753,10 +46804,9 @@ pub mod mmio {
             }
             crate::Register::GATOS_SID => {
                 let old = h.load(reg);
-                let writable = crate::regs::GatosSid::present_mask(&RegisterView(&*h))
+                let present = crate::regs::GatosSid::present_mask(&RegisterView(&*h))
                     as u64;
-                let kept = old & !writable;
-                let new = (kept | (half.merge(old, value) & writable))
+                let new = ((old & !present) | (half.merge(old, value) & present))
                     & 0x1f_ffff_ffff_ffff;
                 h.store(reg, new);
                 crate::WriteEffect::Stored

@@ -471,8 +471,19 @@ fn check_ack_fields(spec: &Spec, r: &Register, errors: &mut Vec<SpecError>) {
     let Some(ack) = r.ack.as_deref().and_then(|a| spec.register(a)) else {
         return;
     };
-    for f in &r.fields {
-        let Some(g) = ack.fields.iter().find(|g| g.name == f.name) else {
+    for g in &ack.fields {
+        let Some(f) = r
+            .fields
+            .iter()
+            .find(|f| f.name == g.name && f.mask() == g.mask())
+        else {
+            errors.push(SpecError::at(
+                &r.origin,
+                format!(
+                    "{}.{} mirrors no field of {} with the same bits",
+                    ack.name, g.name, r.name
+                ),
+            ));
             continue;
         };
         let cond = |x: &Field| x.present_if.as_ref().map(|(c, _)| c.clone());

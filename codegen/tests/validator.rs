@@ -469,6 +469,23 @@ fn misplaced_field_conditions_are_refused() {
         "register/CR0",
         "differs from CR0ACK.PRIQEN",
     );
+    // An ACK field is a control field, bit for bit.
+    let moved = format!(
+        "{}{}",
+        &good[..at],
+        good[at..].replacen(
+            "{name: CMDQEN, bits: \"3\"",
+            "{name: CMDQEN, bits: \"4\"",
+            1
+        )
+    );
+    assert_refused(
+        &moved,
+        CMDS,
+        "registers.yaml",
+        "register/CR0",
+        "CR0ACK.CMDQEN mirrors no field of CR0 with the same bits",
+    );
     // A read-only register has nothing to guard.
     let ro = good.replacen(
         "description: Command queue enable}\nregister/STRTAB_BASE",

@@ -275,26 +275,43 @@ fn type_path(r: &Register) -> TokenStream {
 }
 
 /// The store of a register with conditional fields: the fields a write may
-/// change take the written value, the others keep theirs.
+/// change take the written value, the others keep theirs. Binds `present`
+/// (without `writable_if` fields) or `writable`.
 fn gated_store(r: &Register) -> TokenStream {
     let ty = type_path(r);
     let all = hex(r.field_mask());
-    let (mask_fn, ignore_if_none) = if r.fields.iter().any(|f| f.writable_if.is_some()) {
-        let ignore = quote! {
-            if writable == 0 {
-                return crate::WriteEffect::Ignored;
-            }
+    if !has_writable_if(r) {
+        return quote! {
+            let present = #ty::present_mask(&RegisterView(&*h)) as u64;
+            let new = ((old & !present) | (half.merge(old, value) & present)) & #all;
         };
-        (quote!(writable_mask), ignore)
-    } else {
-        (quote!(present_mask), quote!())
-    };
-    quote! {
-        let writable = #ty::#mask_fn(&RegisterView(&*h)) as u64;
-        #ignore_if_none
-        let kept = old & !writable;
-        let new = (kept | (half.merge(old, value) & writable)) & #all;
     }
+    quote! {
+        let writable = #ty::writable_mask(&RegisterView(&*h)) as u64;
+        if writable == 0 {
+            return crate::WriteEffect::Ignored;
+        }
+        let new = ((old & !writable) | (half.merge(old, value) & writable)) & #all;
+    }
+}
+
+fn has_writable_if(r: &Register) -> bool {
+    r.fields.iter().any(|f| f.writable_if.is_some())
+}
+
+/// The bits of a control register its ACK register mirrors. The validator
+/// makes ACK fields the control fields with the same `present_if`, so the
+/// control register's `present` (bound by `gated_store`) serves for both.
+fn ack_mask(r: &Register, ack: &Register) -> TokenStream {
+    let a_mask = hex(ack.field_mask());
+    if !ack.has_field_presence() {
+        return a_mask;
+    }
+    if r.has_field_presence() && !has_writable_if(r) {
+        return quote!(#a_mask & present);
+    }
+    let a_ty = type_path(ack);
+    quote!(#a_ty::present_mask(&RegisterView(&*h)) as u64)
 }
 
 /// `decode_access`: (page, offset, size) -> the register and half, or RAZ/WI.
@@ -374,15 +391,19 @@ pub fn mmio(spec: &Spec) -> TokenStream {
         });
         absent.into_iter().chain(fields)
     });
-    let hide_arms = spec
-        .registers
-        .iter()
-        .filter(|r| r.has_field_presence())
-        .map(|r| {
-            let id = reg_ident(r);
+    // One match for a read: an absent register reads as zero, absent fields too.
+    let read_arms = spec.registers.iter().flat_map(|r| {
+        let id = reg_ident(r);
+        let absent = r.present_if.as_ref().map(|(c, _)| {
+            let e = cond_expr(spec, c, &[], &quote!(()), false, &regs_tok);
+            quote!(crate::Register::#id if !(#e) => 0,)
+        });
+        let fields = r.has_field_presence().then(|| {
             let ty = type_path(r);
             quote!(crate::Register::#id => value & #ty::present_mask(&RegisterView(h)) as u64,)
         });
+        absent.into_iter().chain(fields)
+    });
     let write_arms = spec
         .registers
         .iter()
@@ -397,12 +418,7 @@ pub fn mmio(spec: &Spec) -> TokenStream {
             let ack = r.ack.as_ref().map(|a| {
                 let a_reg = spec.register(a).expect("validated: ack exists");
                 let a_id = format_ident!("{}", a);
-                let a_mask = if a_reg.has_field_presence() {
-                    let a_ty = type_path(a_reg);
-                    quote!(#a_ty::present_mask(&RegisterView(&*h)) as u64)
-                } else {
-                    hex(a_reg.field_mask())
-                };
+                let a_mask = ack_mask(r, a_reg);
                 quote! {
                     let acked = h.load(reg) & #a_mask;
                     h.store(crate::Register::#a_id, acked);
@@ -470,11 +486,13 @@ pub fn mmio(spec: &Spec) -> TokenStream {
             }
         }
 
-        /// A value as the guest reads it: fields absent on this SMMU read as zero.
+        /// A value as the guest reads it: an absent register, and fields absent
+        /// on this SMMU, read as zero.
         #[inline]
-        fn hide_absent_fields<H: MmioHandlers + ?Sized>(h: &H, reg: crate::Register, value: u64) -> u64 {
+        fn guest_view<H: MmioHandlers + ?Sized>(h: &H, reg: crate::Register, value: u64) -> u64 {
+            use crate::RegisterValues as _;
             match reg {
-                #(#hide_arms)*
+                #(#read_arms)*
                 _ => value,
             }
         }
@@ -491,10 +509,7 @@ pub fn mmio(spec: &Spec) -> TokenStream {
             match decode_access(page, offset, size) {
                 crate::Access::RazWi => 0,
                 crate::Access::Register { reg, half } => {
-                    if !is_present(h, reg) {
-                        return 0;
-                    }
-                    half.extract(hide_absent_fields(h, reg, RegisterView(h).value(reg)))
+                    half.extract(guest_view(h, reg, RegisterView(h).value(reg)))
                 }
             }
         }
