@@ -4,7 +4,7 @@
 //   spec/registers.yaml
 //   spec/structures.yaml
 //   spec/translation.yaml
-// spec hash (FNV-1a): d013b69d68979178
+// spec hash (FNV-1a): c803af803d98020b
 // Do not edit: edit the YAML and run `vsmmu regen`.
 // This file is for reading and review; the smmuv3 crate expands the same code
 // at compile time through smmuv3-codegen-macro.
@@ -1248,7 +1248,7 @@ pub mod regs {
         pub const FIELDS: &'static [crate::FieldInfo] = &[
             crate::FieldInfo {
                 name: "BA_VATOS",
-                description: "VATOS page offset from SMMU base + 0x20000, in 64KB units (RES0 unless IDR0.VATOS == 1)",
+                description: "VATOS page offset from SMMU base + 0x20000, in 64KB units",
                 word: 0u8,
                 lo: 0u8,
                 width: 10u8,
@@ -1256,7 +1256,7 @@ pub mod regs {
                 values: &[],
             },
         ];
-        ///`BA_VATOS`, bits [9:0]: VATOS page offset from SMMU base + 0x20000, in 64KB units (RES0 unless IDR0.VATOS == 1)
+        ///`BA_VATOS`, bits [9:0]: VATOS page offset from SMMU base + 0x20000, in 64KB units
         #[inline]
         pub const fn ba_vatos(&self) -> u16 {
             (((self.0 as u64) & 0x3ff) >> 0) as u16
@@ -2542,7 +2542,7 @@ pub mod regs {
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
     #[repr(transparent)]
     pub struct Cr0(pub u32);
-    ///Values of `CR0.VMW`: How many VMID low bits TLB invalidations ignore; reserved values act as EXACT (RES0 unless IDR0.VMW == 1)
+    ///Values of `CR0.VMW`: How many VMID low bits TLB invalidations ignore; reserved values act as EXACT
     #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
     #[repr(transparent)]
     pub struct Cr0Vmw(pub u8);
@@ -2582,7 +2582,7 @@ pub mod regs {
             core::fmt::Debug::fmt(self, f)
         }
     }
-    ///Values of `CR0.ATSCHK`: Whether ATS Translated traffic is checked against STE.EATS (RES0 unless IDR0.ATS == 1)
+    ///Values of `CR0.ATSCHK`: Whether ATS Translated traffic is checked against STE.EATS
     #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
     #[repr(transparent)]
     pub struct Cr0Atschk(pub u8);
@@ -2624,7 +2624,7 @@ pub mod regs {
         pub const FIELDS: &'static [crate::FieldInfo] = &[
             crate::FieldInfo {
                 name: "DPT_WALK_EN",
-                description: "Enable Non-secure DPT walks; read-only while an update is pending (RES0 unless IDR3.DPT == 1)",
+                description: "Enable Non-secure DPT walks; read-only while an update is pending",
                 word: 0u8,
                 lo: 10u8,
                 width: 1u8,
@@ -2633,7 +2633,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "VMW",
-                description: "How many VMID low bits TLB invalidations ignore; reserved values act as EXACT (RES0 unless IDR0.VMW == 1)",
+                description: "How many VMID low bits TLB invalidations ignore; reserved values act as EXACT",
                 word: 0u8,
                 lo: 6u8,
                 width: 3u8,
@@ -2648,7 +2648,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "ATSCHK",
-                description: "Whether ATS Translated traffic is checked against STE.EATS (RES0 unless IDR0.ATS == 1)",
+                description: "Whether ATS Translated traffic is checked against STE.EATS",
                 word: 0u8,
                 lo: 4u8,
                 width: 1u8,
@@ -2675,7 +2675,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "PRIQEN",
-                description: "Enable writes of page requests to the PRI queue (RES0 unless IDR0.PRI == 1)",
+                description: "Enable writes of page requests to the PRI queue",
                 word: 0u8,
                 lo: 1u8,
                 width: 1u8,
@@ -2692,7 +2692,31 @@ pub mod regs {
                 values: &[],
             },
         ];
-        ///`DPT_WALK_EN`, bits [10]: Enable Non-secure DPT walks; read-only while an update is pending (RES0 unless IDR3.DPT == 1)
+        /// The fields present on an SMMU with these identification registers.
+        /// A field that is not is RES0: it reads as zero and writes to it have
+        /// no effect. Fields with a condition:
+        /// - `DPT_WALK_EN` (0x400): if `IDR3.DPT == 1`
+        /// - `VMW` (0x1c0): if `IDR0.VMW == 1`
+        /// - `ATSCHK` (0x10): if `IDR0.ATS == 1`
+        /// - `PRIQEN` (0x2): if `IDR0.PRI == 1`
+        #[inline]
+        pub fn present_mask(ident: &impl crate::RegisterValues) -> u32 {
+            let mut mask = Self::WRITE_MASK;
+            if !((((ident.value(crate::Register::IDR3)) >> 15) & 0x1) == 0x1) {
+                mask &= !0x400;
+            }
+            if !((((ident.value(crate::Register::IDR0)) >> 17) & 0x1) == 0x1) {
+                mask &= !0x1c0;
+            }
+            if !((((ident.value(crate::Register::IDR0)) >> 10) & 0x1) == 0x1) {
+                mask &= !0x10;
+            }
+            if !((((ident.value(crate::Register::IDR0)) >> 16) & 0x1) == 0x1) {
+                mask &= !0x2;
+            }
+            mask
+        }
+        ///`DPT_WALK_EN`, bits [10]: Enable Non-secure DPT walks; read-only while an update is pending
         #[inline]
         pub const fn dpt_walk_en(&self) -> bool {
             (((self.0 as u64) & 0x400) >> 10) != 0
@@ -2709,7 +2733,7 @@ pub mod regs {
             self.set_dpt_walk_en(v);
             self
         }
-        ///`VMW`, bits [8:6]: How many VMID low bits TLB invalidations ignore; reserved values act as EXACT (RES0 unless IDR0.VMW == 1)
+        ///`VMW`, bits [8:6]: How many VMID low bits TLB invalidations ignore; reserved values act as EXACT
         #[inline]
         pub const fn vmw(&self) -> Cr0Vmw {
             Cr0Vmw((((self.0 as u64) & 0x1c0) >> 6) as u8)
@@ -2726,7 +2750,7 @@ pub mod regs {
             self.set_vmw(v);
             self
         }
-        ///`ATSCHK`, bits [4]: Whether ATS Translated traffic is checked against STE.EATS (RES0 unless IDR0.ATS == 1)
+        ///`ATSCHK`, bits [4]: Whether ATS Translated traffic is checked against STE.EATS
         #[inline]
         pub const fn atschk(&self) -> Cr0Atschk {
             Cr0Atschk((((self.0 as u64) & 0x10) >> 4) as u8)
@@ -2777,7 +2801,7 @@ pub mod regs {
             self.set_eventqen(v);
             self
         }
-        ///`PRIQEN`, bits [1]: Enable writes of page requests to the PRI queue (RES0 unless IDR0.PRI == 1)
+        ///`PRIQEN`, bits [1]: Enable writes of page requests to the PRI queue
         #[inline]
         pub const fn priqen(&self) -> bool {
             (((self.0 as u64) & 0x2) >> 1) != 0
@@ -2827,7 +2851,7 @@ pub mod regs {
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
     #[repr(transparent)]
     pub struct Cr0ack(pub u32);
-    ///Values of `CR0ACK.VMW`: Acknowledged VMID wildcard setting (RES0 unless IDR0.VMW == 1)
+    ///Values of `CR0ACK.VMW`: Acknowledged VMID wildcard setting
     #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
     #[repr(transparent)]
     pub struct Cr0ackVmw(pub u8);
@@ -2867,7 +2891,7 @@ pub mod regs {
             core::fmt::Debug::fmt(self, f)
         }
     }
-    ///Values of `CR0ACK.ATSCHK`: Acknowledged ATS check mode (RES0 unless IDR0.ATS == 1)
+    ///Values of `CR0ACK.ATSCHK`: Acknowledged ATS check mode
     #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
     #[repr(transparent)]
     pub struct Cr0ackAtschk(pub u8);
@@ -2909,7 +2933,7 @@ pub mod regs {
         pub const FIELDS: &'static [crate::FieldInfo] = &[
             crate::FieldInfo {
                 name: "DPT_WALK_EN",
-                description: "Acknowledged DPT walk enable (RES0 unless IDR3.DPT == 1)",
+                description: "Acknowledged DPT walk enable",
                 word: 0u8,
                 lo: 10u8,
                 width: 1u8,
@@ -2918,7 +2942,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "VMW",
-                description: "Acknowledged VMID wildcard setting (RES0 unless IDR0.VMW == 1)",
+                description: "Acknowledged VMID wildcard setting",
                 word: 0u8,
                 lo: 6u8,
                 width: 3u8,
@@ -2933,7 +2957,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "ATSCHK",
-                description: "Acknowledged ATS check mode (RES0 unless IDR0.ATS == 1)",
+                description: "Acknowledged ATS check mode",
                 word: 0u8,
                 lo: 4u8,
                 width: 1u8,
@@ -2960,7 +2984,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "PRIQEN",
-                description: "PRI queue write enable, as acknowledged (RES0 unless IDR0.PRI == 1)",
+                description: "PRI queue write enable, as acknowledged",
                 word: 0u8,
                 lo: 1u8,
                 width: 1u8,
@@ -2977,7 +3001,31 @@ pub mod regs {
                 values: &[],
             },
         ];
-        ///`DPT_WALK_EN`, bits [10]: Acknowledged DPT walk enable (RES0 unless IDR3.DPT == 1)
+        /// The fields present on an SMMU with these identification registers.
+        /// A field that is not is RES0: it reads as zero and writes to it have
+        /// no effect. Fields with a condition:
+        /// - `DPT_WALK_EN` (0x400): if `IDR3.DPT == 1`
+        /// - `VMW` (0x1c0): if `IDR0.VMW == 1`
+        /// - `ATSCHK` (0x10): if `IDR0.ATS == 1`
+        /// - `PRIQEN` (0x2): if `IDR0.PRI == 1`
+        #[inline]
+        pub fn present_mask(ident: &impl crate::RegisterValues) -> u32 {
+            let mut mask = Self::WRITE_MASK;
+            if !((((ident.value(crate::Register::IDR3)) >> 15) & 0x1) == 0x1) {
+                mask &= !0x400;
+            }
+            if !((((ident.value(crate::Register::IDR0)) >> 17) & 0x1) == 0x1) {
+                mask &= !0x1c0;
+            }
+            if !((((ident.value(crate::Register::IDR0)) >> 10) & 0x1) == 0x1) {
+                mask &= !0x10;
+            }
+            if !((((ident.value(crate::Register::IDR0)) >> 16) & 0x1) == 0x1) {
+                mask &= !0x2;
+            }
+            mask
+        }
+        ///`DPT_WALK_EN`, bits [10]: Acknowledged DPT walk enable
         #[inline]
         pub const fn dpt_walk_en(&self) -> bool {
             (((self.0 as u64) & 0x400) >> 10) != 0
@@ -2994,7 +3042,7 @@ pub mod regs {
             self.set_dpt_walk_en(v);
             self
         }
-        ///`VMW`, bits [8:6]: Acknowledged VMID wildcard setting (RES0 unless IDR0.VMW == 1)
+        ///`VMW`, bits [8:6]: Acknowledged VMID wildcard setting
         #[inline]
         pub const fn vmw(&self) -> Cr0ackVmw {
             Cr0ackVmw((((self.0 as u64) & 0x1c0) >> 6) as u8)
@@ -3011,7 +3059,7 @@ pub mod regs {
             self.set_vmw(v);
             self
         }
-        ///`ATSCHK`, bits [4]: Acknowledged ATS check mode (RES0 unless IDR0.ATS == 1)
+        ///`ATSCHK`, bits [4]: Acknowledged ATS check mode
         #[inline]
         pub const fn atschk(&self) -> Cr0ackAtschk {
             Cr0ackAtschk((((self.0 as u64) & 0x10) >> 4) as u8)
@@ -3062,7 +3110,7 @@ pub mod regs {
             self.set_eventqen(v);
             self
         }
-        ///`PRIQEN`, bits [1]: PRI queue write enable, as acknowledged (RES0 unless IDR0.PRI == 1)
+        ///`PRIQEN`, bits [1]: PRI queue write enable, as acknowledged
         #[inline]
         pub const fn priqen(&self) -> bool {
             (((self.0 as u64) & 0x2) >> 1) != 0
@@ -3380,6 +3428,29 @@ pub mod regs {
                 values: &[("NC", 0u64), ("WB", 1u64), ("WT", 2u64)],
             },
         ];
+        /// The fields a write may change in this state: the present ones,
+        /// less those read-only now. Fields with a condition:
+        /// - `TABLE_SH`, `TABLE_OC`, `TABLE_IC` (0xfc0): if `CR0.SMMUEN == 0 && CR0ACK.SMMUEN == 0`
+        /// - `QUEUE_SH`, `QUEUE_OC`, `QUEUE_IC` (0x3f): if `CR0.EVENTQEN == 0 && CR0ACK.EVENTQEN == 0 && CR0.CMDQEN == 0 && CR0ACK.CMDQEN == 0 && CR0.PRIQEN == 0 && CR0ACK.PRIQEN == 0`
+        #[inline]
+        pub fn writable_mask(regs: &impl crate::RegisterValues) -> u32 {
+            let mut mask = Self::WRITE_MASK;
+            if !((((regs.value(crate::Register::CR0)) >> 0) & 0x1) == 0x0
+                && (((regs.value(crate::Register::CR0ACK)) >> 0) & 0x1) == 0x0)
+            {
+                mask &= !0xfc0;
+            }
+            if !((((regs.value(crate::Register::CR0)) >> 2) & 0x1) == 0x0
+                && (((regs.value(crate::Register::CR0ACK)) >> 2) & 0x1) == 0x0
+                && (((regs.value(crate::Register::CR0)) >> 3) & 0x1) == 0x0
+                && (((regs.value(crate::Register::CR0ACK)) >> 3) & 0x1) == 0x0
+                && (((regs.value(crate::Register::CR0)) >> 1) & 0x1) == 0x0
+                && (((regs.value(crate::Register::CR0ACK)) >> 1) & 0x1) == 0x0)
+            {
+                mask &= !0x3f;
+            }
+            mask
+        }
         ///`TABLE_SH`, bits [11:10]: Shareability of Stream table accesses; 0b01 acts as NSH
         #[inline]
         pub const fn table_sh(&self) -> Cr1TableSh {
@@ -3509,7 +3580,7 @@ pub mod regs {
         pub const FIELDS: &'static [crate::FieldInfo] = &[
             crate::FieldInfo {
                 name: "REC_CFG_ATS",
-                description: "Record the extended set of configuration errors for ATS and PRI requests (RES0 unless IDR0.ATSRECERR == 1)",
+                description: "Record the extended set of configuration errors for ATS and PRI requests",
                 word: 0u8,
                 lo: 3u8,
                 width: 1u8,
@@ -3518,7 +3589,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "PTM",
-                description: "Private TLB maintenance: broadcast invalidations need not affect this SMMU (RES0 unless IDR0.BTM == 1)",
+                description: "Private TLB maintenance: broadcast invalidations need not affect this SMMU",
                 word: 0u8,
                 lo: 2u8,
                 width: 1u8,
@@ -3536,7 +3607,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "E2H",
-                description: "Use the EL2-E2H regime (with ASIDs) for STE.STRW == EL2 (RES0 unless IDR0.Hyp == 1)",
+                description: "Use the EL2-E2H regime (with ASIDs) for STE.STRW == EL2",
                 word: 0u8,
                 lo: 0u8,
                 width: 1u8,
@@ -3544,7 +3615,27 @@ pub mod regs {
                 values: &[],
             },
         ];
-        ///`REC_CFG_ATS`, bits [3]: Record the extended set of configuration errors for ATS and PRI requests (RES0 unless IDR0.ATSRECERR == 1)
+        /// The fields present on an SMMU with these identification registers.
+        /// A field that is not is RES0: it reads as zero and writes to it have
+        /// no effect. Fields with a condition:
+        /// - `REC_CFG_ATS` (0x8): if `IDR0.ATSRECERR == 1`
+        /// - `PTM` (0x4): if `IDR0.BTM == 1`
+        /// - `E2H` (0x1): if `IDR0.Hyp == 1`
+        #[inline]
+        pub fn present_mask(ident: &impl crate::RegisterValues) -> u32 {
+            let mut mask = Self::WRITE_MASK;
+            if !((((ident.value(crate::Register::IDR0)) >> 23) & 0x1) == 0x1) {
+                mask &= !0x8;
+            }
+            if !((((ident.value(crate::Register::IDR0)) >> 5) & 0x1) == 0x1) {
+                mask &= !0x4;
+            }
+            if !((((ident.value(crate::Register::IDR0)) >> 9) & 0x1) == 0x1) {
+                mask &= !0x1;
+            }
+            mask
+        }
+        ///`REC_CFG_ATS`, bits [3]: Record the extended set of configuration errors for ATS and PRI requests
         #[inline]
         pub const fn rec_cfg_ats(&self) -> bool {
             (((self.0 as u64) & 0x8) >> 3) != 0
@@ -3561,7 +3652,7 @@ pub mod regs {
             self.set_rec_cfg_ats(v);
             self
         }
-        ///`PTM`, bits [2]: Private TLB maintenance: broadcast invalidations need not affect this SMMU (RES0 unless IDR0.BTM == 1)
+        ///`PTM`, bits [2]: Private TLB maintenance: broadcast invalidations need not affect this SMMU
         #[inline]
         pub const fn ptm(&self) -> bool {
             (((self.0 as u64) & 0x4) >> 2) != 0
@@ -3595,7 +3686,7 @@ pub mod regs {
             self.set_recinvsid(v);
             self
         }
-        ///`E2H`, bits [0]: Use the EL2-E2H regime (with ASIDs) for STE.STRW == EL2 (RES0 unless IDR0.Hyp == 1)
+        ///`E2H`, bits [0]: Use the EL2-E2H regime (with ASIDs) for STE.STRW == EL2
         #[inline]
         pub const fn e2h(&self) -> bool {
             (((self.0 as u64) & 0x1) >> 0) != 0
@@ -5406,7 +5497,7 @@ pub mod regs {
         pub const FIELDS: &'static [crate::FieldInfo] = &[
             crate::FieldInfo {
                 name: "DORMANT",
-                description: "Nothing is cached and no prefetch is in flight (RES0 unless IDR0.DORMHINT == 1)",
+                description: "Nothing is cached and no prefetch is in flight",
                 word: 0u8,
                 lo: 0u8,
                 width: 1u8,
@@ -5414,7 +5505,19 @@ pub mod regs {
                 values: &[],
             },
         ];
-        ///`DORMANT`, bits [0]: Nothing is cached and no prefetch is in flight (RES0 unless IDR0.DORMHINT == 1)
+        /// The fields present on an SMMU with these identification registers.
+        /// A field that is not is RES0: it reads as zero and writes to it have
+        /// no effect. Fields with a condition:
+        /// - `DORMANT` (0x1): if `IDR0.DORMHINT == 1`
+        #[inline]
+        pub fn present_mask(ident: &impl crate::RegisterValues) -> u32 {
+            let mut mask = Self::WRITE_MASK;
+            if !((((ident.value(crate::Register::IDR0)) >> 8) & 0x1) == 0x1) {
+                mask &= !0x1;
+            }
+            mask
+        }
+        ///`DORMANT`, bits [0]: Nothing is cached and no prefetch is in flight
         #[inline]
         pub const fn dormant(&self) -> bool {
             (((self.0 as u64) & 0x1) >> 0) != 0
@@ -5876,7 +5979,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "PRIQ_IRQEN",
-                description: "PRI queue interrupt enable (RES0 unless IDR0.PRI == 1)",
+                description: "PRI queue interrupt enable",
                 word: 0u8,
                 lo: 1u8,
                 width: 1u8,
@@ -5893,6 +5996,18 @@ pub mod regs {
                 values: &[],
             },
         ];
+        /// The fields present on an SMMU with these identification registers.
+        /// A field that is not is RES0: it reads as zero and writes to it have
+        /// no effect. Fields with a condition:
+        /// - `PRIQ_IRQEN` (0x2): if `IDR0.PRI == 1`
+        #[inline]
+        pub fn present_mask(ident: &impl crate::RegisterValues) -> u32 {
+            let mut mask = Self::WRITE_MASK;
+            if !((((ident.value(crate::Register::IDR0)) >> 16) & 0x1) == 0x1) {
+                mask &= !0x2;
+            }
+            mask
+        }
         ///`EVENTQ_IRQEN`, bits [2]: Event queue interrupt enable
         #[inline]
         pub const fn eventq_irqen(&self) -> bool {
@@ -5910,7 +6025,7 @@ pub mod regs {
             self.set_eventq_irqen(v);
             self
         }
-        ///`PRIQ_IRQEN`, bits [1]: PRI queue interrupt enable (RES0 unless IDR0.PRI == 1)
+        ///`PRIQ_IRQEN`, bits [1]: PRI queue interrupt enable
         #[inline]
         pub const fn priq_irqen(&self) -> bool {
             (((self.0 as u64) & 0x2) >> 1) != 0
@@ -5980,7 +6095,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "PRIQ_IRQEN",
-                description: "PRI queue interrupt acknowledged enable (RES0 unless IDR0.PRI == 1)",
+                description: "PRI queue interrupt acknowledged enable",
                 word: 0u8,
                 lo: 1u8,
                 width: 1u8,
@@ -5997,6 +6112,18 @@ pub mod regs {
                 values: &[],
             },
         ];
+        /// The fields present on an SMMU with these identification registers.
+        /// A field that is not is RES0: it reads as zero and writes to it have
+        /// no effect. Fields with a condition:
+        /// - `PRIQ_IRQEN` (0x2): if `IDR0.PRI == 1`
+        #[inline]
+        pub fn present_mask(ident: &impl crate::RegisterValues) -> u32 {
+            let mut mask = Self::WRITE_MASK;
+            if !((((ident.value(crate::Register::IDR0)) >> 16) & 0x1) == 0x1) {
+                mask &= !0x2;
+            }
+            mask
+        }
         ///`EVENTQ_IRQEN`, bits [2]: Event queue interrupt acknowledged enable
         #[inline]
         pub const fn eventq_irqen(&self) -> bool {
@@ -6014,7 +6141,7 @@ pub mod regs {
             self.set_eventq_irqen(v);
             self
         }
-        ///`PRIQ_IRQEN`, bits [1]: PRI queue interrupt acknowledged enable (RES0 unless IDR0.PRI == 1)
+        ///`PRIQ_IRQEN`, bits [1]: PRI queue interrupt acknowledged enable
         #[inline]
         pub const fn priq_irqen(&self) -> bool {
             (((self.0 as u64) & 0x2) >> 1) != 0
@@ -6085,7 +6212,7 @@ pub mod regs {
         pub const FIELDS: &'static [crate::FieldInfo] = &[
             crate::FieldInfo {
                 name: "DPT_ERR",
-                description: "Toggled when a DPT lookup fault was recorded in DPT_CFG_FAR (RES0 unless IDR3.DPT == 1)",
+                description: "Toggled when a DPT lookup fault was recorded in DPT_CFG_FAR",
                 word: 0u8,
                 lo: 10u8,
                 width: 1u8,
@@ -6094,7 +6221,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "CMDQP_ERR",
-                description: "Toggled when a Command queue control page interface hit an error (RES0 unless IDR1.ECMDQ == 1)",
+                description: "Toggled when a Command queue control page interface hit an error",
                 word: 0u8,
                 lo: 9u8,
                 width: 1u8,
@@ -6112,7 +6239,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "MSI_GERROR_ABT_ERR",
-                description: "Toggled when a GERROR MSI write was aborted (RES0 unless IDR0.MSI == 1)",
+                description: "Toggled when a GERROR MSI write was aborted",
                 word: 0u8,
                 lo: 7u8,
                 width: 1u8,
@@ -6121,7 +6248,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "MSI_PRIQ_ABT_ERR",
-                description: "Toggled when a PRI queue MSI write was aborted (RES0 unless IDR0.MSI == 1 and IDR0.PRI == 1)",
+                description: "Toggled when a PRI queue MSI write was aborted",
                 word: 0u8,
                 lo: 6u8,
                 width: 1u8,
@@ -6130,7 +6257,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "MSI_EVENTQ_ABT_ERR",
-                description: "Toggled when an Event queue MSI write was aborted (RES0 unless IDR0.MSI == 1)",
+                description: "Toggled when an Event queue MSI write was aborted",
                 word: 0u8,
                 lo: 5u8,
                 width: 1u8,
@@ -6139,7 +6266,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "MSI_CMDQ_ABT_ERR",
-                description: "Toggled when a CMD_SYNC MSI write was aborted (RES0 unless IDR0.MSI == 1)",
+                description: "Toggled when a CMD_SYNC MSI write was aborted",
                 word: 0u8,
                 lo: 4u8,
                 width: 1u8,
@@ -6148,7 +6275,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "PRIQ_ABT_ERR",
-                description: "Toggled when a PRI queue access was aborted (RES0 unless IDR0.PRI == 1)",
+                description: "Toggled when a PRI queue access was aborted",
                 word: 0u8,
                 lo: 3u8,
                 width: 1u8,
@@ -6174,7 +6301,37 @@ pub mod regs {
                 values: &[],
             },
         ];
-        ///`DPT_ERR`, bits [10]: Toggled when a DPT lookup fault was recorded in DPT_CFG_FAR (RES0 unless IDR3.DPT == 1)
+        /// The fields present on an SMMU with these identification registers.
+        /// A field that is not is RES0: it reads as zero and writes to it have
+        /// no effect. Fields with a condition:
+        /// - `DPT_ERR` (0x400): if `IDR3.DPT == 1`
+        /// - `CMDQP_ERR` (0x200): if `IDR1.ECMDQ == 1`
+        /// - `MSI_GERROR_ABT_ERR`, `MSI_EVENTQ_ABT_ERR`, `MSI_CMDQ_ABT_ERR` (0xb0): if `IDR0.MSI == 1`
+        /// - `MSI_PRIQ_ABT_ERR` (0x40): if `IDR0.MSI == 1 && IDR0.PRI == 1`
+        /// - `PRIQ_ABT_ERR` (0x8): if `IDR0.PRI == 1`
+        #[inline]
+        pub fn present_mask(ident: &impl crate::RegisterValues) -> u32 {
+            let mut mask = Self::WRITE_MASK;
+            if !((((ident.value(crate::Register::IDR3)) >> 15) & 0x1) == 0x1) {
+                mask &= !0x400;
+            }
+            if !((((ident.value(crate::Register::IDR1)) >> 31) & 0x1) == 0x1) {
+                mask &= !0x200;
+            }
+            if !((((ident.value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1) {
+                mask &= !0xb0;
+            }
+            if !((((ident.value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1
+                && (((ident.value(crate::Register::IDR0)) >> 16) & 0x1) == 0x1)
+            {
+                mask &= !0x40;
+            }
+            if !((((ident.value(crate::Register::IDR0)) >> 16) & 0x1) == 0x1) {
+                mask &= !0x8;
+            }
+            mask
+        }
+        ///`DPT_ERR`, bits [10]: Toggled when a DPT lookup fault was recorded in DPT_CFG_FAR
         #[inline]
         pub const fn dpt_err(&self) -> bool {
             (((self.0 as u64) & 0x400) >> 10) != 0
@@ -6191,7 +6348,7 @@ pub mod regs {
             self.set_dpt_err(v);
             self
         }
-        ///`CMDQP_ERR`, bits [9]: Toggled when a Command queue control page interface hit an error (RES0 unless IDR1.ECMDQ == 1)
+        ///`CMDQP_ERR`, bits [9]: Toggled when a Command queue control page interface hit an error
         #[inline]
         pub const fn cmdqp_err(&self) -> bool {
             (((self.0 as u64) & 0x200) >> 9) != 0
@@ -6225,7 +6382,7 @@ pub mod regs {
             self.set_sfm_err(v);
             self
         }
-        ///`MSI_GERROR_ABT_ERR`, bits [7]: Toggled when a GERROR MSI write was aborted (RES0 unless IDR0.MSI == 1)
+        ///`MSI_GERROR_ABT_ERR`, bits [7]: Toggled when a GERROR MSI write was aborted
         #[inline]
         pub const fn msi_gerror_abt_err(&self) -> bool {
             (((self.0 as u64) & 0x80) >> 7) != 0
@@ -6242,7 +6399,7 @@ pub mod regs {
             self.set_msi_gerror_abt_err(v);
             self
         }
-        ///`MSI_PRIQ_ABT_ERR`, bits [6]: Toggled when a PRI queue MSI write was aborted (RES0 unless IDR0.MSI == 1 and IDR0.PRI == 1)
+        ///`MSI_PRIQ_ABT_ERR`, bits [6]: Toggled when a PRI queue MSI write was aborted
         #[inline]
         pub const fn msi_priq_abt_err(&self) -> bool {
             (((self.0 as u64) & 0x40) >> 6) != 0
@@ -6259,7 +6416,7 @@ pub mod regs {
             self.set_msi_priq_abt_err(v);
             self
         }
-        ///`MSI_EVENTQ_ABT_ERR`, bits [5]: Toggled when an Event queue MSI write was aborted (RES0 unless IDR0.MSI == 1)
+        ///`MSI_EVENTQ_ABT_ERR`, bits [5]: Toggled when an Event queue MSI write was aborted
         #[inline]
         pub const fn msi_eventq_abt_err(&self) -> bool {
             (((self.0 as u64) & 0x20) >> 5) != 0
@@ -6276,7 +6433,7 @@ pub mod regs {
             self.set_msi_eventq_abt_err(v);
             self
         }
-        ///`MSI_CMDQ_ABT_ERR`, bits [4]: Toggled when a CMD_SYNC MSI write was aborted (RES0 unless IDR0.MSI == 1)
+        ///`MSI_CMDQ_ABT_ERR`, bits [4]: Toggled when a CMD_SYNC MSI write was aborted
         #[inline]
         pub const fn msi_cmdq_abt_err(&self) -> bool {
             (((self.0 as u64) & 0x10) >> 4) != 0
@@ -6293,7 +6450,7 @@ pub mod regs {
             self.set_msi_cmdq_abt_err(v);
             self
         }
-        ///`PRIQ_ABT_ERR`, bits [3]: Toggled when a PRI queue access was aborted (RES0 unless IDR0.PRI == 1)
+        ///`PRIQ_ABT_ERR`, bits [3]: Toggled when a PRI queue access was aborted
         #[inline]
         pub const fn priq_abt_err(&self) -> bool {
             (((self.0 as u64) & 0x8) >> 3) != 0
@@ -6371,7 +6528,7 @@ pub mod regs {
         pub const FIELDS: &'static [crate::FieldInfo] = &[
             crate::FieldInfo {
                 name: "DPT_ERR",
-                description: "Acknowledges GERROR.DPT_ERR (RES0 unless IDR3.DPT == 1)",
+                description: "Acknowledges GERROR.DPT_ERR",
                 word: 0u8,
                 lo: 10u8,
                 width: 1u8,
@@ -6380,7 +6537,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "CMDQP_ERR",
-                description: "Acknowledges GERROR.CMDQP_ERR (RES0 unless IDR1.ECMDQ == 1)",
+                description: "Acknowledges GERROR.CMDQP_ERR",
                 word: 0u8,
                 lo: 9u8,
                 width: 1u8,
@@ -6398,7 +6555,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "MSI_GERROR_ABT_ERR",
-                description: "Acknowledges GERROR.MSI_GERROR_ABT_ERR (RES0 unless IDR0.MSI == 1)",
+                description: "Acknowledges GERROR.MSI_GERROR_ABT_ERR",
                 word: 0u8,
                 lo: 7u8,
                 width: 1u8,
@@ -6407,7 +6564,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "MSI_PRIQ_ABT_ERR",
-                description: "Acknowledges GERROR.MSI_PRIQ_ABT_ERR (RES0 unless IDR0.MSI == 1 and IDR0.PRI == 1)",
+                description: "Acknowledges GERROR.MSI_PRIQ_ABT_ERR",
                 word: 0u8,
                 lo: 6u8,
                 width: 1u8,
@@ -6416,7 +6573,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "MSI_EVENTQ_ABT_ERR",
-                description: "Acknowledges GERROR.MSI_EVENTQ_ABT_ERR (RES0 unless IDR0.MSI == 1)",
+                description: "Acknowledges GERROR.MSI_EVENTQ_ABT_ERR",
                 word: 0u8,
                 lo: 5u8,
                 width: 1u8,
@@ -6425,7 +6582,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "MSI_CMDQ_ABT_ERR",
-                description: "Acknowledges GERROR.MSI_CMDQ_ABT_ERR (RES0 unless IDR0.MSI == 1)",
+                description: "Acknowledges GERROR.MSI_CMDQ_ABT_ERR",
                 word: 0u8,
                 lo: 4u8,
                 width: 1u8,
@@ -6434,7 +6591,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "PRIQ_ABT_ERR",
-                description: "Acknowledges GERROR.PRIQ_ABT_ERR (RES0 unless IDR0.PRI == 1)",
+                description: "Acknowledges GERROR.PRIQ_ABT_ERR",
                 word: 0u8,
                 lo: 3u8,
                 width: 1u8,
@@ -6460,7 +6617,37 @@ pub mod regs {
                 values: &[],
             },
         ];
-        ///`DPT_ERR`, bits [10]: Acknowledges GERROR.DPT_ERR (RES0 unless IDR3.DPT == 1)
+        /// The fields present on an SMMU with these identification registers.
+        /// A field that is not is RES0: it reads as zero and writes to it have
+        /// no effect. Fields with a condition:
+        /// - `DPT_ERR` (0x400): if `IDR3.DPT == 1`
+        /// - `CMDQP_ERR` (0x200): if `IDR1.ECMDQ == 1`
+        /// - `MSI_GERROR_ABT_ERR`, `MSI_EVENTQ_ABT_ERR`, `MSI_CMDQ_ABT_ERR` (0xb0): if `IDR0.MSI == 1`
+        /// - `MSI_PRIQ_ABT_ERR` (0x40): if `IDR0.MSI == 1 && IDR0.PRI == 1`
+        /// - `PRIQ_ABT_ERR` (0x8): if `IDR0.PRI == 1`
+        #[inline]
+        pub fn present_mask(ident: &impl crate::RegisterValues) -> u32 {
+            let mut mask = Self::WRITE_MASK;
+            if !((((ident.value(crate::Register::IDR3)) >> 15) & 0x1) == 0x1) {
+                mask &= !0x400;
+            }
+            if !((((ident.value(crate::Register::IDR1)) >> 31) & 0x1) == 0x1) {
+                mask &= !0x200;
+            }
+            if !((((ident.value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1) {
+                mask &= !0xb0;
+            }
+            if !((((ident.value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1
+                && (((ident.value(crate::Register::IDR0)) >> 16) & 0x1) == 0x1)
+            {
+                mask &= !0x40;
+            }
+            if !((((ident.value(crate::Register::IDR0)) >> 16) & 0x1) == 0x1) {
+                mask &= !0x8;
+            }
+            mask
+        }
+        ///`DPT_ERR`, bits [10]: Acknowledges GERROR.DPT_ERR
         #[inline]
         pub const fn dpt_err(&self) -> bool {
             (((self.0 as u64) & 0x400) >> 10) != 0
@@ -6477,7 +6664,7 @@ pub mod regs {
             self.set_dpt_err(v);
             self
         }
-        ///`CMDQP_ERR`, bits [9]: Acknowledges GERROR.CMDQP_ERR (RES0 unless IDR1.ECMDQ == 1)
+        ///`CMDQP_ERR`, bits [9]: Acknowledges GERROR.CMDQP_ERR
         #[inline]
         pub const fn cmdqp_err(&self) -> bool {
             (((self.0 as u64) & 0x200) >> 9) != 0
@@ -6511,7 +6698,7 @@ pub mod regs {
             self.set_sfm_err(v);
             self
         }
-        ///`MSI_GERROR_ABT_ERR`, bits [7]: Acknowledges GERROR.MSI_GERROR_ABT_ERR (RES0 unless IDR0.MSI == 1)
+        ///`MSI_GERROR_ABT_ERR`, bits [7]: Acknowledges GERROR.MSI_GERROR_ABT_ERR
         #[inline]
         pub const fn msi_gerror_abt_err(&self) -> bool {
             (((self.0 as u64) & 0x80) >> 7) != 0
@@ -6528,7 +6715,7 @@ pub mod regs {
             self.set_msi_gerror_abt_err(v);
             self
         }
-        ///`MSI_PRIQ_ABT_ERR`, bits [6]: Acknowledges GERROR.MSI_PRIQ_ABT_ERR (RES0 unless IDR0.MSI == 1 and IDR0.PRI == 1)
+        ///`MSI_PRIQ_ABT_ERR`, bits [6]: Acknowledges GERROR.MSI_PRIQ_ABT_ERR
         #[inline]
         pub const fn msi_priq_abt_err(&self) -> bool {
             (((self.0 as u64) & 0x40) >> 6) != 0
@@ -6545,7 +6732,7 @@ pub mod regs {
             self.set_msi_priq_abt_err(v);
             self
         }
-        ///`MSI_EVENTQ_ABT_ERR`, bits [5]: Acknowledges GERROR.MSI_EVENTQ_ABT_ERR (RES0 unless IDR0.MSI == 1)
+        ///`MSI_EVENTQ_ABT_ERR`, bits [5]: Acknowledges GERROR.MSI_EVENTQ_ABT_ERR
         #[inline]
         pub const fn msi_eventq_abt_err(&self) -> bool {
             (((self.0 as u64) & 0x20) >> 5) != 0
@@ -6562,7 +6749,7 @@ pub mod regs {
             self.set_msi_eventq_abt_err(v);
             self
         }
-        ///`MSI_CMDQ_ABT_ERR`, bits [4]: Acknowledges GERROR.MSI_CMDQ_ABT_ERR (RES0 unless IDR0.MSI == 1)
+        ///`MSI_CMDQ_ABT_ERR`, bits [4]: Acknowledges GERROR.MSI_CMDQ_ABT_ERR
         #[inline]
         pub const fn msi_cmdq_abt_err(&self) -> bool {
             (((self.0 as u64) & 0x10) >> 4) != 0
@@ -6579,7 +6766,7 @@ pub mod regs {
             self.set_msi_cmdq_abt_err(v);
             self
         }
-        ///`PRIQ_ABT_ERR`, bits [3]: Acknowledges GERROR.PRIQ_ABT_ERR (RES0 unless IDR0.PRI == 1)
+        ///`PRIQ_ABT_ERR`, bits [3]: Acknowledges GERROR.PRIQ_ABT_ERR
         #[inline]
         pub const fn priq_abt_err(&self) -> bool {
             (((self.0 as u64) & 0x8) >> 3) != 0
@@ -6984,7 +7171,7 @@ pub mod regs {
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
     #[repr(transparent)]
     pub struct StrtabBaseCfg(pub u32);
-    ///Values of `STRTAB_BASE_CFG.FMT`: Linear or 2-level table; other values act as LINEAR (RES0 when IDR0.ST_LEVEL == 0)
+    ///Values of `STRTAB_BASE_CFG.FMT`: Linear or 2-level table; other values act as LINEAR
     #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
     #[repr(transparent)]
     pub struct StrtabBaseCfgFmt(pub u8);
@@ -7015,7 +7202,7 @@ pub mod regs {
             core::fmt::Debug::fmt(self, f)
         }
     }
-    ///Values of `STRTAB_BASE_CFG.SPLIT`: StreamID bits indexing a level 2 table; other values act as 6 (RES0 when IDR0.ST_LEVEL == 0)
+    ///Values of `STRTAB_BASE_CFG.SPLIT`: StreamID bits indexing a level 2 table; other values act as 6
     #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
     #[repr(transparent)]
     pub struct StrtabBaseCfgSplit(pub u8);
@@ -7060,7 +7247,7 @@ pub mod regs {
         pub const FIELDS: &'static [crate::FieldInfo] = &[
             crate::FieldInfo {
                 name: "FMT",
-                description: "Linear or 2-level table; other values act as LINEAR (RES0 when IDR0.ST_LEVEL == 0)",
+                description: "Linear or 2-level table; other values act as LINEAR",
                 word: 0u8,
                 lo: 16u8,
                 width: 2u8,
@@ -7069,7 +7256,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "SPLIT",
-                description: "StreamID bits indexing a level 2 table; other values act as 6 (RES0 when IDR0.ST_LEVEL == 0)",
+                description: "StreamID bits indexing a level 2 table; other values act as 6",
                 word: 0u8,
                 lo: 6u8,
                 width: 5u8,
@@ -7090,7 +7277,19 @@ pub mod regs {
                 values: &[],
             },
         ];
-        ///`FMT`, bits [17:16]: Linear or 2-level table; other values act as LINEAR (RES0 when IDR0.ST_LEVEL == 0)
+        /// The fields present on an SMMU with these identification registers.
+        /// A field that is not is RES0: it reads as zero and writes to it have
+        /// no effect. Fields with a condition:
+        /// - `FMT`, `SPLIT` (0x307c0): if `IDR0.ST_LEVEL != 0b00`
+        #[inline]
+        pub fn present_mask(ident: &impl crate::RegisterValues) -> u32 {
+            let mut mask = Self::WRITE_MASK;
+            if !((((ident.value(crate::Register::IDR0)) >> 27) & 0x3) != 0x0) {
+                mask &= !0x3_07c0;
+            }
+            mask
+        }
+        ///`FMT`, bits [17:16]: Linear or 2-level table; other values act as LINEAR
         #[inline]
         pub const fn fmt(&self) -> StrtabBaseCfgFmt {
             StrtabBaseCfgFmt((((self.0 as u64) & 0x3_0000) >> 16) as u8)
@@ -7108,7 +7307,7 @@ pub mod regs {
             self.set_fmt(v);
             self
         }
-        ///`SPLIT`, bits [10:6]: StreamID bits indexing a level 2 table; other values act as 6 (RES0 when IDR0.ST_LEVEL == 0)
+        ///`SPLIT`, bits [10:6]: StreamID bits indexing a level 2 table; other values act as 6
         #[inline]
         pub const fn split(&self) -> StrtabBaseCfgSplit {
             StrtabBaseCfgSplit((((self.0 as u64) & 0x7c0) >> 6) as u8)
@@ -8282,7 +8481,7 @@ pub mod regs {
         pub const FIELDS: &'static [crate::FieldInfo] = &[
             crate::FieldInfo {
                 name: "SSID_VALID",
-                description: "SUBSTREAMID is used (RES0 when IDR1.SSIDSIZE == 0)",
+                description: "SUBSTREAMID is used",
                 word: 0u8,
                 lo: 52u8,
                 width: 1u8,
@@ -8308,7 +8507,19 @@ pub mod regs {
                 values: &[],
             },
         ];
-        ///`SSID_VALID`, bits [52]: SUBSTREAMID is used (RES0 when IDR1.SSIDSIZE == 0)
+        /// The fields present on an SMMU with these identification registers.
+        /// A field that is not is RES0: it reads as zero and writes to it have
+        /// no effect. Fields with a condition:
+        /// - `SSID_VALID` (0x10000000000000): if `IDR1.SSIDSIZE != 0`
+        #[inline]
+        pub fn present_mask(ident: &impl crate::RegisterValues) -> u64 {
+            let mut mask = Self::WRITE_MASK;
+            if !((((ident.value(crate::Register::IDR1)) >> 6) & 0x1f) != 0x0) {
+                mask &= !0x10_0000_0000_0000;
+            }
+            mask
+        }
+        ///`SSID_VALID`, bits [52]: SUBSTREAMID is used
         #[inline]
         pub const fn ssid_valid(&self) -> bool {
             (((self.0 as u64) & 0x10_0000_0000_0000) >> 52) != 0
@@ -42076,7 +42287,7 @@ pub mod mmio {
             fields: &[
                 crate::FieldInfo {
                     name: "BA_VATOS",
-                    description: "VATOS page offset from SMMU base + 0x20000, in 64KB units (RES0 unless IDR0.VATOS == 1)",
+                    description: "VATOS page offset from SMMU base + 0x20000, in 64KB units",
                     word: 0u8,
                     lo: 0u8,
                     width: 10u8,
@@ -42545,7 +42756,7 @@ pub mod mmio {
             fields: &[
                 crate::FieldInfo {
                     name: "DPT_WALK_EN",
-                    description: "Enable Non-secure DPT walks; read-only while an update is pending (RES0 unless IDR3.DPT == 1)",
+                    description: "Enable Non-secure DPT walks; read-only while an update is pending",
                     word: 0u8,
                     lo: 10u8,
                     width: 1u8,
@@ -42554,7 +42765,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "VMW",
-                    description: "How many VMID low bits TLB invalidations ignore; reserved values act as EXACT (RES0 unless IDR0.VMW == 1)",
+                    description: "How many VMID low bits TLB invalidations ignore; reserved values act as EXACT",
                     word: 0u8,
                     lo: 6u8,
                     width: 3u8,
@@ -42569,7 +42780,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "ATSCHK",
-                    description: "Whether ATS Translated traffic is checked against STE.EATS (RES0 unless IDR0.ATS == 1)",
+                    description: "Whether ATS Translated traffic is checked against STE.EATS",
                     word: 0u8,
                     lo: 4u8,
                     width: 1u8,
@@ -42596,7 +42807,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "PRIQEN",
-                    description: "Enable writes of page requests to the PRI queue (RES0 unless IDR0.PRI == 1)",
+                    description: "Enable writes of page requests to the PRI queue",
                     word: 0u8,
                     lo: 1u8,
                     width: 1u8,
@@ -42635,7 +42846,7 @@ pub mod mmio {
             fields: &[
                 crate::FieldInfo {
                     name: "DPT_WALK_EN",
-                    description: "Acknowledged DPT walk enable (RES0 unless IDR3.DPT == 1)",
+                    description: "Acknowledged DPT walk enable",
                     word: 0u8,
                     lo: 10u8,
                     width: 1u8,
@@ -42644,7 +42855,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "VMW",
-                    description: "Acknowledged VMID wildcard setting (RES0 unless IDR0.VMW == 1)",
+                    description: "Acknowledged VMID wildcard setting",
                     word: 0u8,
                     lo: 6u8,
                     width: 3u8,
@@ -42659,7 +42870,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "ATSCHK",
-                    description: "Acknowledged ATS check mode (RES0 unless IDR0.ATS == 1)",
+                    description: "Acknowledged ATS check mode",
                     word: 0u8,
                     lo: 4u8,
                     width: 1u8,
@@ -42686,7 +42897,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "PRIQEN",
-                    description: "PRI queue write enable, as acknowledged (RES0 unless IDR0.PRI == 1)",
+                    description: "PRI queue write enable, as acknowledged",
                     word: 0u8,
                     lo: 1u8,
                     width: 1u8,
@@ -42720,9 +42931,7 @@ pub mod mmio {
             on_write: None,
             queue: None,
             role: None,
-            writable_if: Some(
-                "CR0.SMMUEN == 0 && CR0ACK.SMMUEN == 0 && CR0.CMDQEN == 0 && CR0ACK.CMDQEN == 0 && CR0.EVENTQEN == 0 && CR0ACK.EVENTQEN == 0 && CR0.PRIQEN == 0 && CR0ACK.PRIQEN == 0",
-            ),
+            writable_if: None,
             present_if: None,
             fields: &[
                 crate::FieldInfo {
@@ -42802,7 +43011,7 @@ pub mod mmio {
             fields: &[
                 crate::FieldInfo {
                     name: "REC_CFG_ATS",
-                    description: "Record the extended set of configuration errors for ATS and PRI requests (RES0 unless IDR0.ATSRECERR == 1)",
+                    description: "Record the extended set of configuration errors for ATS and PRI requests",
                     word: 0u8,
                     lo: 3u8,
                     width: 1u8,
@@ -42811,7 +43020,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "PTM",
-                    description: "Private TLB maintenance: broadcast invalidations need not affect this SMMU (RES0 unless IDR0.BTM == 1)",
+                    description: "Private TLB maintenance: broadcast invalidations need not affect this SMMU",
                     word: 0u8,
                     lo: 2u8,
                     width: 1u8,
@@ -42829,7 +43038,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "E2H",
-                    description: "Use the EL2-E2H regime (with ASIDs) for STE.STRW == EL2 (RES0 unless IDR0.Hyp == 1)",
+                    description: "Use the EL2-E2H regime (with ASIDs) for STE.STRW == EL2",
                     word: 0u8,
                     lo: 0u8,
                     width: 1u8,
@@ -43264,7 +43473,7 @@ pub mod mmio {
             fields: &[
                 crate::FieldInfo {
                     name: "DORMANT",
-                    description: "Nothing is cached and no prefetch is in flight (RES0 unless IDR0.DORMHINT == 1)",
+                    description: "Nothing is cached and no prefetch is in flight",
                     word: 0u8,
                     lo: 0u8,
                     width: 1u8,
@@ -43429,7 +43638,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "PRIQ_IRQEN",
-                    description: "PRI queue interrupt enable (RES0 unless IDR0.PRI == 1)",
+                    description: "PRI queue interrupt enable",
                     word: 0u8,
                     lo: 1u8,
                     width: 1u8,
@@ -43477,7 +43686,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "PRIQ_IRQEN",
-                    description: "PRI queue interrupt acknowledged enable (RES0 unless IDR0.PRI == 1)",
+                    description: "PRI queue interrupt acknowledged enable",
                     word: 0u8,
                     lo: 1u8,
                     width: 1u8,
@@ -43516,7 +43725,7 @@ pub mod mmio {
             fields: &[
                 crate::FieldInfo {
                     name: "DPT_ERR",
-                    description: "Toggled when a DPT lookup fault was recorded in DPT_CFG_FAR (RES0 unless IDR3.DPT == 1)",
+                    description: "Toggled when a DPT lookup fault was recorded in DPT_CFG_FAR",
                     word: 0u8,
                     lo: 10u8,
                     width: 1u8,
@@ -43525,7 +43734,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "CMDQP_ERR",
-                    description: "Toggled when a Command queue control page interface hit an error (RES0 unless IDR1.ECMDQ == 1)",
+                    description: "Toggled when a Command queue control page interface hit an error",
                     word: 0u8,
                     lo: 9u8,
                     width: 1u8,
@@ -43543,7 +43752,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "MSI_GERROR_ABT_ERR",
-                    description: "Toggled when a GERROR MSI write was aborted (RES0 unless IDR0.MSI == 1)",
+                    description: "Toggled when a GERROR MSI write was aborted",
                     word: 0u8,
                     lo: 7u8,
                     width: 1u8,
@@ -43552,7 +43761,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "MSI_PRIQ_ABT_ERR",
-                    description: "Toggled when a PRI queue MSI write was aborted (RES0 unless IDR0.MSI == 1 and IDR0.PRI == 1)",
+                    description: "Toggled when a PRI queue MSI write was aborted",
                     word: 0u8,
                     lo: 6u8,
                     width: 1u8,
@@ -43561,7 +43770,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "MSI_EVENTQ_ABT_ERR",
-                    description: "Toggled when an Event queue MSI write was aborted (RES0 unless IDR0.MSI == 1)",
+                    description: "Toggled when an Event queue MSI write was aborted",
                     word: 0u8,
                     lo: 5u8,
                     width: 1u8,
@@ -43570,7 +43779,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "MSI_CMDQ_ABT_ERR",
-                    description: "Toggled when a CMD_SYNC MSI write was aborted (RES0 unless IDR0.MSI == 1)",
+                    description: "Toggled when a CMD_SYNC MSI write was aborted",
                     word: 0u8,
                     lo: 4u8,
                     width: 1u8,
@@ -43579,7 +43788,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "PRIQ_ABT_ERR",
-                    description: "Toggled when a PRI queue access was aborted (RES0 unless IDR0.PRI == 1)",
+                    description: "Toggled when a PRI queue access was aborted",
                     word: 0u8,
                     lo: 3u8,
                     width: 1u8,
@@ -43627,7 +43836,7 @@ pub mod mmio {
             fields: &[
                 crate::FieldInfo {
                     name: "DPT_ERR",
-                    description: "Acknowledges GERROR.DPT_ERR (RES0 unless IDR3.DPT == 1)",
+                    description: "Acknowledges GERROR.DPT_ERR",
                     word: 0u8,
                     lo: 10u8,
                     width: 1u8,
@@ -43636,7 +43845,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "CMDQP_ERR",
-                    description: "Acknowledges GERROR.CMDQP_ERR (RES0 unless IDR1.ECMDQ == 1)",
+                    description: "Acknowledges GERROR.CMDQP_ERR",
                     word: 0u8,
                     lo: 9u8,
                     width: 1u8,
@@ -43654,7 +43863,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "MSI_GERROR_ABT_ERR",
-                    description: "Acknowledges GERROR.MSI_GERROR_ABT_ERR (RES0 unless IDR0.MSI == 1)",
+                    description: "Acknowledges GERROR.MSI_GERROR_ABT_ERR",
                     word: 0u8,
                     lo: 7u8,
                     width: 1u8,
@@ -43663,7 +43872,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "MSI_PRIQ_ABT_ERR",
-                    description: "Acknowledges GERROR.MSI_PRIQ_ABT_ERR (RES0 unless IDR0.MSI == 1 and IDR0.PRI == 1)",
+                    description: "Acknowledges GERROR.MSI_PRIQ_ABT_ERR",
                     word: 0u8,
                     lo: 6u8,
                     width: 1u8,
@@ -43672,7 +43881,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "MSI_EVENTQ_ABT_ERR",
-                    description: "Acknowledges GERROR.MSI_EVENTQ_ABT_ERR (RES0 unless IDR0.MSI == 1)",
+                    description: "Acknowledges GERROR.MSI_EVENTQ_ABT_ERR",
                     word: 0u8,
                     lo: 5u8,
                     width: 1u8,
@@ -43681,7 +43890,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "MSI_CMDQ_ABT_ERR",
-                    description: "Acknowledges GERROR.MSI_CMDQ_ABT_ERR (RES0 unless IDR0.MSI == 1)",
+                    description: "Acknowledges GERROR.MSI_CMDQ_ABT_ERR",
                     word: 0u8,
                     lo: 4u8,
                     width: 1u8,
@@ -43690,7 +43899,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "PRIQ_ABT_ERR",
-                    description: "Acknowledges GERROR.PRIQ_ABT_ERR (RES0 unless IDR0.PRI == 1)",
+                    description: "Acknowledges GERROR.PRIQ_ABT_ERR",
                     word: 0u8,
                     lo: 3u8,
                     width: 1u8,
@@ -43886,7 +44095,7 @@ pub mod mmio {
             fields: &[
                 crate::FieldInfo {
                     name: "FMT",
-                    description: "Linear or 2-level table; other values act as LINEAR (RES0 when IDR0.ST_LEVEL == 0)",
+                    description: "Linear or 2-level table; other values act as LINEAR",
                     word: 0u8,
                     lo: 16u8,
                     width: 2u8,
@@ -43895,7 +44104,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "SPLIT",
-                    description: "StreamID bits indexing a level 2 table; other values act as 6 (RES0 when IDR0.ST_LEVEL == 0)",
+                    description: "StreamID bits indexing a level 2 table; other values act as 6",
                     word: 0u8,
                     lo: 6u8,
                     width: 5u8,
@@ -44405,7 +44614,7 @@ pub mod mmio {
             fields: &[
                 crate::FieldInfo {
                     name: "SSID_VALID",
-                    description: "SUBSTREAMID is used (RES0 when IDR1.SSIDSIZE == 0)",
+                    description: "SUBSTREAMID is used",
                     word: 0u8,
                     lo: 52u8,
                     width: 1u8,
@@ -46176,27 +46385,199 @@ pub mod mmio {
             _ => true,
         }
     }
+    impl crate::Register {
+        /// The fields of this register present on an SMMU with these
+        /// identification registers (the `present_if` of the register and of
+        /// its fields); zero for an absent register. Every other bit reads as
+        /// zero and ignores writes.
+        pub fn present_mask(self, ident: &impl crate::RegisterValues) -> u64 {
+            match self {
+                crate::Register::CR0 => crate::regs::Cr0::present_mask(ident) as u64,
+                crate::Register::CR0ACK => {
+                    crate::regs::Cr0ack::present_mask(ident) as u64
+                }
+                crate::Register::CR2 => crate::regs::Cr2::present_mask(ident) as u64,
+                crate::Register::S2PII if !((((ident.value(crate::Register::IDR3)) >> 19)
+                    & 0x1) == 0x1) => 0,
+                crate::Register::STATUSR => {
+                    crate::regs::Statusr::present_mask(ident) as u64
+                }
+                crate::Register::IRQ_CTRL => {
+                    crate::regs::IrqCtrl::present_mask(ident) as u64
+                }
+                crate::Register::IRQ_CTRLACK => {
+                    crate::regs::IrqCtrlack::present_mask(ident) as u64
+                }
+                crate::Register::GERROR => {
+                    crate::regs::Gerror::present_mask(ident) as u64
+                }
+                crate::Register::GERRORN => {
+                    crate::regs::Gerrorn::present_mask(ident) as u64
+                }
+                crate::Register::GERROR_IRQ_CFG0 if !((((ident
+                    .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1) => 0,
+                crate::Register::GERROR_IRQ_CFG1 if !((((ident
+                    .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1) => 0,
+                crate::Register::GERROR_IRQ_CFG2 if !((((ident
+                    .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1) => 0,
+                crate::Register::STRTAB_BASE_CFG => {
+                    crate::regs::StrtabBaseCfg::present_mask(ident) as u64
+                }
+                crate::Register::EVENTQ_IRQ_CFG0 if !((((ident
+                    .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1) => 0,
+                crate::Register::EVENTQ_IRQ_CFG1 if !((((ident
+                    .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1) => 0,
+                crate::Register::EVENTQ_IRQ_CFG2 if !((((ident
+                    .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1) => 0,
+                crate::Register::PRIQ_BASE if !((((ident.value(crate::Register::IDR0))
+                    >> 16) & 0x1) == 0x1) => 0,
+                crate::Register::PRIQ_IRQ_CFG0 if !((((ident
+                    .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1
+                    && (((ident.value(crate::Register::IDR0)) >> 16) & 0x1) == 0x1) => 0,
+                crate::Register::PRIQ_IRQ_CFG1 if !((((ident
+                    .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1
+                    && (((ident.value(crate::Register::IDR0)) >> 16) & 0x1) == 0x1) => 0,
+                crate::Register::PRIQ_IRQ_CFG2 if !((((ident
+                    .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1
+                    && (((ident.value(crate::Register::IDR0)) >> 16) & 0x1) == 0x1) => 0,
+                crate::Register::GATOS_CTRL if !((((ident.value(crate::Register::IDR0))
+                    >> 15) & 0x1) == 0x1) => 0,
+                crate::Register::GATOS_SID if !((((ident.value(crate::Register::IDR0))
+                    >> 15) & 0x1) == 0x1) => 0,
+                crate::Register::GATOS_SID => {
+                    crate::regs::GatosSid::present_mask(ident) as u64
+                }
+                crate::Register::GATOS_ADDR if !((((ident.value(crate::Register::IDR0))
+                    >> 15) & 0x1) == 0x1) => 0,
+                crate::Register::GATOS_PAR if !((((ident.value(crate::Register::IDR0))
+                    >> 15) & 0x1) == 0x1) => 0,
+                crate::Register::MPAMIDR if !((((ident.value(crate::Register::IDR3))
+                    >> 7) & 0x1) == 0x1) => 0,
+                crate::Register::GMPAM if !((((ident.value(crate::Register::IDR3)) >> 7)
+                    & 0x1) == 0x1) => 0,
+                crate::Register::GBPMPAM if !((((ident.value(crate::Register::IDR3))
+                    >> 7) & 0x1) == 0x1) => 0,
+                crate::Register::VATOS_SEL if !((((ident.value(crate::Register::IDR0))
+                    >> 20) & 0x1) == 0x1) => 0,
+                crate::Register::IDR6 if !((((ident.value(crate::Register::IDR1)) >> 31)
+                    & 0x1) == 0x1) => 0,
+                crate::Register::DPT_BASE if !((((ident.value(crate::Register::IDR3))
+                    >> 15) & 0x1) == 0x1) => 0,
+                crate::Register::DPT_BASE_CFG if !((((ident.value(crate::Register::IDR3))
+                    >> 15) & 0x1) == 0x1) => 0,
+                crate::Register::DPT_CFG_FAR if !((((ident.value(crate::Register::IDR3))
+                    >> 15) & 0x1) == 0x1) => 0,
+                crate::Register::PRIQ_PROD if !((((ident.value(crate::Register::IDR0))
+                    >> 16) & 0x1) == 0x1) => 0,
+                crate::Register::PRIQ_CONS if !((((ident.value(crate::Register::IDR0))
+                    >> 16) & 0x1) == 0x1) => 0,
+                _ => self.info().write_mask,
+            }
+        }
+    }
+    /// A value as the guest reads it: an absent register, and fields absent
+    /// on this SMMU, read as zero.
+    #[inline]
+    fn guest_view<H: MmioHandlers + ?Sized>(
+        h: &H,
+        reg: crate::Register,
+        value: u64,
+    ) -> u64 {
+        use crate::RegisterValues as _;
+        match reg {
+            crate::Register::CR0 => {
+                value & crate::regs::Cr0::present_mask(&RegisterView(h)) as u64
+            }
+            crate::Register::CR0ACK => {
+                value & crate::regs::Cr0ack::present_mask(&RegisterView(h)) as u64
+            }
+            crate::Register::CR2 => {
+                value & crate::regs::Cr2::present_mask(&RegisterView(h)) as u64
+            }
+            crate::Register::S2PII if !((((RegisterView(h).value(crate::Register::IDR3))
+                >> 19) & 0x1) == 0x1) => 0,
+            crate::Register::STATUSR => {
+                value & crate::regs::Statusr::present_mask(&RegisterView(h)) as u64
+            }
+            crate::Register::IRQ_CTRL => {
+                value & crate::regs::IrqCtrl::present_mask(&RegisterView(h)) as u64
+            }
+            crate::Register::IRQ_CTRLACK => {
+                value & crate::regs::IrqCtrlack::present_mask(&RegisterView(h)) as u64
+            }
+            crate::Register::GERROR => {
+                value & crate::regs::Gerror::present_mask(&RegisterView(h)) as u64
+            }
+            crate::Register::GERRORN => {
+                value & crate::regs::Gerrorn::present_mask(&RegisterView(h)) as u64
+            }
+            crate::Register::GERROR_IRQ_CFG0 if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1) => 0,
+            crate::Register::GERROR_IRQ_CFG1 if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1) => 0,
+            crate::Register::GERROR_IRQ_CFG2 if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1) => 0,
+            crate::Register::STRTAB_BASE_CFG => {
+                value & crate::regs::StrtabBaseCfg::present_mask(&RegisterView(h)) as u64
+            }
+            crate::Register::EVENTQ_IRQ_CFG0 if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1) => 0,
+            crate::Register::EVENTQ_IRQ_CFG1 if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1) => 0,
+            crate::Register::EVENTQ_IRQ_CFG2 if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1) => 0,
+            crate::Register::PRIQ_BASE if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 16) & 0x1) == 0x1) => 0,
+            crate::Register::PRIQ_IRQ_CFG0 if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1
+                && (((RegisterView(h).value(crate::Register::IDR0)) >> 16) & 0x1)
+                    == 0x1) => 0,
+            crate::Register::PRIQ_IRQ_CFG1 if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1
+                && (((RegisterView(h).value(crate::Register::IDR0)) >> 16) & 0x1)
+                    == 0x1) => 0,
+            crate::Register::PRIQ_IRQ_CFG2 if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 13) & 0x1) == 0x1
+                && (((RegisterView(h).value(crate::Register::IDR0)) >> 16) & 0x1)
+                    == 0x1) => 0,
+            crate::Register::GATOS_CTRL if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 15) & 0x1) == 0x1) => 0,
+            crate::Register::GATOS_SID if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 15) & 0x1) == 0x1) => 0,
+            crate::Register::GATOS_SID => {
+                value & crate::regs::GatosSid::present_mask(&RegisterView(h)) as u64
+            }
+            crate::Register::GATOS_ADDR if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 15) & 0x1) == 0x1) => 0,
+            crate::Register::GATOS_PAR if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 15) & 0x1) == 0x1) => 0,
+            crate::Register::MPAMIDR if !((((RegisterView(h)
+                .value(crate::Register::IDR3)) >> 7) & 0x1) == 0x1) => 0,
+            crate::Register::GMPAM if !((((RegisterView(h).value(crate::Register::IDR3))
+                >> 7) & 0x1) == 0x1) => 0,
+            crate::Register::GBPMPAM if !((((RegisterView(h)
+                .value(crate::Register::IDR3)) >> 7) & 0x1) == 0x1) => 0,
+            crate::Register::VATOS_SEL if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 20) & 0x1) == 0x1) => 0,
+            crate::Register::IDR6 if !((((RegisterView(h).value(crate::Register::IDR1))
+                >> 31) & 0x1) == 0x1) => 0,
+            crate::Register::DPT_BASE if !((((RegisterView(h)
+                .value(crate::Register::IDR3)) >> 15) & 0x1) == 0x1) => 0,
+            crate::Register::DPT_BASE_CFG if !((((RegisterView(h)
+                .value(crate::Register::IDR3)) >> 15) & 0x1) == 0x1) => 0,
+            crate::Register::DPT_CFG_FAR if !((((RegisterView(h)
+                .value(crate::Register::IDR3)) >> 15) & 0x1) == 0x1) => 0,
+            crate::Register::PRIQ_PROD if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 16) & 0x1) == 0x1) => 0,
+            crate::Register::PRIQ_CONS if !((((RegisterView(h)
+                .value(crate::Register::IDR0)) >> 16) & 0x1) == 0x1) => 0,
+            _ => value,
+        }
+    }
     /// Whether a write to the register takes effect now (its `writable_if` holds).
     pub fn is_writable<H: MmioHandlers + ?Sized>(h: &H, reg: crate::Register) -> bool {
         use crate::RegisterValues as _;
         match reg {
-            crate::Register::CR1 => {
-                (((RegisterView(h).value(crate::Register::CR0)) >> 0) & 0x1) == 0x0
-                    && (((RegisterView(h).value(crate::Register::CR0ACK)) >> 0) & 0x1)
-                        == 0x0
-                    && (((RegisterView(h).value(crate::Register::CR0)) >> 3) & 0x1)
-                        == 0x0
-                    && (((RegisterView(h).value(crate::Register::CR0ACK)) >> 3) & 0x1)
-                        == 0x0
-                    && (((RegisterView(h).value(crate::Register::CR0)) >> 2) & 0x1)
-                        == 0x0
-                    && (((RegisterView(h).value(crate::Register::CR0ACK)) >> 2) & 0x1)
-                        == 0x0
-                    && (((RegisterView(h).value(crate::Register::CR0)) >> 1) & 0x1)
-                        == 0x0
-                    && (((RegisterView(h).value(crate::Register::CR0ACK)) >> 1) & 0x1)
-                        == 0x0
-            }
             crate::Register::CR2 => {
                 (((RegisterView(h).value(crate::Register::CR0)) >> 0) & 0x1) == 0x0
                     && (((RegisterView(h).value(crate::Register::CR0ACK)) >> 0) & 0x1)
@@ -46342,11 +46723,7 @@ pub mod mmio {
         match decode_access(page, offset, size) {
             crate::Access::RazWi => 0,
             crate::Access::Register { reg, half } => {
-                if is_present(h, reg) {
-                    half.extract(RegisterView(h).value(reg))
-                } else {
-                    0
-                }
+                half.extract(guest_view(h, reg, RegisterView(h).value(reg)))
             }
         }
     }
@@ -46369,21 +46746,31 @@ pub mod mmio {
         match reg {
             crate::Register::CR0 => {
                 let old = h.load(reg);
-                let new = half.merge(old, value) & 0x5df;
+                let present = crate::regs::Cr0::present_mask(&RegisterView(&*h)) as u64;
+                let new = ((old & !present) | (half.merge(old, value) & present))
+                    & 0x5df;
                 h.store(reg, new);
                 h.write_cr0(old, new);
-                h.store(crate::Register::CR0ACK, h.load(reg) & 0x5df);
+                let acked = h.load(reg) & 0x5df & present;
+                h.store(crate::Register::CR0ACK, acked);
                 crate::WriteEffect::Stored
             }
             crate::Register::CR1 => {
                 let old = h.load(reg);
-                let new = half.merge(old, value) & 0xfff;
+                let writable = crate::regs::Cr1::writable_mask(&RegisterView(&*h))
+                    as u64;
+                if writable == 0 {
+                    return crate::WriteEffect::Ignored;
+                }
+                let new = ((old & !writable) | (half.merge(old, value) & writable))
+                    & 0xfff;
                 h.store(reg, new);
                 crate::WriteEffect::Stored
             }
             crate::Register::CR2 => {
                 let old = h.load(reg);
-                let new = half.merge(old, value) & 0xf;
+                let present = crate::regs::Cr2::present_mask(&RegisterView(&*h)) as u64;
+                let new = ((old & !present) | (half.merge(old, value) & present)) & 0xf;
                 h.store(reg, new);
                 crate::WriteEffect::Stored
             }
@@ -46408,15 +46795,21 @@ pub mod mmio {
             }
             crate::Register::IRQ_CTRL => {
                 let old = h.load(reg);
-                let new = half.merge(old, value) & 0x7;
+                let present = crate::regs::IrqCtrl::present_mask(&RegisterView(&*h))
+                    as u64;
+                let new = ((old & !present) | (half.merge(old, value) & present)) & 0x7;
                 h.store(reg, new);
                 h.write_irq_ctrl(old, new);
-                h.store(crate::Register::IRQ_CTRLACK, h.load(reg) & 0x7);
+                let acked = h.load(reg) & 0x7 & present;
+                h.store(crate::Register::IRQ_CTRLACK, acked);
                 crate::WriteEffect::Stored
             }
             crate::Register::GERRORN => {
                 let old = h.load(reg);
-                let new = half.merge(old, value) & 0x7fd;
+                let present = crate::regs::Gerrorn::present_mask(&RegisterView(&*h))
+                    as u64;
+                let new = ((old & !present) | (half.merge(old, value) & present))
+                    & 0x7fd;
                 h.store(reg, new);
                 h.write_gerrorn(old, new);
                 crate::WriteEffect::Stored
@@ -46447,7 +46840,11 @@ pub mod mmio {
             }
             crate::Register::STRTAB_BASE_CFG => {
                 let old = h.load(reg);
-                let new = half.merge(old, value) & 0x3_07ff;
+                let present = crate::regs::StrtabBaseCfg::present_mask(
+                    &RegisterView(&*h),
+                ) as u64;
+                let new = ((old & !present) | (half.merge(old, value) & present))
+                    & 0x3_07ff;
                 h.store(reg, new);
                 crate::WriteEffect::Stored
             }
@@ -46527,7 +46924,10 @@ pub mod mmio {
             }
             crate::Register::GATOS_SID => {
                 let old = h.load(reg);
-                let new = half.merge(old, value) & 0x1f_ffff_ffff_ffff;
+                let present = crate::regs::GatosSid::present_mask(&RegisterView(&*h))
+                    as u64;
+                let new = ((old & !present) | (half.merge(old, value) & present))
+                    & 0x1f_ffff_ffff_ffff;
                 h.store(reg, new);
                 crate::WriteEffect::Stored
             }
@@ -46660,8 +47060,8 @@ pub mod tock {
         OFFSET(11) NUMBITS(5) [], #[doc = "Number of SubstreamID bits, 0 to 20"] SSIDSIZE
         OFFSET(6) NUMBITS(5) [], #[doc = "Number of StreamID bits, 0 to 32"] SIDSIZE
         OFFSET(0) NUMBITS(6) []], pub IDR2[#[doc =
-        "VATOS page offset from SMMU base + 0x20000, in 64KB units (RES0 unless IDR0.VATOS == 1)"]
-        BA_VATOS OFFSET(0) NUMBITS(10) []], pub IDR3[#[doc =
+        "VATOS page offset from SMMU base + 0x20000, in 64KB units"] BA_VATOS OFFSET(0)
+        NUMBITS(10) []], pub IDR3[#[doc =
         "Stage 1 Attribute Index Extension (CD.AIE) supported"] AIE OFFSET(23) NUMBITS(1)
         [], #[doc = "Stage 2 NoTagAccess memory attribute encodings supported"] MTEPERM
         OFFSET(22) NUMBITS(1) [], #[doc = "Translation hardening extension supported"]
@@ -46709,31 +47109,27 @@ pub mod tock {
         OFFSET(4) NUMBITS(4) [Smmuv3 = 0], #[doc = "Minor architecture revision"]
         ArchMinorRev OFFSET(0) NUMBITS(4) [Smmuv30 = 0, Smmuv31 = 1, Smmuv32 = 2, Smmuv33
         = 3, Smmuv34 = 4]], pub CR0[#[doc =
-        "Enable Non-secure DPT walks; read-only while an update is pending (RES0 unless IDR3.DPT == 1)"]
-        DPT_WALK_EN OFFSET(10) NUMBITS(1) [], #[doc =
-        "How many VMID low bits TLB invalidations ignore; reserved values act as EXACT (RES0 unless IDR0.VMW == 1)"]
+        "Enable Non-secure DPT walks; read-only while an update is pending"] DPT_WALK_EN
+        OFFSET(10) NUMBITS(1) [], #[doc =
+        "How many VMID low bits TLB invalidations ignore; reserved values act as EXACT"]
         VMW OFFSET(6) NUMBITS(3) [Exact = 0, Ignore1 = 1, Ignore2 = 2, Ignore3 = 3,
         Ignore4 = 4], #[doc =
-        "Whether ATS Translated traffic is checked against STE.EATS (RES0 unless IDR0.ATS == 1)"]
-        ATSCHK OFFSET(4) NUMBITS(1) [Fast = 0, Safe = 1], #[doc =
+        "Whether ATS Translated traffic is checked against STE.EATS"] ATSCHK OFFSET(4)
+        NUMBITS(1) [Fast = 0, Safe = 1], #[doc =
         "Enable consumption of the Non-secure Command queue"] CMDQEN OFFSET(3) NUMBITS(1)
         [], #[doc = "Enable writes of records to the Non-secure Event queue"] EVENTQEN
         OFFSET(2) NUMBITS(1) [], #[doc =
-        "Enable writes of page requests to the PRI queue (RES0 unless IDR0.PRI == 1)"]
+        "Enable writes of page requests to the PRI queue"] PRIQEN OFFSET(1) NUMBITS(1)
+        [], #[doc = "Enable translation of Non-secure streams; when 0 they follow GBPA"]
+        SMMUEN OFFSET(0) NUMBITS(1) []], pub CR0ACK[#[doc =
+        "Acknowledged DPT walk enable"] DPT_WALK_EN OFFSET(10) NUMBITS(1) [], #[doc =
+        "Acknowledged VMID wildcard setting"] VMW OFFSET(6) NUMBITS(3) [Exact = 0,
+        Ignore1 = 1, Ignore2 = 2, Ignore3 = 3, Ignore4 = 4], #[doc =
+        "Acknowledged ATS check mode"] ATSCHK OFFSET(4) NUMBITS(1) [Fast = 0, Safe = 1],
+        #[doc = "Command queue processing enable, as acknowledged"] CMDQEN OFFSET(3)
+        NUMBITS(1) [], #[doc = "Event queue write enable, as acknowledged"] EVENTQEN
+        OFFSET(2) NUMBITS(1) [], #[doc = "PRI queue write enable, as acknowledged"]
         PRIQEN OFFSET(1) NUMBITS(1) [], #[doc =
-        "Enable translation of Non-secure streams; when 0 they follow GBPA"] SMMUEN
-        OFFSET(0) NUMBITS(1) []], pub CR0ACK[#[doc =
-        "Acknowledged DPT walk enable (RES0 unless IDR3.DPT == 1)"] DPT_WALK_EN
-        OFFSET(10) NUMBITS(1) [], #[doc =
-        "Acknowledged VMID wildcard setting (RES0 unless IDR0.VMW == 1)"] VMW OFFSET(6)
-        NUMBITS(3) [Exact = 0, Ignore1 = 1, Ignore2 = 2, Ignore3 = 3, Ignore4 = 4], #[doc
-        = "Acknowledged ATS check mode (RES0 unless IDR0.ATS == 1)"] ATSCHK OFFSET(4)
-        NUMBITS(1) [Fast = 0, Safe = 1], #[doc =
-        "Command queue processing enable, as acknowledged"] CMDQEN OFFSET(3) NUMBITS(1)
-        [], #[doc = "Event queue write enable, as acknowledged"] EVENTQEN OFFSET(2)
-        NUMBITS(1) [], #[doc =
-        "PRI queue write enable, as acknowledged (RES0 unless IDR0.PRI == 1)"] PRIQEN
-        OFFSET(1) NUMBITS(1) [], #[doc =
         "Non-secure translation enable, as acknowledged"] SMMUEN OFFSET(0) NUMBITS(1)
         []], pub CR1[#[doc = "Shareability of Stream table accesses; 0b01 acts as NSH"]
         TABLE_SH OFFSET(10) NUMBITS(2) [Nsh = 0, Osh = 2, Ish = 3], #[doc =
@@ -46747,16 +47143,15 @@ pub mod tock {
         NUMBITS(2) [Nc = 0, Wb = 1, Wt = 2], #[doc =
         "Inner cacheability of queue accesses; 0b11 acts as NC"] QUEUE_IC OFFSET(0)
         NUMBITS(2) [Nc = 0, Wb = 1, Wt = 2]], pub CR2[#[doc =
-        "Record the extended set of configuration errors for ATS and PRI requests (RES0 unless IDR0.ATSRECERR == 1)"]
+        "Record the extended set of configuration errors for ATS and PRI requests"]
         REC_CFG_ATS OFFSET(3) NUMBITS(1) [], #[doc =
-        "Private TLB maintenance: broadcast invalidations need not affect this SMMU (RES0 unless IDR0.BTM == 1)"]
-        PTM OFFSET(2) NUMBITS(1) [], #[doc =
+        "Private TLB maintenance: broadcast invalidations need not affect this SMMU"] PTM
+        OFFSET(2) NUMBITS(1) [], #[doc =
         "Record C_BAD_STREAMID for out-of-range StreamIDs"] RECINVSID OFFSET(1)
-        NUMBITS(1) [], #[doc =
-        "Use the EL2-E2H regime (with ASIDs) for STE.STRW == EL2 (RES0 unless IDR0.Hyp == 1)"]
+        NUMBITS(1) [], #[doc = "Use the EL2-E2H regime (with ASIDs) for STE.STRW == EL2"]
         E2H OFFSET(0) NUMBITS(1) []], pub STATUSR[#[doc =
-        "Nothing is cached and no prefetch is in flight (RES0 unless IDR0.DORMHINT == 1)"]
-        DORMANT OFFSET(0) NUMBITS(1) []], pub GBPA[#[doc =
+        "Nothing is cached and no prefetch is in flight"] DORMANT OFFSET(0) NUMBITS(1)
+        []], pub GBPA[#[doc =
         "Written 1 with new attributes; reads 1 until they take effect"] Update
         OFFSET(31) NUMBITS(1) [], #[doc =
         "Abort every incoming transaction instead of bypassing"] ABORT OFFSET(20)
@@ -46772,62 +47167,51 @@ pub mod tock {
         MTCFG OFFSET(4) NUMBITS(1) [UseIncoming = 0, Override = 1], #[doc =
         "Memory type used when MTCFG == 1, encoded as STE.MemAttr"] MemAttr OFFSET(0)
         NUMBITS(4) []], pub IRQ_CTRL[#[doc = "Event queue interrupt enable"] EVENTQ_IRQEN
-        OFFSET(2) NUMBITS(1) [], #[doc =
-        "PRI queue interrupt enable (RES0 unless IDR0.PRI == 1)"] PRIQ_IRQEN OFFSET(1)
-        NUMBITS(1) [], #[doc = "Global error interrupt enable"] GERROR_IRQEN OFFSET(0)
-        NUMBITS(1) []], pub IRQ_CTRLACK[#[doc =
+        OFFSET(2) NUMBITS(1) [], #[doc = "PRI queue interrupt enable"] PRIQ_IRQEN
+        OFFSET(1) NUMBITS(1) [], #[doc = "Global error interrupt enable"] GERROR_IRQEN
+        OFFSET(0) NUMBITS(1) []], pub IRQ_CTRLACK[#[doc =
         "Event queue interrupt acknowledged enable"] EVENTQ_IRQEN OFFSET(2) NUMBITS(1)
-        [], #[doc =
-        "PRI queue interrupt acknowledged enable (RES0 unless IDR0.PRI == 1)"] PRIQ_IRQEN
-        OFFSET(1) NUMBITS(1) [], #[doc = "Global error interrupt acknowledged enable"]
-        GERROR_IRQEN OFFSET(0) NUMBITS(1) []], pub GERROR[#[doc =
-        "Toggled when a DPT lookup fault was recorded in DPT_CFG_FAR (RES0 unless IDR3.DPT == 1)"]
-        DPT_ERR OFFSET(10) NUMBITS(1) [], #[doc =
-        "Toggled when a Command queue control page interface hit an error (RES0 unless IDR1.ECMDQ == 1)"]
-        CMDQP_ERR OFFSET(9) NUMBITS(1) [], #[doc =
-        "Toggled when the SMMU entered Service failure mode"] SFM_ERR OFFSET(8)
+        [], #[doc = "PRI queue interrupt acknowledged enable"] PRIQ_IRQEN OFFSET(1)
+        NUMBITS(1) [], #[doc = "Global error interrupt acknowledged enable"] GERROR_IRQEN
+        OFFSET(0) NUMBITS(1) []], pub GERROR[#[doc =
+        "Toggled when a DPT lookup fault was recorded in DPT_CFG_FAR"] DPT_ERR OFFSET(10)
         NUMBITS(1) [], #[doc =
-        "Toggled when a GERROR MSI write was aborted (RES0 unless IDR0.MSI == 1)"]
+        "Toggled when a Command queue control page interface hit an error"] CMDQP_ERR
+        OFFSET(9) NUMBITS(1) [], #[doc =
+        "Toggled when the SMMU entered Service failure mode"] SFM_ERR OFFSET(8)
+        NUMBITS(1) [], #[doc = "Toggled when a GERROR MSI write was aborted"]
         MSI_GERROR_ABT_ERR OFFSET(7) NUMBITS(1) [], #[doc =
-        "Toggled when a PRI queue MSI write was aborted (RES0 unless IDR0.MSI == 1 and IDR0.PRI == 1)"]
-        MSI_PRIQ_ABT_ERR OFFSET(6) NUMBITS(1) [], #[doc =
-        "Toggled when an Event queue MSI write was aborted (RES0 unless IDR0.MSI == 1)"]
+        "Toggled when a PRI queue MSI write was aborted"] MSI_PRIQ_ABT_ERR OFFSET(6)
+        NUMBITS(1) [], #[doc = "Toggled when an Event queue MSI write was aborted"]
         MSI_EVENTQ_ABT_ERR OFFSET(5) NUMBITS(1) [], #[doc =
-        "Toggled when a CMD_SYNC MSI write was aborted (RES0 unless IDR0.MSI == 1)"]
-        MSI_CMDQ_ABT_ERR OFFSET(4) NUMBITS(1) [], #[doc =
-        "Toggled when a PRI queue access was aborted (RES0 unless IDR0.PRI == 1)"]
+        "Toggled when a CMD_SYNC MSI write was aborted"] MSI_CMDQ_ABT_ERR OFFSET(4)
+        NUMBITS(1) [], #[doc = "Toggled when a PRI queue access was aborted"]
         PRIQ_ABT_ERR OFFSET(3) NUMBITS(1) [], #[doc =
         "Toggled when an Event queue access was aborted"] EVENTQ_ABT_ERR OFFSET(2)
         NUMBITS(1) [], #[doc =
         "Toggled when command processing stopped on an error; the reason is in CMDQ_CONS.ERR"]
         CMDQ_ERR OFFSET(0) NUMBITS(1) []], pub GERRORN[#[doc =
-        "Acknowledges GERROR.DPT_ERR (RES0 unless IDR3.DPT == 1)"] DPT_ERR OFFSET(10)
-        NUMBITS(1) [], #[doc =
-        "Acknowledges GERROR.CMDQP_ERR (RES0 unless IDR1.ECMDQ == 1)"] CMDQP_ERR
-        OFFSET(9) NUMBITS(1) [], #[doc = "Acknowledges GERROR.SFM_ERR"] SFM_ERR OFFSET(8)
-        NUMBITS(1) [], #[doc =
-        "Acknowledges GERROR.MSI_GERROR_ABT_ERR (RES0 unless IDR0.MSI == 1)"]
-        MSI_GERROR_ABT_ERR OFFSET(7) NUMBITS(1) [], #[doc =
-        "Acknowledges GERROR.MSI_PRIQ_ABT_ERR (RES0 unless IDR0.MSI == 1 and IDR0.PRI == 1)"]
-        MSI_PRIQ_ABT_ERR OFFSET(6) NUMBITS(1) [], #[doc =
-        "Acknowledges GERROR.MSI_EVENTQ_ABT_ERR (RES0 unless IDR0.MSI == 1)"]
+        "Acknowledges GERROR.DPT_ERR"] DPT_ERR OFFSET(10) NUMBITS(1) [], #[doc =
+        "Acknowledges GERROR.CMDQP_ERR"] CMDQP_ERR OFFSET(9) NUMBITS(1) [], #[doc =
+        "Acknowledges GERROR.SFM_ERR"] SFM_ERR OFFSET(8) NUMBITS(1) [], #[doc =
+        "Acknowledges GERROR.MSI_GERROR_ABT_ERR"] MSI_GERROR_ABT_ERR OFFSET(7) NUMBITS(1)
+        [], #[doc = "Acknowledges GERROR.MSI_PRIQ_ABT_ERR"] MSI_PRIQ_ABT_ERR OFFSET(6)
+        NUMBITS(1) [], #[doc = "Acknowledges GERROR.MSI_EVENTQ_ABT_ERR"]
         MSI_EVENTQ_ABT_ERR OFFSET(5) NUMBITS(1) [], #[doc =
-        "Acknowledges GERROR.MSI_CMDQ_ABT_ERR (RES0 unless IDR0.MSI == 1)"]
-        MSI_CMDQ_ABT_ERR OFFSET(4) NUMBITS(1) [], #[doc =
-        "Acknowledges GERROR.PRIQ_ABT_ERR (RES0 unless IDR0.PRI == 1)"] PRIQ_ABT_ERR
-        OFFSET(3) NUMBITS(1) [], #[doc = "Acknowledges GERROR.EVENTQ_ABT_ERR"]
-        EVENTQ_ABT_ERR OFFSET(2) NUMBITS(1) [], #[doc = "Acknowledges GERROR.CMDQ_ERR"]
-        CMDQ_ERR OFFSET(0) NUMBITS(1) []], pub GERROR_IRQ_CFG1[#[doc =
-        "32-bit value the MSI write carries"] DATA OFFSET(0) NUMBITS(32) []], pub
-        GERROR_IRQ_CFG2[#[doc =
+        "Acknowledges GERROR.MSI_CMDQ_ABT_ERR"] MSI_CMDQ_ABT_ERR OFFSET(4) NUMBITS(1) [],
+        #[doc = "Acknowledges GERROR.PRIQ_ABT_ERR"] PRIQ_ABT_ERR OFFSET(3) NUMBITS(1) [],
+        #[doc = "Acknowledges GERROR.EVENTQ_ABT_ERR"] EVENTQ_ABT_ERR OFFSET(2) NUMBITS(1)
+        [], #[doc = "Acknowledges GERROR.CMDQ_ERR"] CMDQ_ERR OFFSET(0) NUMBITS(1) []],
+        pub GERROR_IRQ_CFG1[#[doc = "32-bit value the MSI write carries"] DATA OFFSET(0)
+        NUMBITS(32) []], pub GERROR_IRQ_CFG2[#[doc =
         "Shareability of the MSI write; ignored (Outer Shareable) for Device MemAttr"] SH
         OFFSET(4) NUMBITS(2) [Nsh = 0, Osh = 2, Ish = 3], #[doc =
         "Memory type of the MSI write, encoded as STE.MemAttr"] MemAttr OFFSET(0)
         NUMBITS(4) []], pub STRTAB_BASE_CFG[#[doc =
-        "Linear or 2-level table; other values act as LINEAR (RES0 when IDR0.ST_LEVEL == 0)"]
-        FMT OFFSET(16) NUMBITS(2) [Linear = 0, TwoLevel = 1], #[doc =
-        "StreamID bits indexing a level 2 table; other values act as 6 (RES0 when IDR0.ST_LEVEL == 0)"]
-        SPLIT OFFSET(6) NUMBITS(5) [Split4kb = 6, Split16kb = 8, Split64kb = 10], #[doc =
+        "Linear or 2-level table; other values act as LINEAR"] FMT OFFSET(16) NUMBITS(2)
+        [Linear = 0, TwoLevel = 1], #[doc =
+        "StreamID bits indexing a level 2 table; other values act as 6"] SPLIT OFFSET(6)
+        NUMBITS(5) [Split4kb = 6, Split16kb = 8, Split64kb = 10], #[doc =
         "log2 of the number of StreamIDs covered; capped at IDR1.SIDSIZE"] LOG2SIZE
         OFFSET(0) NUMBITS(6) []], pub CMDQ_PROD[#[doc =
         "Write index with its wrap flag at bit LOG2SIZE"] WR OFFSET(0) NUMBITS(20) []],
@@ -46981,9 +47365,8 @@ pub mod tock {
         "log2 of the number of entries; use is capped at IDR1.PRIQS"] LOG2SIZE OFFSET(0)
         NUMBITS(5) []], pub PRIQ_IRQ_CFG0[#[doc =
         "Physical address of the MSI target, bits [55:2]; 0 sends no MSI"] ADDR OFFSET(2)
-        NUMBITS(54) []], pub GATOS_SID[#[doc =
-        "SUBSTREAMID is used (RES0 when IDR1.SSIDSIZE == 0)"] SSID_VALID OFFSET(52)
-        NUMBITS(1) [], #[doc =
+        NUMBITS(54) []], pub GATOS_SID[#[doc = "SUBSTREAMID is used"] SSID_VALID
+        OFFSET(52) NUMBITS(1) [], #[doc =
         "SubstreamID of the request; bits beyond IDR1.SSIDSIZE are RES0"] SUBSTREAMID
         OFFSET(32) NUMBITS(20) [], #[doc =
         "StreamID of the request; bits beyond IDR1.SIDSIZE are RES0"] STREAMID OFFSET(0)

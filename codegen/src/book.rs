@@ -52,7 +52,12 @@ fn field_table(out: &mut String, fields: &[Field], multiword: bool) {
     let mut sorted: Vec<&Field> = fields.iter().collect();
     sorted.sort_by_key(|f| (f.word, std::cmp::Reverse(f.lo)));
     for f in sorted {
-        let addr = if f.address { " (address)" } else { "" };
+        let mut addr = String::from(if f.address { " (address)" } else { "" });
+        for (what, cond) in [("present", &f.present_if), ("writable", &f.writable_if)] {
+            if let Some((_, t)) = cond {
+                let _ = write!(addr, "; {what} if `{t}`");
+            }
+        }
         if multiword {
             let _ = write!(out, "| {} ", f.word);
         }

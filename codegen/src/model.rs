@@ -29,6 +29,12 @@ pub struct Field {
     pub address: bool,
     /// Named values, in spec order.
     pub values: Vec<(String, u64)>,
+    /// Registers only: the feature condition without which the field is RES0
+    /// (reads as zero, writes have no effect).
+    pub present_if: Option<(Cond, String)>,
+    /// Registers only: the state in which a write may change the field
+    /// (read-only otherwise).
+    pub writable_if: Option<(Cond, String)>,
 }
 
 impl Field {
@@ -49,6 +55,11 @@ impl Field {
     /// Largest raw value the field holds (unshifted).
     pub fn max(&self) -> u64 {
         self.mask() >> self.lo
+    }
+
+    /// Whether a write or read of the field depends on a condition.
+    pub fn is_gated(&self) -> bool {
+        self.present_if.is_some() || self.writable_if.is_some()
     }
 
     pub fn bits_text(&self) -> String {
@@ -198,6 +209,16 @@ impl Register {
     /// The union of the register's fields: what a write can change.
     pub fn field_mask(&self) -> u64 {
         self.fields.iter().fold(0, |m, f| m | f.mask())
+    }
+
+    /// Whether some field has a `present_if` (reads of the register hide it).
+    pub fn has_field_presence(&self) -> bool {
+        self.fields.iter().any(|f| f.present_if.is_some())
+    }
+
+    /// Whether a write needs a mask computed at run time.
+    pub fn has_gated_fields(&self) -> bool {
+        self.fields.iter().any(Field::is_gated)
     }
 }
 

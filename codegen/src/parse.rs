@@ -44,6 +44,10 @@ struct RawField {
     values: Option<serde_yaml::Mapping>,
     #[serde(default)]
     spec: Option<String>,
+    #[serde(default)]
+    present_if: Option<String>,
+    #[serde(default)]
+    writable_if: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -266,6 +270,18 @@ fn build_field(
         }
     }
     let _ = raw.spec;
+    // Field conditions belong to registers (default_word is Some only there).
+    let mut cond = |text: &Option<String>, what: &str| {
+        let text = text.as_ref()?;
+        if default_word.is_none() {
+            errors.push(ctx(format!("{what}: only register fields have one")));
+            return None;
+        }
+        build_cond(text, &format!("field {}: {what}", raw.name), origin, errors)
+            .map(|c| (c, text.clone()))
+    };
+    let present_if = cond(&raw.present_if, "present_if");
+    let writable_if = cond(&raw.writable_if, "writable_if");
     Some(Field {
         name: raw.name,
         description: raw.description,
@@ -274,6 +290,8 @@ fn build_field(
         lo,
         address,
         values,
+        present_if,
+        writable_if,
     })
 }
 

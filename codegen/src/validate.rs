@@ -393,6 +393,115 @@ fn check_register(spec: &Spec, r: &Register, errors: &mut Vec<SpecError>) {
     for (c, text) in r.writable_if.iter().chain(&r.present_if) {
         check_cond(spec, c, text, None, &r.origin, errors);
     }
+    if let Some((c, text)) = &r.present_if {
+        check_ident_operands(spec, c, text, &r.origin, errors);
+    }
+    for f in &r.fields {
+        check_field_conds(spec, r, f, errors);
+    }
+    check_ack_fields(spec, r, errors);
+}
+
+/// A field's `present_if` and `writable_if`, reported as `field NAME: ...`.
+fn check_field_conds(spec: &Spec, r: &Register, f: &Field, errors: &mut Vec<SpecError>) {
+    let mut found = Vec::new();
+    if let Some((c, text)) = &f.present_if {
+        if r.emulation == Emulation::Ident {
+            // Conditions read identification registers raw: a condition on one of
+            // their fields would make the raw and the guest-visible values differ.
+            found.push(SpecError::at(
+                &r.origin,
+                format!("`{text}`: identification registers present what the runtime gives them"),
+            ));
+        }
+        check_cond(spec, c, text, None, &r.origin, &mut found);
+        check_ident_operands(spec, c, text, &r.origin, &mut found);
+        prefix(&mut found, &format!("field {}: present_if ", f.name));
+        errors.append(&mut found);
+    }
+    if let Some((c, text)) = &f.writable_if {
+        check_cond(spec, c, text, None, &r.origin, &mut found);
+        if !r.emulation.takes_writes() {
+            found.push(SpecError::at(
+                &r.origin,
+                format!(
+                    "`{text}`: emulation {} ignores every write",
+                    r.emulation.yaml_name()
+                ),
+            ));
+        }
+        prefix(&mut found, &format!("field {}: writable_if ", f.name));
+        errors.append(&mut found);
+    }
+}
+
+fn prefix(errors: &mut [SpecError], what: &str) {
+    for e in errors {
+        e.message.insert_str(0, what);
+    }
+}
+
+/// Presence is a matter of features: it may only read identification registers,
+/// which do not change while the guest runs (so a mask computed once stays right).
+fn check_ident_operands(
+    spec: &Spec,
+    cond: &Cond,
+    text: &str,
+    origin: &Origin,
+    errors: &mut Vec<SpecError>,
+) {
+    for t in &cond.terms {
+        if let Operand::Register(reg, _) = &t.operand {
+            if spec
+                .register(reg)
+                .is_some_and(|r| r.emulation != Emulation::Ident)
+            {
+                errors.push(SpecError::at(
+                    origin,
+                    format!("`{text}`: {reg} is not an identification register (emulation ident)"),
+                ));
+            }
+        }
+    }
+}
+
+/// An ACK register mirrors its control register, so a field present in one is
+/// present in the other under the same condition.
+fn check_ack_fields(spec: &Spec, r: &Register, errors: &mut Vec<SpecError>) {
+    let Some(ack) = r.ack.as_deref().and_then(|a| spec.register(a)) else {
+        return;
+    };
+    for g in &ack.fields {
+        let Some(f) = r
+            .fields
+            .iter()
+            .find(|f| f.name == g.name && f.mask() == g.mask())
+        else {
+            errors.push(SpecError::at(
+                &r.origin,
+                format!(
+                    "{}.{} mirrors no field of {} with the same bits",
+                    ack.name, g.name, r.name
+                ),
+            ));
+            continue;
+        };
+        let cond = |x: &Field| x.present_if.as_ref().map(|(c, _)| c.clone());
+        let text = |x: &Field| x.present_if.as_ref().map(|(_, t)| t.clone());
+        if cond(f) != cond(g) {
+            errors.push(SpecError::at(
+                &r.origin,
+                format!(
+                    "field {}: present_if {:?} differs from {}.{}'s {:?}",
+                    f.name,
+                    text(f),
+                    ack.name,
+                    g.name,
+                    text(g)
+                ),
+            ));
+        }
+    }
 }
 
 /// Registers of one page must not overlap each other.

@@ -366,3 +366,162 @@ fn the_macro_reports_every_problem_as_a_compile_error() {
     assert!(tokens.contains("spec/commands.yaml"));
     assert!(tokens.contains("command/CMD_TLBI_NH_VA: duplicate opcode 0x03"));
 }
+
+/// REGS with a feature-dependent field in CR0 and CR0ACK and a field of
+/// STRTAB_BASE guarded on its own.
+fn regs_with_field_conditions() -> String {
+    REGS.replace(
+        "    - {name: SMMUEN, bits: \"0\", description: Enable}\n",
+        "    - {name: PRIQEN, bits: \"1\", description: PRI queue enable, present_if: \"IDR0.S2P == 1\"}\n    - {name: SMMUEN, bits: \"0\", description: Enable}\n",
+    )
+    .replace(
+        "{name: RA, bits: \"62\", description: Read allocate hint}",
+        "{name: RA, bits: \"62\", description: Read allocate hint, writable_if: \"CR0.CMDQEN == 0\"}",
+    )
+}
+
+#[test]
+fn field_conditions_expand_to_mask_functions() {
+    let spec = load_texts(&files(&regs_with_field_conditions(), CMDS)).unwrap();
+    let cr0 = spec.register("CR0").unwrap();
+    assert!(cr0.fields.iter().any(|f| f.present_if.is_some()));
+    let code = expand_pretty(&spec).unwrap();
+    assert!(code.contains("pub fn present_mask(ident: &impl crate::RegisterValues) -> u32"));
+    assert!(code.contains("pub fn writable_mask(regs: &impl crate::RegisterValues) -> u64"));
+    assert!(code.contains("pub fn present_mask(self, ident: &impl crate::RegisterValues) -> u64"));
+}
+
+/// A broken field condition, refused with the file, line, entry and field.
+fn assert_field_cond_refused(from: &str, to: &str, entry: &str, needle: &str) {
+    let good = regs_with_field_conditions();
+    let broken = good.replacen(from, to, 1);
+    assert_ne!(broken, good, "`{from}` is not in the small spec");
+    assert_refused(&broken, CMDS, "registers.yaml", entry, needle);
+    let errs = errors_of(&broken, CMDS);
+    let text = errs[0].to_string();
+    let line = errs[0].line.expect("the entry's line");
+    assert!(
+        text.starts_with(&format!("spec/registers.yaml:{line}: {entry}: field ")),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_field_conditions_are_refused() {
+    let cr0 = "register/CR0";
+    let present = "present_if: \"IDR0.S2P == 1\"";
+    // An operand that does not exist, a value that does not fit, bad syntax.
+    assert_field_cond_refused(
+        present,
+        "present_if: \"IDR0.S3P == 1\"",
+        cr0,
+        "field PRIQEN: present_if `IDR0.S3P == 1`: no field IDR0.S3P",
+    );
+    assert_field_cond_refused(
+        present,
+        "present_if: \"IDR9.S2P == 1\"",
+        cr0,
+        "no register/IDR9",
+    );
+    assert_field_cond_refused(
+        present,
+        "present_if: \"IDR0.S2P == 2\"",
+        cr0,
+        "does not fit",
+    );
+    assert_field_cond_refused(
+        present,
+        "present_if: \"IDR0.S2P = 1\"",
+        cr0,
+        "field PRIQEN: present_if `IDR0.S2P = 1`",
+    );
+    // A field of the entry itself, and a register that is not an ID register.
+    assert_field_cond_refused(present, "present_if: \"S2P == 1\"", cr0, "REGISTER.FIELD");
+    assert_field_cond_refused(
+        present,
+        "present_if: \"CR0ACK.SMMUEN == 0\"",
+        cr0,
+        "not an identification register",
+    );
+    let writable = "writable_if: \"CR0.CMDQEN == 0\"";
+    assert_field_cond_refused(
+        writable,
+        "writable_if: \"CR0.CMDQ == 0\"",
+        "register/STRTAB_BASE",
+        "field RA: writable_if `CR0.CMDQ == 0`: no field CR0.CMDQ",
+    );
+}
+
+#[test]
+fn misplaced_field_conditions_are_refused() {
+    let good = regs_with_field_conditions();
+    // CR0ACK mirrors CR0: its PRIQEN needs the same condition.
+    let at = good.find("register/CR0ACK").unwrap();
+    let ack_differs = format!(
+        "{}{}",
+        &good[..at],
+        good[at..].replacen("IDR0.S2P == 1", "IDR0.S1P == 1", 1)
+    );
+    assert_refused(
+        &ack_differs,
+        CMDS,
+        "registers.yaml",
+        "register/CR0",
+        "differs from CR0ACK.PRIQEN",
+    );
+    // An ACK field is a control field, bit for bit.
+    let moved = format!(
+        "{}{}",
+        &good[..at],
+        good[at..].replacen(
+            "{name: CMDQEN, bits: \"3\"",
+            "{name: CMDQEN, bits: \"4\"",
+            1
+        )
+    );
+    assert_refused(
+        &moved,
+        CMDS,
+        "registers.yaml",
+        "register/CR0",
+        "CR0ACK.CMDQEN mirrors no field of CR0 with the same bits",
+    );
+    // A read-only register has nothing to guard.
+    let ro = good.replacen(
+        "description: Command queue enable}\nregister/STRTAB_BASE",
+        "description: Command queue enable, writable_if: \"CR0.SMMUEN == 0\"}\nregister/STRTAB_BASE",
+        1,
+    );
+    assert_refused(
+        &ro,
+        CMDS,
+        "registers.yaml",
+        "register/CR0ACK",
+        "ignores every write",
+    );
+    // Identification registers present what the runtime gives them.
+    let ident = good.replacen(
+        "description: Stage 1 implemented}",
+        "description: Stage 1 implemented, present_if: \"IDR0.S2P == 1\"}",
+        1,
+    );
+    assert_refused(
+        &ident,
+        CMDS,
+        "registers.yaml",
+        "register/IDR0",
+        "identification registers",
+    );
+    // Commands, events and structures have no field conditions.
+    let cmd = CMDS.replace(
+        "description: Leaf only}",
+        "description: Leaf only, present_if: \"IDR0.S1P == 1\"}",
+    );
+    assert_refused(
+        &good,
+        &cmd,
+        "commands.yaml",
+        "command/CMD_CFGI_STE",
+        "only register fields have one",
+    );
+}

@@ -199,3 +199,242 @@ fn the_tock_register_layouts_put_every_register_at_its_offset() {
         Register::PRIQ_CONS.info().offset
     );
 }
+
+// ---- fields that exist only with a feature (`present_if`) or are writable
+// only in some state (`writable_if`) ----
+
+/// A field of a register, by its architectural name (positions come from the spec).
+fn field(reg: Register, name: &str) -> &'static smmuv3::FieldInfo {
+    reg.info()
+        .fields
+        .iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("{} has no field {name}", reg.info().name))
+}
+
+/// Identification registers with the given fields set to the given values.
+fn presenting(features: &[(Register, &str, u64)]) -> Bank {
+    let mut b = Bank::new(&[]);
+    for (reg, name, v) in features {
+        let f = field(*reg, name);
+        let old = b.ident.get(*reg);
+        b.ident
+            .set(*reg, (old & !f.mask()) | ((v << f.lo) & f.mask()));
+    }
+    b
+}
+
+/// Writes every field of `reg` with ones, through the guest's access path.
+fn write_ones(b: &mut Bank, reg: Register) -> WriteEffect {
+    let (p, o) = at(reg);
+    let size = if reg.info().width == 64 { 8 } else { 4 };
+    mmio_write(b, p, o, size, reg.info().write_mask)
+}
+
+fn read(b: &Bank, reg: Register) -> u64 {
+    let (p, o) = at(reg);
+    let size = if reg.info().width == 64 { 8 } else { 4 };
+    mmio_read(b, p, o, size)
+}
+
+/// (register, field, the features it needs), from the §6.3 field descriptions.
+type Gated = (
+    Register,
+    &'static str,
+    &'static [(Register, &'static str, u64)],
+);
+
+const IDR0: Register = Register::IDR0;
+const PRI: (Register, &str, u64) = (IDR0, "PRI", 1);
+const MSI: (Register, &str, u64) = (IDR0, "MSI", 1);
+
+/// Guest-writable fields that only exist with a feature.
+const WRITABLE_GATED: &[Gated] = &[
+    (Register::CR0, "PRIQEN", &[PRI]),
+    (Register::CR0, "ATSCHK", &[(IDR0, "ATS", 1)]),
+    (Register::CR0, "VMW", &[(IDR0, "VMW", 1)]),
+    (Register::CR0, "DPT_WALK_EN", &[(Register::IDR3, "DPT", 1)]),
+    (Register::CR2, "PTM", &[(IDR0, "BTM", 1)]),
+    (Register::CR2, "E2H", &[(IDR0, "Hyp", 1)]),
+    (Register::CR2, "REC_CFG_ATS", &[(IDR0, "ATSRECERR", 1)]),
+    (Register::IRQ_CTRL, "PRIQ_IRQEN", &[PRI]),
+    (Register::GERRORN, "MSI_GERROR_ABT_ERR", &[MSI]),
+    (Register::GERRORN, "MSI_EVENTQ_ABT_ERR", &[MSI]),
+    (Register::GERRORN, "MSI_CMDQ_ABT_ERR", &[MSI]),
+    (Register::GERRORN, "MSI_PRIQ_ABT_ERR", &[MSI, PRI]),
+    (Register::GERRORN, "PRIQ_ABT_ERR", &[PRI]),
+    (Register::GERRORN, "DPT_ERR", &[(Register::IDR3, "DPT", 1)]),
+    (
+        Register::GERRORN,
+        "CMDQP_ERR",
+        &[(Register::IDR1, "ECMDQ", 1)],
+    ),
+    (Register::STRTAB_BASE_CFG, "FMT", &[(IDR0, "ST_LEVEL", 1)]),
+    (Register::STRTAB_BASE_CFG, "SPLIT", &[(IDR0, "ST_LEVEL", 1)]),
+    (
+        Register::GATOS_SID,
+        "SSID_VALID",
+        &[(IDR0, "ATOS", 1), (Register::IDR1, "SSIDSIZE", 8)],
+    ),
+];
+
+#[test]
+fn a_field_reads_as_zero_and_ignores_writes_unless_its_feature_is_presented() {
+    for (reg, name, features) in WRITABLE_GATED {
+        let f = field(*reg, name);
+        let with = presenting(features);
+        // Without any one of the features (GATOS_SID itself needs ATOS).
+        for missing in 0..features.len() {
+            let mut without = with.clone();
+            let (r, n, _) = features[missing];
+            if (r, n) == (IDR0, "ATOS") {
+                continue;
+            }
+            let idf = field(r, n);
+            without.ident.set(r, without.ident.get(r) & !idf.mask());
+            assert_eq!(write_ones(&mut without, *reg), WriteEffect::Stored);
+            assert_eq!(
+                read(&without, *reg) & f.mask(),
+                0,
+                "{reg:?}.{name} without {n}"
+            );
+            assert_eq!(
+                without.regs.get(*reg) & f.mask(),
+                0,
+                "{reg:?}.{name} stored"
+            );
+            // The unconditional fields of the register are still written.
+            let always = reg.info().fields.iter().find(|g| g.name != *name);
+            if let Some(g) = always.filter(|g| reg.present_mask(&without.ident) & g.mask() != 0) {
+                assert_eq!(
+                    read(&without, *reg) & g.mask(),
+                    g.mask(),
+                    "{reg:?}.{}",
+                    g.name
+                );
+            }
+        }
+        let mut with = with;
+        assert_eq!(write_ones(&mut with, *reg), WriteEffect::Stored);
+        assert_eq!(
+            read(&with, *reg) & f.mask(),
+            f.mask(),
+            "{reg:?}.{name} with its feature"
+        );
+    }
+}
+
+#[test]
+fn an_ack_register_shows_only_the_fields_presented() {
+    let mut b = presenting(&[]);
+    write_ones(&mut b, Register::CR0);
+    let cr0ack = read(&b, Register::CR0ACK);
+    assert_eq!(cr0ack, Register::CR0.present_mask(&b.ident));
+    assert_eq!(cr0ack & field(Register::CR0ACK, "PRIQEN").mask(), 0);
+    assert_ne!(cr0ack & field(Register::CR0ACK, "SMMUEN").mask(), 0);
+    let mut b = presenting(&[PRI]);
+    write_ones(&mut b, Register::IRQ_CTRL);
+    let priq_irqen = field(Register::IRQ_CTRLACK, "PRIQ_IRQEN").mask();
+    assert_eq!(read(&b, Register::IRQ_CTRLACK) & priq_irqen, priq_irqen);
+}
+
+#[test]
+fn gerror_bits_the_runtime_raises_for_absent_features_read_as_zero() {
+    let mut b = presenting(&[MSI]);
+    b.regs
+        .set(Register::GERROR, Register::GERROR.info().write_mask);
+    let got = read(&b, Register::GERROR);
+    for name in ["MSI_CMDQ_ABT_ERR", "CMDQ_ERR", "SFM_ERR", "EVENTQ_ABT_ERR"] {
+        let m = field(Register::GERROR, name).mask();
+        assert_eq!(got & m, m, "{name}");
+    }
+    for name in ["MSI_PRIQ_ABT_ERR", "PRIQ_ABT_ERR", "DPT_ERR", "CMDQP_ERR"] {
+        assert_eq!(got & field(Register::GERROR, name).mask(), 0, "{name}");
+    }
+}
+
+#[test]
+fn statusr_dormant_is_a_hint_only_with_dormhint() {
+    for (hint, expect) in [(0, 0), (1, 1)] {
+        let mut b = presenting(&[(IDR0, "DORMHINT", hint)]);
+        let m = field(Register::STATUSR, "DORMANT").mask();
+        b.regs.set(Register::STATUSR, m);
+        assert_eq!(read(&b, Register::STATUSR), m * expect);
+    }
+}
+
+/// CR0 and CR0ACK as if the given enables had been written and acknowledged.
+fn enabled(b: &mut Bank, cr0: &[&str], cr0ack: &[&str]) {
+    let bits =
+        |reg: Register, names: &[&str]| names.iter().fold(0, |m, n| m | field(reg, n).mask());
+    b.regs.set(Register::CR0, bits(Register::CR0, cr0));
+    b.regs.set(Register::CR0ACK, bits(Register::CR0ACK, cr0ack));
+}
+
+#[test]
+fn cr1_table_and_queue_fields_are_guarded_separately() {
+    let table = ["TABLE_SH", "TABLE_OC", "TABLE_IC"]
+        .iter()
+        .fold(0, |m, n| m | field(Register::CR1, n).mask());
+    let queue = ["QUEUE_SH", "QUEUE_OC", "QUEUE_IC"]
+        .iter()
+        .fold(0, |m, n| m | field(Register::CR1, n).mask());
+    assert_eq!(table | queue, Register::CR1.info().write_mask);
+    let cases: &[(&[&str], &[&str], u64)] = &[
+        (&[], &[], table | queue),
+        // SMMUEN guards TABLE_*, in CR0 or still in CR0ACK (§6.3.11).
+        (&["SMMUEN"], &["SMMUEN"], queue),
+        (&[], &["SMMUEN"], queue),
+        // The queue enables guard QUEUE_*.
+        (&["CMDQEN"], &["CMDQEN"], table),
+        (&["EVENTQEN"], &[], table),
+        (&[], &["EVENTQEN"], table),
+        (&["PRIQEN"], &["PRIQEN"], table),
+    ];
+    for (cr0, cr0ack, writable) in cases {
+        let mut b = presenting(&[PRI]);
+        enabled(&mut b, cr0, cr0ack);
+        assert_eq!(write_ones(&mut b, Register::CR1), WriteEffect::Stored);
+        assert_eq!(
+            read(&b, Register::CR1),
+            *writable,
+            "CR0 {cr0:?}, CR0ACK {cr0ack:?}"
+        );
+        // A later write changes only what is writable and keeps the rest.
+        let (p, o) = at(Register::CR1);
+        mmio_write(&mut b, p, o, 4, 0);
+        assert_eq!(read(&b, Register::CR1), 0, "CR0 {cr0:?}, CR0ACK {cr0ack:?}");
+    }
+    // Both groups read-only: the write is ignored as a whole.
+    let mut b = presenting(&[]);
+    enabled(&mut b, &["SMMUEN", "CMDQEN"], &["SMMUEN", "CMDQEN"]);
+    assert_eq!(write_ones(&mut b, Register::CR1), WriteEffect::Ignored);
+    assert_eq!(read(&b, Register::CR1), 0);
+}
+
+#[test]
+fn present_mask_gives_the_runtime_the_fields_it_presents() {
+    use smmuv3::regs::{Cr0, IrqCtrl};
+    // What the vSMMU presents today: no PRI, ATS, VMW, DPT or MSI.
+    let ident = presenting(&[]).ident;
+    let cr0 = Cr0(0)
+        .with_smmuen(true)
+        .with_cmdqen(true)
+        .with_eventqen(true);
+    assert_eq!(Register::CR0.present_mask(&ident), cr0.0 as u64);
+    assert_eq!(Cr0::present_mask(&ident), cr0.0);
+    let irq = IrqCtrl(0).with_gerror_irqen(true).with_eventq_irqen(true);
+    assert_eq!(IrqCtrl::present_mask(&ident), irq.0);
+    // An absent register has no fields; a register without conditions has all.
+    assert_eq!(Register::GERROR_IRQ_CFG0.present_mask(&ident), 0);
+    assert_eq!(
+        Register::CMDQ_BASE.present_mask(&ident),
+        Register::CMDQ_BASE.info().write_mask
+    );
+    let with_pri = presenting(&[PRI]).ident;
+    assert_eq!(
+        Cr0::present_mask(&with_pri),
+        cr0.with_priqen(true).0,
+        "PRIQEN with PRI"
+    );
+}

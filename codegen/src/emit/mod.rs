@@ -13,7 +13,10 @@ use crate::model::{RecordKind, Spec};
 
 /// Everything the `smmuv3` crate gets from the spec.
 pub fn expand(spec: &Spec) -> TokenStream {
-    let reg_values = spec.registers.iter().map(registers::value_type);
+    let reg_values = spec
+        .registers
+        .iter()
+        .map(|r| registers::value_type(spec, r));
     let commands = spec.commands.iter().map(|r| records::record(spec, r));
     let command_enum = records::family(&spec.commands, RecordKind::Command);
     let events = spec.events.iter().map(|r| records::record(spec, r));

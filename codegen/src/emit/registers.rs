@@ -5,7 +5,8 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use super::fields::{accessors, cond_expr, enums, field_infos, hex, lit_u64};
-use crate::model::{Access, Emulation, Register, Role, Spec};
+use crate::expr::Cond;
+use crate::model::{Access, Emulation, Field, Register, Role, Spec};
 use crate::names;
 
 fn reg_ident(r: &Register) -> proc_macro2::Ident {
@@ -21,7 +22,7 @@ fn container(r: &Register) -> TokenStream {
 }
 
 /// `Cr0(pub u32)` with RESET, WRITE_MASK and field accessors.
-pub fn value_type(r: &Register) -> TokenStream {
+pub fn value_type(spec: &Spec, r: &Register) -> TokenStream {
     let ty = format_ident!("{}", names::type_name(&r.name));
     let c = container(r);
     let name = &r.name;
@@ -40,6 +41,7 @@ pub fn value_type(r: &Register) -> TokenStream {
     let access = r.fields.iter().map(|f| accessors(&r.name, f, false, &c));
     let enum_items = enums(&r.name, &r.fields);
     let id = reg_ident(r);
+    let masks = field_masks(spec, r);
     quote! {
         #[doc = #doc]
         #[doc(alias = #name)]
@@ -59,6 +61,7 @@ pub fn value_type(r: &Register) -> TokenStream {
             /// Every field, in spec order.
             pub const FIELDS: &'static [crate::FieldInfo] = #infos;
 
+            #masks
             #(#access)*
         }
 
@@ -74,6 +77,93 @@ pub fn value_type(r: &Register) -> TokenStream {
             }
         }
     }
+}
+
+/// The fields that share each condition, in spec order: one test per condition.
+fn groups<'a>(
+    r: &'a Register,
+    cond_of: impl Fn(&'a Field) -> Option<&'a (Cond, String)>,
+) -> Vec<(&'a (Cond, String), u64, Vec<&'a str>)> {
+    let mut out: Vec<(&(Cond, String), u64, Vec<&str>)> = Vec::new();
+    for f in &r.fields {
+        let Some(c) = cond_of(f) else { continue };
+        match out.iter_mut().find(|(d, _, _)| d.0 == c.0) {
+            Some((_, mask, names)) => {
+                *mask |= f.mask();
+                names.push(&f.name);
+            }
+            None => out.push((c, f.mask(), vec![&f.name])),
+        }
+    }
+    out
+}
+
+/// `mask &= !BITS` for every group whose condition does not hold, and a doc
+/// line per group naming its fields.
+fn clear_unless(
+    spec: &Spec,
+    groups: &[(&(Cond, String), u64, Vec<&str>)],
+    regs: &TokenStream,
+) -> (Vec<String>, Vec<TokenStream>) {
+    let docs = groups
+        .iter()
+        .map(|((_, text), mask, names)| {
+            let names: Vec<_> = names.iter().map(|n| format!("`{n}`")).collect();
+            format!(" - {} ({mask:#x}): if `{text}`", names.join(", "))
+        })
+        .collect();
+    let tests = groups
+        .iter()
+        .map(|((c, _), mask, _)| {
+            let e = cond_expr(spec, c, &[], &quote!(()), false, regs);
+            let m = hex(*mask);
+            quote!(if !(#e) { mask &= !#m; })
+        })
+        .collect();
+    (docs, tests)
+}
+
+/// `present_mask` and `writable_mask` for a register whose fields have conditions.
+fn field_masks(spec: &Spec, r: &Register) -> TokenStream {
+    let c = container(r);
+    let mut out = TokenStream::new();
+    let present = groups(r, |f| f.present_if.as_ref());
+    if !present.is_empty() {
+        let (docs, tests) = clear_unless(spec, &present, &quote!(ident));
+        out.extend(quote! {
+            /// The fields present on an SMMU with these identification registers.
+            /// A field that is not is RES0: it reads as zero and writes to it have
+            /// no effect. Fields with a condition:
+            #(#[doc = #docs])*
+            #[inline]
+            pub fn present_mask(ident: &impl crate::RegisterValues) -> #c {
+                let mut mask = Self::WRITE_MASK;
+                #(#tests)*
+                mask
+            }
+        });
+    }
+    let writable = groups(r, |f| f.writable_if.as_ref());
+    if !writable.is_empty() {
+        let (docs, tests) = clear_unless(spec, &writable, &quote!(regs));
+        let start = if present.is_empty() {
+            quote!(Self::WRITE_MASK)
+        } else {
+            quote!(Self::present_mask(regs))
+        };
+        out.extend(quote! {
+            /// The fields a write may change in this state: the present ones,
+            /// less those read-only now. Fields with a condition:
+            #(#[doc = #docs])*
+            #[inline]
+            pub fn writable_mask(regs: &impl crate::RegisterValues) -> #c {
+                let mut mask = #start;
+                #(#tests)*
+                mask
+            }
+        });
+    }
+    out
 }
 
 fn emulation_tokens(e: Emulation) -> TokenStream {
@@ -179,6 +269,51 @@ pub fn register_table(spec: &Spec) -> TokenStream {
     }
 }
 
+fn type_path(r: &Register) -> TokenStream {
+    let ty = format_ident!("{}", names::type_name(&r.name));
+    quote!(crate::regs::#ty)
+}
+
+/// The store of a register with conditional fields: the fields a write may
+/// change take the written value, the others keep theirs. Binds `present`
+/// (without `writable_if` fields) or `writable`.
+fn gated_store(r: &Register) -> TokenStream {
+    let ty = type_path(r);
+    let all = hex(r.field_mask());
+    if !has_writable_if(r) {
+        return quote! {
+            let present = #ty::present_mask(&RegisterView(&*h)) as u64;
+            let new = ((old & !present) | (half.merge(old, value) & present)) & #all;
+        };
+    }
+    quote! {
+        let writable = #ty::writable_mask(&RegisterView(&*h)) as u64;
+        if writable == 0 {
+            return crate::WriteEffect::Ignored;
+        }
+        let new = ((old & !writable) | (half.merge(old, value) & writable)) & #all;
+    }
+}
+
+fn has_writable_if(r: &Register) -> bool {
+    r.fields.iter().any(|f| f.writable_if.is_some())
+}
+
+/// The bits of a control register its ACK register mirrors. The validator
+/// makes ACK fields the control fields with the same `present_if`, so the
+/// control register's `present` (bound by `gated_store`) serves for both.
+fn ack_mask(r: &Register, ack: &Register) -> TokenStream {
+    let a_mask = hex(ack.field_mask());
+    if !ack.has_field_presence() {
+        return a_mask;
+    }
+    if r.has_field_presence() && !has_writable_if(r) {
+        return quote!(#a_mask & present);
+    }
+    let a_ty = type_path(ack);
+    quote!(#a_ty::present_mask(&RegisterView(&*h)) as u64)
+}
+
 /// `decode_access`: (page, offset, size) -> the register and half, or RAZ/WI.
 pub fn dispatch(spec: &Spec) -> TokenStream {
     let mut arms = Vec::new();
@@ -243,6 +378,32 @@ pub fn mmio(spec: &Spec) -> TokenStream {
             quote!(crate::Register::#id => #e,)
         })
     });
+    // An absent register first (a guard arm), then the fields of a present one.
+    let present_mask_arms = spec.registers.iter().flat_map(|r| {
+        let id = reg_ident(r);
+        let absent = r.present_if.as_ref().map(|(c, _)| {
+            let e = cond_expr(spec, c, &[], &quote!(()), false, &quote!(ident));
+            quote!(crate::Register::#id if !(#e) => 0,)
+        });
+        let fields = r.has_field_presence().then(|| {
+            let ty = type_path(r);
+            quote!(crate::Register::#id => #ty::present_mask(ident) as u64,)
+        });
+        absent.into_iter().chain(fields)
+    });
+    // One match for a read: an absent register reads as zero, absent fields too.
+    let read_arms = spec.registers.iter().flat_map(|r| {
+        let id = reg_ident(r);
+        let absent = r.present_if.as_ref().map(|(c, _)| {
+            let e = cond_expr(spec, c, &[], &quote!(()), false, &regs_tok);
+            quote!(crate::Register::#id if !(#e) => 0,)
+        });
+        let fields = r.has_field_presence().then(|| {
+            let ty = type_path(r);
+            quote!(crate::Register::#id => value & #ty::present_mask(&RegisterView(h)) as u64,)
+        });
+        absent.into_iter().chain(fields)
+    });
     let write_arms = spec
         .registers
         .iter()
@@ -257,13 +418,21 @@ pub fn mmio(spec: &Spec) -> TokenStream {
             let ack = r.ack.as_ref().map(|a| {
                 let a_reg = spec.register(a).expect("validated: ack exists");
                 let a_id = format_ident!("{}", a);
-                let a_mask = hex(a_reg.field_mask());
-                quote!(h.store(crate::Register::#a_id, h.load(reg) & #a_mask);)
+                let a_mask = ack_mask(r, a_reg);
+                quote! {
+                    let acked = h.load(reg) & #a_mask;
+                    h.store(crate::Register::#a_id, acked);
+                }
             });
+            let store = if r.has_gated_fields() {
+                gated_store(r)
+            } else {
+                quote!(let new = half.merge(old, value) & #mask;)
+            };
             quote! {
                 crate::Register::#id => {
                     let old = h.load(reg);
-                    let new = half.merge(old, value) & #mask;
+                    #store
                     h.store(reg, new);
                     #handler
                     #ack
@@ -304,6 +473,30 @@ pub fn mmio(spec: &Spec) -> TokenStream {
             match reg { #(#present_arms)* _ => true }
         }
 
+        impl crate::Register {
+            /// The fields of this register present on an SMMU with these
+            /// identification registers (the `present_if` of the register and of
+            /// its fields); zero for an absent register. Every other bit reads as
+            /// zero and ignores writes.
+            pub fn present_mask(self, ident: &impl crate::RegisterValues) -> u64 {
+                match self {
+                    #(#present_mask_arms)*
+                    _ => self.info().write_mask,
+                }
+            }
+        }
+
+        /// A value as the guest reads it: an absent register, and fields absent
+        /// on this SMMU, read as zero.
+        #[inline]
+        fn guest_view<H: MmioHandlers + ?Sized>(h: &H, reg: crate::Register, value: u64) -> u64 {
+            use crate::RegisterValues as _;
+            match reg {
+                #(#read_arms)*
+                _ => value,
+            }
+        }
+
         /// Whether a write to the register takes effect now (its `writable_if` holds).
         pub fn is_writable<H: MmioHandlers + ?Sized>(h: &H, reg: crate::Register) -> bool {
             use crate::RegisterValues as _;
@@ -316,7 +509,7 @@ pub fn mmio(spec: &Spec) -> TokenStream {
             match decode_access(page, offset, size) {
                 crate::Access::RazWi => 0,
                 crate::Access::Register { reg, half } => {
-                    if is_present(h, reg) { half.extract(RegisterView(h).value(reg)) } else { 0 }
+                    half.extract(guest_view(h, reg, RegisterView(h).value(reg)))
                 }
             }
         }
