@@ -990,14 +990,9 @@ impl Vsmmu {
     // ---- register side effects ----
 
     fn on_cr0(&mut self, ports: &mut Ports<'_>, old: u64, new: u64) {
-        // Only what we present can be enabled: no PRI queue, ATS checks, VMW or DPT.
-        let allowed = Cr0(0)
-            .with_smmuen(true)
-            .with_cmdqen(true)
-            .with_eventqen(true)
-            .0;
-        let new = Cr0(new as u32 & allowed);
-        self.regs.set(Register::CR0, u64::from(new.0));
+        // The generated dispatch stored only the fields the presented
+        // features have (no PRI queue, ATS checks, VMW or DPT walks).
+        let new = Cr0(new as u32);
         let old = Cr0(old as u32);
         let ack = self.cr0ack();
         if new.smmuen() != ack.smmuen() || new.smmuen() != old.smmuen() {
@@ -1151,12 +1146,8 @@ impl MmioHandlers for Ctx<'_, '_, '_> {
             u64::from(Gbpmpam(new as u32).with_update(false).0),
         );
     }
-    fn write_irq_ctrl(&mut self, _old: u64, new: u64) {
-        // PRI is not presented: its interrupt cannot be enabled.
-        let allowed = IrqCtrl(0).with_gerror_irqen(true).with_eventq_irqen(true).0;
-        self.v
-            .regs
-            .set(Register::IRQ_CTRL, new & u64::from(allowed));
+    fn write_irq_ctrl(&mut self, _old: u64, _new: u64) {
+        // PRIQ_IRQEN is absent without PRI: the dispatch already dropped it.
     }
     fn write_gerrorn(&mut self, _old: u64, _new: u64) {
         // Acknowledging CMDQ_ERR restarts the command queue (§7.1).
