@@ -387,6 +387,25 @@ impl Guest {
     /// The guest maps one 4K page `iova -> ipa` in its stage-1 tables rooted
     /// at `root` (allocating tables from `pool`, an IPA bump pointer).
     pub fn map_page(&mut self, root: u64, pool: &mut u64, iova: u64, ipa: u64, writable: bool) {
+        // Not global: like Linux's io-pgtable, entries belong to the ASID.
+        self.map_leaf(root, pool, iova, ipa, writable, true);
+    }
+
+    /// As [`Self::map_page`], with a global leaf (nG = 0): an entry every
+    /// ASID matches, as an OS other than Linux may write.
+    pub fn map_global_page(&mut self, root: u64, pool: &mut u64, iova: u64, ipa: u64) {
+        self.map_leaf(root, pool, iova, ipa, true, false);
+    }
+
+    fn map_leaf(
+        &mut self,
+        root: u64,
+        pool: &mut u64,
+        iova: u64,
+        ipa: u64,
+        writable: bool,
+        not_global: bool,
+    ) {
         let mut table = root;
         for level in 0..3u64 {
             let at = table + 8 * ((iova >> (39 - 9 * level)) & 0x1ff);
@@ -421,8 +440,7 @@ impl Guest {
             .with_ap(ap)
             .with_sh(TtS1BlockPageSh::INNER_SHAREABLE)
             .with_af(true)
-            // Not global: like Linux's io-pgtable, entries belong to the ASID.
-            .with_n_g(true)
+            .with_n_g(not_global)
             .with_oa(ipa);
         self.g
             .p
