@@ -10,7 +10,7 @@ use smmuv3::regs::{Cr0, Gbpa};
 use smmuv3::structs::{Cd, CdTg1};
 use smmuv3::Register;
 use vsmmu::testing::{GuestLayout, LinuxVersion};
-use vsmmu::{EventOutcome, Policy};
+use vsmmu::Policy;
 use vsmmu_testbed::{Guest, Machine, GUEST_IPA};
 
 const PT_POOL: u64 = GUEST_IPA + 0x40_0000;
