@@ -194,6 +194,9 @@ pub struct LinuxGuest<P: GuestPlatform = FakePlatform> {
     pub trace: Option<Vec<GuestOp>>,
     /// Linux's non-fatal complaints ("CMD_SYNC timeout", "CMDQ error", ...).
     pub warnings: Vec<&'static str>,
+    /// Runs every vSMMU entry point call the model makes (a test measuring
+    /// them, their stack use say, sets it).
+    pub around_call: Option<fn(&mut dyn FnMut())>,
     evt_prod_ovf: bool,
     next_l2: u64,
     deferral_since: Option<u64>,
@@ -228,6 +231,7 @@ impl<P: GuestPlatform> LinuxGuest<P> {
             evt_cons: 0,
             timing: Timing::default(),
             trace: None,
+            around_call: None,
             warnings: Vec::new(),
             evt_prod_ovf: false,
             next_l2: layout.l2_pool,
@@ -259,15 +263,27 @@ impl<P: GuestPlatform> LinuxGuest<P> {
     /// Raw access at any offset and size (for hostile guests).
     pub fn write_raw(&mut self, off: u32, size: u32, value: u64) {
         self.log(GuestOp::Write { off, size, value });
-        let mut ports = self.p.ports();
-        self.v.mmio_write(&mut ports, off, size, value);
+        self.call(|v, ports| {
+            v.mmio_write(ports, off, size, value);
+        });
     }
 
     pub fn read_raw(&mut self, off: u32, size: u32) -> u64 {
-        let mut ports = self.p.ports();
-        let value = self.v.mmio_read(&mut ports, off, size);
+        let mut value = 0;
+        self.call(|v, ports| value = v.mmio_read(ports, off, size));
         self.log(GuestOp::Read { off, size, value });
         value
+    }
+
+    /// One vSMMU entry point call, through `around_call` when set.
+    fn call(&mut self, mut f: impl FnMut(&mut Vsmmu, &mut Ports<'_>)) {
+        let mut ports = self.p.ports();
+        let v = &mut self.v;
+        let mut run = || f(v, &mut ports);
+        match self.around_call {
+            Some(around) => around(&mut run),
+            None => run(),
+        }
     }
 
     /// Simulated time now.
@@ -292,8 +308,7 @@ impl<P: GuestPlatform> LinuxGuest<P> {
         let wait = h.defer.last_after_ns.max(1_000);
         *h.now_ns = h.now_ns.saturating_add(wait);
         self.deferral_since = None;
-        let mut ports = self.p.ports();
-        self.v.run_deferred(&mut ports);
+        self.call(|v, ports| v.run_deferred(ports));
     }
 
     /// What the hypervisor and the interrupt controller do while the guest
@@ -308,8 +323,7 @@ impl<P: GuestPlatform> LinuxGuest<P> {
             let h = self.p.host();
             h.defer.pending = false;
             self.deferral_since = None;
-            let mut ports = self.p.ports();
-            self.v.run_deferred(&mut ports);
+            self.call(|v, ports| v.run_deferred(ports));
         }
         self.take_gerror_irq();
     }

@@ -11,6 +11,7 @@ use crate::ports::*;
 
 pub mod guest;
 pub mod linux;
+pub mod stack;
 pub use guest::{
     linux_cd, linux_cd_for, GuestError, GuestLayout, GuestOp, GuestPlatform, Host, LinuxGuest,
     Timing,
