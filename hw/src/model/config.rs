@@ -7,6 +7,7 @@ use alloc::collections::BTreeMap;
 
 use smmuv3::regs::*;
 use smmuv3::structs::*;
+use smmuv3::locate::{Lookup, StreamTable};
 use smmuv3::Register;
 
 use super::evtq::{self, Txn};
@@ -222,38 +223,22 @@ impl SmmuModel {
             return Ok(*ste);
         }
         let regs = &self.regs;
-        let cfg = StrtabBaseCfg(regs.get(Register::STRTAB_BASE_CFG) as u32);
-        let base = StrtabBase(regs.get(Register::STRTAB_BASE)).addr();
-        let log2 = u32::from(cfg.log2size().min(regs.idr1().sidsize()));
-        let sid = u64::from(t.sid);
+        let table = StreamTable::new(
+            StrtabBase(regs.get(Register::STRTAB_BASE)),
+            StrtabBaseCfg(regs.get(Register::STRTAB_BASE_CFG) as u32),
+            regs.idr0(),
+            regs.idr1(),
+        );
         let bad_sid = || fault(FaultKind::BadStreamId, evtq::bad_streamid(t));
-        if beyond(sid, log2) {
-            return Err(bad_sid());
-        }
-        let ste_bytes = (Ste::WORDS * 8) as u64;
-        let two_level = cfg.fmt() == StrtabBaseCfgFmt::TWO_LEVEL
-            && regs.idr0().st_level() == Idr0StLevel::TWO_LEVEL;
-        let addr = if two_level {
-            let split = match cfg.split() {
-                s @ (StrtabBaseCfgSplit::SPLIT_4KB
-                | StrtabBaseCfgSplit::SPLIT_16KB
-                | StrtabBaseCfgSplit::SPLIT_64KB) => u32::from(s.0),
-                _ => u32::from(StrtabBaseCfgSplit::SPLIT_4KB.0),
-            };
-            let l1_addr = base.wrapping_add((sid >> split) * (L1std::WORDS * 8) as u64);
-            let Ok(d) = read_u64(mem, l1_addr) else {
-                return Err(fault(FaultKind::SteFetch, evtq::ste_fetch(t, l1_addr)));
-            };
-            let l1 = L1std([d]);
-            let span = u32::from(l1.span());
-            // 0 is invalid; 12-31 are Reserved and behave as 0.
-            let l2_idx = sid & ((1u64 << split) - 1);
-            if span == 0 || span > 11 || beyond(l2_idx, span - 1) {
-                return Err(bad_sid());
+        let addr = match table.lookup(t.sid) {
+            None => return Err(bad_sid()),
+            Some(Lookup::Ste(addr)) => addr,
+            Some(Lookup::L1std(l1_addr)) => {
+                let Ok(d) = read_u64(mem, l1_addr) else {
+                    return Err(fault(FaultKind::SteFetch, evtq::ste_fetch(t, l1_addr)));
+                };
+                table.ste_in_l2(L1std([d]), t.sid).ok_or_else(bad_sid)?
             }
-            l1.l2_ptr().wrapping_add(l2_idx * ste_bytes)
-        } else {
-            base.wrapping_add(sid * ste_bytes)
         };
         let Ok(words) = read_words::<8>(mem, addr) else {
             return Err(fault(FaultKind::SteFetch, evtq::ste_fetch(t, addr)));
