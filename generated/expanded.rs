@@ -4,7 +4,7 @@
 //   spec/registers.yaml
 //   spec/structures.yaml
 //   spec/translation.yaml
-// spec hash (FNV-1a): c803af803d98020b
+// spec hash (FNV-1a): 249888b5883a8b51
 // Do not edit: edit the YAML and run `vsmmu regen`.
 // This file is for reading and review; the smmuv3 crate expands the same code
 // at compile time through smmuv3-codegen-macro.
@@ -12938,6 +12938,11 @@ pub mod cmd {
         /// Conditions under which the architecture makes this value ILLEGAL.
         pub const ILLEGAL: &'static [crate::IllegalRule] = &[
             crate::IllegalRule {
+                condition: "IDR0.ASID16 == 0 && ASID > 255",
+                why: "ASID[15:8] is RES0 with 8-bit ASIDs (§4.4); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
                 condition: "IDR0.S1P == 0",
                 why: "Stage 1 is not implemented (§4.4.2)",
                 uses_registers: true,
@@ -12991,8 +12996,15 @@ pub mod cmd {
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
-                if (((regs.value(crate::Register::IDR0)) >> 1) & 0x1) == 0x0 {
+                if (((self.0[0]) >> 48) & 0xffff) > 0xff
+                    && (((regs.value(crate::Register::IDR0)) >> 12) & 0x1) == 0x0
+                {
                     return Some(&Self::ILLEGAL[0]);
+                }
+            }
+            if let Some(regs) = regs {
+                if (((regs.value(crate::Register::IDR0)) >> 1) & 0x1) == 0x0 {
+                    return Some(&Self::ILLEGAL[1]);
                 }
             }
             None
@@ -13231,6 +13243,11 @@ pub mod cmd {
         /// Conditions under which the architecture makes this value ILLEGAL.
         pub const ILLEGAL: &'static [crate::IllegalRule] = &[
             crate::IllegalRule {
+                condition: "IDR0.ASID16 == 0 && ASID > 255",
+                why: "ASID[15:8] is RES0 with 8-bit ASIDs (§4.4); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
                 condition: "IDR0.S1P == 0",
                 why: "Stage 1 is not implemented (§4.4.2)",
                 uses_registers: true,
@@ -13329,15 +13346,22 @@ pub mod cmd {
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
-                if (((regs.value(crate::Register::IDR0)) >> 1) & 0x1) == 0x0 {
+                if (((self.0[0]) >> 48) & 0xffff) > 0xff
+                    && (((regs.value(crate::Register::IDR0)) >> 12) & 0x1) == 0x0
+                {
                     return Some(&Self::ILLEGAL[0]);
+                }
+            }
+            if let Some(regs) = regs {
+                if (((regs.value(crate::Register::IDR0)) >> 1) & 0x1) == 0x0 {
+                    return Some(&Self::ILLEGAL[1]);
                 }
             }
             if (((self.0[1]) >> 10) & 0x3) != 0x0 && (((self.0[0]) >> 12) & 0x1f) == 0x0
                 && (((self.0[0]) >> 20) & 0x3f) == 0x0
                 && (((self.0[1]) >> 8) & 0x3) == 0x0
             {
-                return Some(&Self::ILLEGAL[1]);
+                return Some(&Self::ILLEGAL[2]);
             }
             if let Some(regs) = regs {
                 if (((self.0[1]) >> 10) & 0x3) == 0x2
@@ -13346,42 +13370,42 @@ pub mod cmd {
                     && (((self.0[0]) >> 20) & 0x3f) == 0x0
                     && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
                 {
-                    return Some(&Self::ILLEGAL[2]);
+                    return Some(&Self::ILLEGAL[3]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[1]) >> 10) & 0x3) != 0x0
                     && (((regs.value(crate::Register::IDR3)) >> 10) & 0x1) == 0x0
                 {
-                    return Some(&Self::ILLEGAL[3]);
+                    return Some(&Self::ILLEGAL[4]);
                 }
             }
             if (((self.0[1]) >> 10) & 0x3) == 0x0 && (((self.0[0]) >> 12) & 0x1f) != 0x0
             {
-                return Some(&Self::ILLEGAL[4]);
+                return Some(&Self::ILLEGAL[5]);
             }
             if (((self.0[1]) >> 10) & 0x3) == 0x0 && (((self.0[0]) >> 20) & 0x3f) != 0x0
             {
-                return Some(&Self::ILLEGAL[5]);
-            }
-            if (((self.0[1]) >> 10) & 0x3) == 0x0 && (((self.0[1]) >> 8) & 0x3) != 0x0 {
                 return Some(&Self::ILLEGAL[6]);
             }
-            if (((self.0[1]) >> 8) & 0x3) == 0x0 && (((self.0[1]) >> 7) & 0x1) != 0x0 {
+            if (((self.0[1]) >> 10) & 0x3) == 0x0 && (((self.0[1]) >> 8) & 0x3) != 0x0 {
                 return Some(&Self::ILLEGAL[7]);
+            }
+            if (((self.0[1]) >> 8) & 0x3) == 0x0 && (((self.0[1]) >> 7) & 0x1) != 0x0 {
+                return Some(&Self::ILLEGAL[8]);
             }
             if let Some(regs) = regs {
                 if (((self.0[0]) >> 20) & 0x3f) > 0x1f
                     && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
                 {
-                    return Some(&Self::ILLEGAL[8]);
+                    return Some(&Self::ILLEGAL[9]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[1]) >> 7) & 0x1) != 0x0
                     && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
                 {
-                    return Some(&Self::ILLEGAL[9]);
+                    return Some(&Self::ILLEGAL[10]);
                 }
             }
             None
@@ -14739,6 +14763,11 @@ pub mod cmd {
         /// Conditions under which the architecture makes this value ILLEGAL.
         pub const ILLEGAL: &'static [crate::IllegalRule] = &[
             crate::IllegalRule {
+                condition: "IDR0.ASID16 == 0 && ASID > 255",
+                why: "ASID[15:8] is RES0 with 8-bit ASIDs (§4.4); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
                 condition: "IDR0.Hyp == 0",
                 why: "Hypervisor stage 1 contexts are not implemented (§4.4.2.10)",
                 uses_registers: true,
@@ -14797,13 +14826,20 @@ pub mod cmd {
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
-                if (((regs.value(crate::Register::IDR0)) >> 9) & 0x1) == 0x0 {
+                if (((self.0[0]) >> 48) & 0xffff) > 0xff
+                    && (((regs.value(crate::Register::IDR0)) >> 12) & 0x1) == 0x0
+                {
                     return Some(&Self::ILLEGAL[0]);
                 }
             }
             if let Some(regs) = regs {
-                if (((regs.value(crate::Register::IDR0)) >> 1) & 0x1) == 0x0 {
+                if (((regs.value(crate::Register::IDR0)) >> 9) & 0x1) == 0x0 {
                     return Some(&Self::ILLEGAL[1]);
+                }
+            }
+            if let Some(regs) = regs {
+                if (((regs.value(crate::Register::IDR0)) >> 1) & 0x1) == 0x0 {
+                    return Some(&Self::ILLEGAL[2]);
                 }
             }
             None
@@ -15015,6 +15051,11 @@ pub mod cmd {
         /// Conditions under which the architecture makes this value ILLEGAL.
         pub const ILLEGAL: &'static [crate::IllegalRule] = &[
             crate::IllegalRule {
+                condition: "IDR0.ASID16 == 0 && ASID > 255",
+                why: "ASID[15:8] is RES0 with 8-bit ASIDs (§4.4); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
                 condition: "IDR0.Hyp == 0",
                 why: "Hypervisor stage 1 contexts are not implemented (§4.4.2.8)",
                 uses_registers: true,
@@ -15118,20 +15159,27 @@ pub mod cmd {
         ) -> Option<&'static crate::IllegalRule> {
             let _ = regs;
             if let Some(regs) = regs {
-                if (((regs.value(crate::Register::IDR0)) >> 9) & 0x1) == 0x0 {
+                if (((self.0[0]) >> 48) & 0xffff) > 0xff
+                    && (((regs.value(crate::Register::IDR0)) >> 12) & 0x1) == 0x0
+                {
                     return Some(&Self::ILLEGAL[0]);
                 }
             }
             if let Some(regs) = regs {
-                if (((regs.value(crate::Register::IDR0)) >> 1) & 0x1) == 0x0 {
+                if (((regs.value(crate::Register::IDR0)) >> 9) & 0x1) == 0x0 {
                     return Some(&Self::ILLEGAL[1]);
+                }
+            }
+            if let Some(regs) = regs {
+                if (((regs.value(crate::Register::IDR0)) >> 1) & 0x1) == 0x0 {
+                    return Some(&Self::ILLEGAL[2]);
                 }
             }
             if (((self.0[1]) >> 10) & 0x3) != 0x0 && (((self.0[0]) >> 12) & 0x1f) == 0x0
                 && (((self.0[0]) >> 20) & 0x3f) == 0x0
                 && (((self.0[1]) >> 8) & 0x3) == 0x0
             {
-                return Some(&Self::ILLEGAL[2]);
+                return Some(&Self::ILLEGAL[3]);
             }
             if let Some(regs) = regs {
                 if (((self.0[1]) >> 10) & 0x3) == 0x2
@@ -15140,42 +15188,42 @@ pub mod cmd {
                     && (((self.0[0]) >> 20) & 0x3f) == 0x0
                     && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
                 {
-                    return Some(&Self::ILLEGAL[3]);
+                    return Some(&Self::ILLEGAL[4]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[1]) >> 10) & 0x3) != 0x0
                     && (((regs.value(crate::Register::IDR3)) >> 10) & 0x1) == 0x0
                 {
-                    return Some(&Self::ILLEGAL[4]);
+                    return Some(&Self::ILLEGAL[5]);
                 }
             }
             if (((self.0[1]) >> 10) & 0x3) == 0x0 && (((self.0[0]) >> 12) & 0x1f) != 0x0
             {
-                return Some(&Self::ILLEGAL[5]);
+                return Some(&Self::ILLEGAL[6]);
             }
             if (((self.0[1]) >> 10) & 0x3) == 0x0 && (((self.0[0]) >> 20) & 0x3f) != 0x0
             {
-                return Some(&Self::ILLEGAL[6]);
-            }
-            if (((self.0[1]) >> 10) & 0x3) == 0x0 && (((self.0[1]) >> 8) & 0x3) != 0x0 {
                 return Some(&Self::ILLEGAL[7]);
             }
-            if (((self.0[1]) >> 8) & 0x3) == 0x0 && (((self.0[1]) >> 7) & 0x1) != 0x0 {
+            if (((self.0[1]) >> 10) & 0x3) == 0x0 && (((self.0[1]) >> 8) & 0x3) != 0x0 {
                 return Some(&Self::ILLEGAL[8]);
+            }
+            if (((self.0[1]) >> 8) & 0x3) == 0x0 && (((self.0[1]) >> 7) & 0x1) != 0x0 {
+                return Some(&Self::ILLEGAL[9]);
             }
             if let Some(regs) = regs {
                 if (((self.0[0]) >> 20) & 0x3f) > 0x1f
                     && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
                 {
-                    return Some(&Self::ILLEGAL[9]);
+                    return Some(&Self::ILLEGAL[10]);
                 }
             }
             if let Some(regs) = regs {
                 if (((self.0[1]) >> 7) & 0x1) != 0x0
                     && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
                 {
-                    return Some(&Self::ILLEGAL[10]);
+                    return Some(&Self::ILLEGAL[11]);
                 }
             }
             None

@@ -282,3 +282,63 @@ fn stage_2_unmap_cuts_off_dma_after_invalidation() {
         .dma_read(8, None, GUEST_IPA + 0x1000, &mut [0u8; 4])
         .is_err());
 }
+
+/// An SmmuOps that keeps the STEs written, with the ID registers it is given.
+struct StoredStes {
+    caps: vsmmu::PhysCaps,
+    written: std::sync::Mutex<Vec<(u32, Ste)>>,
+}
+
+impl SmmuOps for StoredStes {
+    fn caps(&self) -> vsmmu::PhysCaps {
+        self.caps
+    }
+    fn write_ste(&self, sid: u32, ste: &Ste) -> Result<u32, HwError> {
+        self.written.lock().unwrap().push((sid, *ste));
+        Ok(2)
+    }
+    fn submit(&self, _: &[Command]) -> Result<smmuv3_hw::driver::Ticket, HwError> {
+        Ok(smmuv3_hw::driver::Ticket(0))
+    }
+    fn sync_since(&self, _: smmuv3_hw::driver::Ticket) -> Result<(), HwError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_nested_ste_forbids_stalls_where_the_hardware_lets_cds_stall() {
+    use smmuv3::regs::{Idr0, Idr0StallModel};
+    let p = platform();
+    let s2 = stage2(&p).config(1, 44);
+    let nested = StreamConfig::Nested(S1Context {
+        s1_context_ptr: Ipa(GUEST_IPA),
+        s1_fmt: 0,
+        s1_cd_max: 0,
+        s1_dss: 0,
+        s1_cir: 1,
+        s1_cor: 1,
+        s1_csh: 3,
+        s1_stalld: false,
+    });
+    let qemu = vsmmu::testing::QEMU_VIRT_CAPS;
+    for (model, stalld) in [
+        (Idr0StallModel::STALL_AND_TERM, true),
+        (Idr0StallModel::TERM_ONLY, false),
+    ] {
+        let ops = Arc::new(StoredStes {
+            caps: vsmmu::PhysCaps {
+                idr0: Idr0(qemu.idr0).with_stall_model(model).0,
+                ..qemu
+            },
+            written: Default::default(),
+        });
+        let mut hw = DomainHw::new(s2, vec![(SmmuId(0), ops.clone())]);
+        let stream = PhysStream {
+            smmu: SmmuId(0),
+            psid: 3,
+        };
+        hw.install(stream, &nested).unwrap();
+        let (_, ste) = ops.written.lock().unwrap()[0];
+        assert_eq!(ste.s1stalld(), stalld, "{model:?}");
+    }
+}

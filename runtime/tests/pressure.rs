@@ -593,3 +593,31 @@ fn a_torn_down_domain_leaves_aborting_streams_and_its_psids_free() {
         .is_some());
     let _ = linux::POLL_TIMEOUT_NS;
 }
+
+#[test]
+fn a_16_bit_asid_on_an_smmu_with_8_bit_asids_is_refused_not_forwarded() {
+    let mut p = FakePlatform::new(RAM, RAM_SIZE, 1);
+    p.hw.caps[0].1.idr0 = Idr0(QEMU_VIRT_CAPS.idr0).with_asid16(false).0;
+    let mut owners = PsidOwners::new();
+    let mut map = StreamMap::new();
+    map.add_device(&mut owners, DomainId(1), 8, DEV).unwrap();
+    let v = Vsmmu::new(VsmmuConfig::new(DomainId(1), VMID, 40), map, &mut p.hw).unwrap();
+    let mut g = LinuxGuest::new(v, p, GuestLayout::linux(RAM, LinuxVersion::V6_12));
+    g.bring_up().unwrap();
+    assert!(!Idr0(g.read(Register::IDR0) as u32).asid16());
+    physical_commands(&mut g);
+    let ok = CmdTlbiNhAsid::new().with_asid(0xff).encode();
+    publish(&mut g, &[ok, sync()]);
+    assert_eq!(cons(&mut g).err(), CmdqConsErr::CERROR_NONE);
+    let start = cons(&mut g).rd();
+    let wide = CmdTlbiNhAsid::new().with_asid(0x100).encode();
+    publish(&mut g, &[wide, sync()]);
+    let c = cons(&mut g);
+    assert_eq!((c.rd(), c.err()), (start, CmdqConsErr::CERROR_ILL));
+    let sent = physical_commands(&mut g);
+    assert!(
+        sent.iter()
+            .all(|c| !matches!(c, Command::TlbiNhAsid(a) if a.asid() > 0xff)),
+        "{sent:?}"
+    );
+}

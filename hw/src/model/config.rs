@@ -5,9 +5,9 @@
 
 use alloc::collections::BTreeMap;
 
+use smmuv3::locate::{Lookup, StreamTable};
 use smmuv3::regs::*;
 use smmuv3::structs::*;
-use smmuv3::locate::{Lookup, StreamTable};
 use smmuv3::Register;
 
 use super::evtq::{self, Txn};
