@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use smmuv3::cmd::{CmdCfgiSte, CmdSync, CmdSyncCs, CmdTlbiNhVa, Command};
+use smmuv3::cmd::{CmdCfgiSte, CmdSync, CmdSyncCs, CmdTlbiNhAsid, CmdTlbiNhVa, Command};
 use smmuv3::regs::{CmdqCons, CmdqProd, Cr1, Cr1QueueSh, Cr1TableSh};
 use smmuv3::structs::{Ste, SteConfig, SteS1Fmt, SteS1cir, SteS1cor, SteS1csh, SteS1dss};
 use smmuv3::{Register, WriteEffect};
@@ -175,15 +175,15 @@ fn sev_sync() -> Command {
 fn command_queue(c: &mut Criterion) {
     queue_bench(
         c,
-        "tlbi_nh_va_distinct_asids",
-        "TLBI_NH_VA, a different ASID each: nothing merges, a physical batch every 64",
-        |i| va(i, i),
+        "tlbi_nh_asid_distinct",
+        "TLBI_NH_ASID, a different ASID each: nothing merges, a physical batch every 64",
+        |i| Command::TlbiNhAsid(CmdTlbiNhAsid::new().with_asid(i as u16)),
     );
     queue_bench(
         c,
-        "tlbi_nh_va_one_asid",
-        "TLBI_NH_VA, all one ASID: merged into one TLBI_NH_ASID that covers the rest",
-        |i| va(1, i),
+        "tlbi_nh_va_pages",
+        "TLBI_NH_VA pages: past the coarsening threshold one TLBI_NH_ALL of the VMID covers the rest",
+        |i| va(i, i),
     );
     queue_bench(
         c,
