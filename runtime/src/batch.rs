@@ -160,11 +160,14 @@ impl Pending {
     }
 
     fn add(&mut self, c: Command) {
-        // A wider command makes the narrower pending ones redundant.
-        let before = self.cmds.len();
-        self.cmds.retain(|p| !covers(&c, p));
-        if self.cmds.len() != before {
-            self.rebuild();
+        // A wider command makes the narrower pending ones redundant (only
+        // the two kinds that cover anything need the scan).
+        if matches!(c, Command::TlbiNhAll(_) | Command::CfgiCdAll(_)) {
+            let before = self.cmds.len();
+            self.cmds.retain(|p| !covers(&c, p));
+            if self.cmds.len() != before {
+                self.rebuild();
+            }
         }
         self.cmds.push(c);
         self.index(self.cmds.len() - 1);

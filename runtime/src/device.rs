@@ -591,33 +591,45 @@ impl Vsmmu {
 
     /// Forwards a guest command, rewritten, to one SMMU.
     fn forward(&mut self, ports: &mut Ports<'_>, smmu: SmmuId, cmd: Command) -> Result<(), Stop> {
-        self.forward_to(ports, &[smmu], cmd)
+        if !self.legal_on(smmu, &cmd) {
+            return Err(self.refuse(ports));
+        }
+        self.queue_room(ports, smmu, cmd)
     }
 
-    /// Forwards a guest command, rewritten, to every SMMU the domain uses.
+    /// Forwards a guest command, rewritten, to every SMMU the domain uses
+    /// (checked on all of them before any is sent).
     fn forward_all(&mut self, ports: &mut Ports<'_>, cmd: Command) -> Result<(), Stop> {
-        let smmus: Vec<SmmuId> = self.smmus.iter().map(|(s, _)| *s).collect();
-        self.forward_to(ports, &smmus, cmd)
+        if !self.smmus.iter().all(|(_, ids)| cmd.illegal(ids).is_none()) {
+            return Err(self.refuse(ports));
+        }
+        for i in 0..self.smmus.len() {
+            if let Some(&(smmu, _)) = self.smmus.get(i) {
+                self.queue_room(ports, smmu, cmd)?;
+            }
+        }
+        Ok(())
     }
 
-    fn forward_to(
+    /// A command the hardware would refuse: CERROR_ILL on the guest's queue.
+    fn refuse(&mut self, ports: &mut Ports<'_>) -> Stop {
+        self.command_error(ports, CmdqConsErr::CERROR_ILL);
+        Stop::Error
+    }
+
+    /// Queues `cmd` for `smmu`, sending its list first when it is full.
+    fn queue_room(
         &mut self,
         ports: &mut Ports<'_>,
-        smmus: &[SmmuId],
+        smmu: SmmuId,
         cmd: Command,
     ) -> Result<(), Stop> {
-        if !smmus.iter().all(|s| self.legal_on(*s, &cmd)) {
-            self.command_error(ports, CmdqConsErr::CERROR_ILL);
-            return Err(Stop::Error);
+        if self.batch.is_full(smmu) {
+            self.flush_invalidations(ports)?;
         }
-        for s in smmus {
-            if self.batch.is_full(*s) {
-                self.flush_invalidations(ports)?;
-            }
-            if self.queue(*s, cmd) == Pushed::Full {
-                // Only if the flush above could not empty the list.
-                return Err(Stop::Budget);
-            }
+        if self.queue(smmu, cmd) == Pushed::Full {
+            // Only if the flush above could not empty the list.
+            return Err(Stop::Budget);
         }
         Ok(())
     }
