@@ -387,6 +387,30 @@ fn cr0ack_and_gbpa_update_complete_only_once_every_stream_is_installed() {
         );
     }
     assert!(!Gbpa(g.read(Register::GBPA) as u32).update());
+    // And back on: CR0ACK says SMMUEN=1 only once every stream has the
+    // guest's configuration again (vSID 8 nested, the others as its table says).
+    let on = Cr0(0)
+        .with_smmuen(true)
+        .with_cmdqen(true)
+        .with_eventqen(true);
+    g.write(Register::CR0, u64::from(on.0));
+    assert!(!Cr0(g.read(Register::CR0ACK) as u32).smmuen(), "not yet");
+    while !Cr0(g.read(Register::CR0ACK) as u32).smmuen() {
+        g.run_deferred();
+    }
+    assert!(matches!(
+        g.p.hw.installed(DEV),
+        Some(StreamConfig::Nested(_))
+    ));
+    for (vsid, stream) in g.v.streams().iter() {
+        let want = g.v.installed(vsid).map(|i| i.config);
+        assert_eq!(g.p.hw.installed(stream), want, "vSID {vsid:#x}");
+        assert_ne!(
+            want,
+            Some(StreamConfig::Abort { report: false }),
+            "vSID {vsid:#x}"
+        );
+    }
 }
 
 #[test]
