@@ -196,6 +196,8 @@ pub struct Batch {
     cmds: BTreeMap<SmmuId, Pending>,
     /// SMMUs that were sent invalidations since their last sync.
     pub unsynced: BTreeSet<SmmuId>,
+    /// A command to send ahead of an SMMU's next list (see [`Batch::cover`]).
+    covers: BTreeMap<SmmuId, Command>,
 }
 
 impl Batch {
@@ -205,7 +207,7 @@ impl Batch {
 
     /// No invalidation waits to be sent.
     pub fn is_empty(&self) -> bool {
-        self.cmds.values().all(|p| p.cmds.is_empty())
+        self.covers.is_empty() && self.cmds.values().all(|p| p.cmds.is_empty())
     }
 
     /// Nothing to send or sync.
@@ -232,40 +234,54 @@ impl Batch {
                 return Pushed::Merged;
             }
         }
-        if p.cmds.len() >= MAX_PER_SMMU {
+        // A command that covers pending ones replaces them, so it fits.
+        if p.cmds.len() >= MAX_PER_SMMU && !p.cmds.iter().any(|q| covers(&cmd, q)) {
             return Pushed::Full;
         }
         p.add(cmd);
         Pushed::Queued
     }
 
-    /// Takes an SMMU's pending commands (to send them); the SMMU's entry
-    /// stays, emptied, so the next batch reuses its index.
+    /// Makes the next list sent to `smmu` start with `cmd` (a command that
+    /// covers what an earlier, unconfirmed list held), whatever else is
+    /// pending.
+    pub fn cover(&mut self, smmu: SmmuId, cmd: Command) {
+        self.covers.insert(smmu, cmd);
+    }
+
+    /// Takes an SMMU's pending commands (to send them), its cover first;
+    /// the SMMU's entry stays, emptied, so the next batch reuses its index.
     pub fn take(&mut self, smmu: SmmuId) -> Vec<Command> {
-        match self.cmds.get_mut(&smmu) {
+        let mut cmds = match self.cmds.get_mut(&smmu) {
             Some(p) => {
                 let cmds = core::mem::replace(&mut p.cmds, Vec::with_capacity(MAX_PER_SMMU));
                 p.clear();
                 cmds
             }
             None => Vec::new(),
+        };
+        if let Some(c) = self.covers.remove(&smmu) {
+            cmds.insert(0, c);
         }
+        cmds
     }
 
     /// The first SMMU with pending commands.
     pub fn next_pending(&self) -> Option<SmmuId> {
-        self.cmds
+        let listed = self
+            .cmds
             .iter()
             .find(|(_, p)| !p.cmds.is_empty())
-            .map(|(s, _)| *s)
+            .map(|(s, _)| *s);
+        listed.or_else(|| self.covers.keys().next().copied())
     }
 
     /// Puts commands back at the front (they could not be sent yet). The
-    /// list was taken whole and nothing was pushed since, so it fits.
+    /// list was taken whole and nothing was pushed since: it holds at most
+    /// the batch size and a cover, which the index has room for.
     pub fn put_back(&mut self, smmu: SmmuId, mut cmds: Vec<Command>) {
         let p = self.cmds.entry(smmu).or_default();
         cmds.append(&mut p.cmds);
-        cmds.truncate(MAX_PER_SMMU);
         p.cmds = cmds;
         p.rebuild();
     }
@@ -341,5 +357,26 @@ mod tests {
         assert_eq!(b.push(s, va(1000, 0), 1000), Pushed::Full);
         assert_eq!(b.take(s).len(), MAX_PER_SMMU);
         assert!(!b.is_full(s));
+    }
+
+    #[test]
+    fn a_cover_goes_first_and_a_covering_command_fits_a_full_list() {
+        let mut b = Batch::default();
+        let s = SmmuId(0);
+        for i in 0..MAX_PER_SMMU as u16 {
+            let c = Command::TlbiNhAsid(CmdTlbiNhAsid::new().with_vmid(3).with_asid(i));
+            b.push(s, c, 1000);
+        }
+        assert_eq!(
+            b.push(s, all(), 1000),
+            Pushed::Queued,
+            "it replaces them all"
+        );
+        b.cover(s, all());
+        assert!(!b.is_empty());
+        assert_eq!(b.take(s), [all(), all()]);
+        assert!(b.is_empty());
+        b.cover(s, all());
+        assert_eq!(b.next_pending(), Some(s));
     }
 }

@@ -702,9 +702,7 @@ impl Vsmmu {
         self.stats.hw_errors += 1;
         self.hw_failures = self.hw_failures.saturating_add(1);
         let all = Command::TlbiNhAll(CmdTlbiNhAll::new().with_vmid(self.cfg.vmid));
-        if self.queue(smmu, all) == Pushed::Full {
-            // The list is whole and waiting: it is re-sent as it is.
-        }
+        self.batch.cover(smmu, all);
         self.batch.unsynced.insert(smmu);
         self.dirty.mark_all(&self.streams);
         if self.hw_failures >= self.cfg.policy.hw_retry_limit && !self.contained {
