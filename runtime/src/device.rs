@@ -27,7 +27,6 @@
 //! told something completed that did not: a Linux guest reports
 //! `CMD_SYNC timeout`, as on a broken SMMU.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use smmuv3::cmd::{CmdCfgiCdAll, CmdSyncCs, CmdTlbiNhAll, Command};
@@ -163,7 +162,8 @@ pub struct Vsmmu {
     /// The physical SMMUs the domain uses, with their ID registers (every
     /// forwarded command is checked against them too).
     smmus: Vec<(SmmuId, RegisterBank)>,
-    installed: BTreeMap<u32, Installed>,
+    /// What is installed, per stream (by `StreamMap::index`).
+    installed: Vec<Option<Installed>>,
     batch: Batch,
     /// Streams whose guest STE must be read and installed again.
     dirty: DirtyStreams,
@@ -235,6 +235,7 @@ impl Vsmmu {
             oas_bits: idregs::oas_bits(Idr5(ident.get(Register::IDR5) as u32).oas()),
         };
         let budget = HwBudget::new(&cfg.policy);
+        let streams_len = streams.len();
         let mut v = Vsmmu {
             cfg,
             regs: RegisterBank::at_reset(),
@@ -242,7 +243,7 @@ impl Vsmmu {
             presented,
             streams,
             smmus,
-            installed: BTreeMap::new(),
+            installed: alloc::vec![None; streams_len],
             batch: Batch::default(),
             dirty: DirtyStreams::default(),
             budget,
@@ -273,7 +274,8 @@ impl Vsmmu {
 
     /// What is installed for a vSID.
     pub fn installed(&self, vsid: u32) -> Option<Installed> {
-        self.installed.get(&vsid).copied()
+        let i = self.streams.index(vsid)?;
+        self.installed.get(i).copied().flatten()
     }
 
     /// Guest commands consumed by the last entry point call (bounded by the policy).
@@ -360,7 +362,7 @@ impl Vsmmu {
                 result = Err(e);
             }
         }
-        self.installed.clear();
+        self.installed.iter_mut().for_each(|i| *i = None);
         for (smmu, _) in &self.smmus {
             if let Err(e) = hw.release(*smmu) {
                 result = Err(e);
@@ -495,7 +497,7 @@ impl Vsmmu {
         let Some(stream) = self.streams.physical(vsid) else {
             return 0;
         };
-        if self.installed.get(&vsid) == Some(&want) {
+        if self.installed(vsid) == Some(want) {
             if from_cfgi && matches!(want.config, StreamConfig::Nested(_)) {
                 let c = Command::CfgiCdAll(CmdCfgiCdAll::new().with_stream_id(stream.psid));
                 if self.queue(stream.smmu, c) == Pushed::Full {
@@ -508,7 +510,7 @@ impl Vsmmu {
         self.stats.hw_installs += 1;
         match hw.install(stream, &want.config) {
             Ok(n) => {
-                self.installed.insert(vsid, want);
+                self.set_installed(vsid, Some(want));
                 n
             }
             Err(_) => {
@@ -520,15 +522,25 @@ impl Vsmmu {
                 };
                 match hw.install(stream, &abort.config) {
                     Ok(n) => {
-                        self.installed.insert(vsid, abort);
+                        self.set_installed(vsid, Some(abort));
                         INSTALL_MAX_COMMANDS + n
                     }
                     Err(_) => {
-                        self.installed.remove(&vsid);
+                        self.set_installed(vsid, None);
                         2 * INSTALL_MAX_COMMANDS
                     }
                 }
             }
+        }
+    }
+
+    fn set_installed(&mut self, vsid: u32, what: Option<Installed>) {
+        let slot = self
+            .streams
+            .index(vsid)
+            .and_then(|i| self.installed.get_mut(i));
+        if let Some(slot) = slot {
+            *slot = what;
         }
     }
 
@@ -940,7 +952,7 @@ impl Vsmmu {
         }) else {
             return EventOutcome::NotOurs;
         };
-        let refusal = self.installed.get(&vsid).and_then(|i| i.refusal);
+        let refusal = self.installed(vsid).and_then(|i| i.refusal);
         let recinvsid = self.reg(Register::CR2, |v| Cr2(v as u32)).recinvsid();
         let out = match events::translate(ev.event, vsid, refusal, recinvsid) {
             events::Translated::Guest(e) => e,

@@ -63,11 +63,40 @@ impl PsidOwners {
     }
 }
 
-/// One domain's vSID map.
+/// A run of vSIDs mapped to consecutive StreamIDs of one SMMU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Run {
+    vsid: u32,
+    stream: PhysStream,
+    len: u32,
+    /// Dense index of the run's first stream (see [`StreamMap::index`]).
+    index: usize,
+}
+
+impl Run {
+    fn last_vsid(&self) -> u32 {
+        self.vsid + (self.len - 1)
+    }
+
+    fn at(&self, offset: u32) -> (u32, PhysStream) {
+        let stream = PhysStream {
+            smmu: self.stream.smmu,
+            psid: self.stream.psid + offset,
+        };
+        (self.vsid + offset, stream)
+    }
+}
+
+/// One domain's vSID map, kept as runs (a root complex of 65,536 RIDs is
+/// one entry), so that every lookup costs the same whatever the domain's
+/// size.
 #[derive(Clone, Debug, Default)]
 pub struct StreamMap {
-    forward: BTreeMap<u32, PhysStream>,
+    /// First vSID of a run -> the run.
+    forward: BTreeMap<u32, Run>,
+    /// First physical stream of a run -> the run's first vSID.
     reverse: BTreeMap<PhysStream, u32>,
+    len: usize,
 }
 
 impl StreamMap {
@@ -104,8 +133,8 @@ impl StreamMap {
         {
             return Err(MapError::BadRange);
         }
-        if let Some(v) = self.forward.range(vsid_base..=vsid_base + (len - 1)).next() {
-            return Err(MapError::VsidInUse { vsid: *v.0 });
+        if let Some((vsid, _)) = self.in_range(vsid_base, vsid_base + (len - 1)).next() {
+            return Err(MapError::VsidInUse { vsid });
         }
         let streams: Vec<PhysStream> = (0..len)
             .map(|i| PhysStream {
@@ -114,27 +143,52 @@ impl StreamMap {
             })
             .collect();
         owners.claim(domain, &streams)?;
-        for (i, s) in streams.into_iter().enumerate() {
-            let vsid = vsid_base + i as u32;
-            self.forward.insert(vsid, s);
-            self.reverse.insert(s, vsid);
-        }
+        let stream = PhysStream {
+            smmu,
+            psid: psid_base,
+        };
+        let run = Run {
+            vsid: vsid_base,
+            stream,
+            len,
+            index: self.len,
+        };
+        self.forward.insert(vsid_base, run);
+        self.reverse.insert(stream, vsid_base);
+        self.len += len as usize;
         Ok(())
+    }
+
+    /// The run holding `vsid`.
+    fn run_of(&self, vsid: u32) -> Option<&Run> {
+        let (_, run) = self.forward.range(..=vsid).next_back()?;
+        (vsid <= run.last_vsid()).then_some(run)
     }
 
     /// The physical stream behind a vSID.
     pub fn physical(&self, vsid: u32) -> Option<PhysStream> {
-        self.forward.get(&vsid).copied()
+        let run = self.run_of(vsid)?;
+        Some(run.at(vsid - run.vsid).1)
+    }
+
+    /// A dense index of the vSID among the domain's streams (below
+    /// [`Self::len`]), for per-stream state kept in a vector.
+    pub fn index(&self, vsid: u32) -> Option<usize> {
+        let run = self.run_of(vsid)?;
+        Some(run.index + (vsid - run.vsid) as usize)
     }
 
     /// The vSID of a physical stream of this domain.
     pub fn virtual_of(&self, stream: PhysStream) -> Option<u32> {
-        self.reverse.get(&stream).copied()
+        let (first, vsid) = self.reverse.range(..=stream).next_back()?;
+        let run = self.forward.get(vsid)?;
+        let offset = stream.psid.checked_sub(first.psid)?;
+        (first.smmu == stream.smmu && offset < run.len).then(|| run.vsid + offset)
     }
 
     /// Every (vSID, physical stream), in vSID order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, PhysStream)> + '_ {
-        self.forward.iter().map(|(v, p)| (*v, *p))
+        self.in_range(0, u32::MAX)
     }
 
     /// vSIDs in `lo..=hi`, in order.
@@ -143,12 +197,23 @@ impl StreamMap {
         lo: u32,
         hi: u32,
     ) -> impl DoubleEndedIterator<Item = (u32, PhysStream)> + '_ {
-        self.forward.range(lo..=hi).map(|(v, p)| (*v, *p))
+        // The run holding `lo`, if it starts below it, and those starting inside.
+        let first = self.run_of(lo).map_or(lo, |r| r.vsid);
+        let runs = if lo <= hi {
+            self.forward.range(first..=hi)
+        } else {
+            self.forward.range(1..1)
+        };
+        runs.flat_map(move |(_, run)| {
+            let from = lo.max(run.vsid) - run.vsid;
+            let to = hi.min(run.last_vsid()) - run.vsid;
+            (from..=to).map(move |o| run.at(o))
+        })
     }
 
     /// The SMMUs this domain uses, each once.
     pub fn smmus(&self) -> Vec<SmmuId> {
-        let mut s: Vec<SmmuId> = self.forward.values().map(|p| p.smmu).collect();
+        let mut s: Vec<SmmuId> = self.forward.values().map(|r| r.stream.smmu).collect();
         s.sort();
         s.dedup();
         s
@@ -156,15 +221,16 @@ impl StreamMap {
 
     /// The highest vSID mapped.
     pub fn max_vsid(&self) -> Option<u32> {
-        self.forward.keys().next_back().copied()
+        self.forward.values().next_back().map(Run::last_vsid)
     }
 
+    /// How many streams the domain has.
     pub fn len(&self) -> usize {
-        self.forward.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.forward.is_empty()
+        self.len == 0
     }
 }
 
@@ -249,5 +315,62 @@ mod tests {
             m.add_range(&mut owners, DomainId(1), 0, A, 0, 0),
             Err(MapError::BadRange)
         );
+    }
+
+    #[test]
+    fn runs_answer_like_one_entry_per_vsid() {
+        let mut owners = PsidOwners::new();
+        let mut m = StreamMap::new();
+        m.add_range(&mut owners, DomainId(1), 0x100, A, 0x800, 16)
+            .unwrap();
+        m.add_device(
+            &mut owners,
+            DomainId(1),
+            8,
+            PhysStream {
+                smmu: B,
+                psid: 0x805,
+            },
+        )
+        .unwrap();
+        assert_eq!(m.len(), 17);
+        assert_eq!(m.max_vsid(), Some(0x10f));
+        let got: Vec<u32> = m.in_range(0x10e, 0x200).map(|(v, _)| v).collect();
+        assert_eq!(got, [0x10e, 0x10f]);
+        let back: Vec<u32> = m.in_range(0, 0x101).rev().map(|(v, _)| v).collect();
+        assert_eq!(back, [0x101, 0x100, 8]);
+        assert_eq!(m.in_range(9, 0xff).count(), 0);
+        assert_eq!(
+            m.virtual_of(PhysStream {
+                smmu: A,
+                psid: 0x805
+            }),
+            Some(0x105)
+        );
+        assert_eq!(
+            m.virtual_of(PhysStream {
+                smmu: B,
+                psid: 0x805
+            }),
+            Some(8)
+        );
+        assert_eq!(
+            m.virtual_of(PhysStream {
+                smmu: A,
+                psid: 0x810
+            }),
+            None
+        );
+        assert_eq!(
+            m.virtual_of(PhysStream {
+                smmu: B,
+                psid: 0x804
+            }),
+            None
+        );
+        assert_eq!(m.index(0x100), Some(0));
+        assert_eq!(m.index(8), Some(16));
+        assert_eq!(m.index(0x110), None);
+        assert_eq!(m.iter().count(), 17);
     }
 }
