@@ -645,3 +645,53 @@ fn a_16_bit_asid_on_an_smmu_with_8_bit_asids_is_refused_not_forwarded() {
         "{sent:?}"
     );
 }
+
+/// Guest memory whose writes to one word fail (the hypervisor refused them).
+struct RefusingWrites<'a> {
+    ram: &'a mut vsmmu::testing::GuestRam,
+    refused: u64,
+}
+
+impl GuestMemory for RefusingWrites<'_> {
+    fn read(&mut self, ipa: Ipa, buf: &mut [u8]) -> Result<(), MemFault> {
+        self.ram.read(ipa, buf)
+    }
+    fn write(&mut self, ipa: Ipa, data: &[u8]) -> Result<(), MemFault> {
+        if ipa.0 == self.refused {
+            return Err(MemFault { ipa });
+        }
+        self.ram.write(ipa, data)
+    }
+    fn is_backed(&self, ipa: Ipa, len: u64) -> bool {
+        self.ram.is_backed(ipa, len)
+    }
+}
+
+#[test]
+fn an_eventq_msi_that_cannot_be_written_raises_msi_eventq_abt_err() {
+    let mut g = attached(LinuxVersion::V6_12);
+    let word = RAM + 0x60_0000;
+    let irqs = g.read(Register::IRQ_CTRL);
+    g.write(Register::IRQ_CTRL, 0);
+    g.write(Register::EVENTQ_IRQ_CFG0, word);
+    g.write(Register::IRQ_CTRL, irqs);
+    let p = &mut g.p;
+    let mut mem = RefusingWrites {
+        ram: &mut p.ram,
+        refused: word,
+    };
+    let mut ports = Ports {
+        mem: &mut mem,
+        hw: &mut p.hw,
+        irq: &mut p.irq,
+        defer: &mut p.defer,
+        now_ns: p.now_ns,
+    };
+    assert_eq!(
+        g.v.deliver_event(&mut ports, fault(DEV)),
+        EventOutcome::Forwarded
+    );
+    let active =
+        Gerror(g.read(Register::GERROR) as u32).0 ^ Gerror(g.read(Register::GERRORN) as u32).0;
+    assert!(Gerror(active).msi_eventq_abt_err(), "{active:#x}");
+}
