@@ -696,8 +696,9 @@ impl Vsmmu {
                     return Err(self.hw_failed(smmu));
                 }
                 self.batch.unsynced.remove(&smmu);
-                self.hw_confirmed();
             }
+            // Every SMMU of the domain confirmed.
+            self.hw_confirmed();
             if self.dirty.is_empty() {
                 return Ok(());
             }
