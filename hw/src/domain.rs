@@ -20,6 +20,14 @@ pub trait SmmuOps: Send + Sync {
     fn caps(&self) -> PhysCaps;
     /// Writes an STE hitlessly; the physical commands it took.
     fn write_ste(&self, sid: u32, ste: &Ste) -> Result<u32, HwError>;
+    /// Writes several STEs, each hitlessly; the physical commands it took.
+    fn write_stes(&self, updates: &[(u32, Ste)]) -> Result<u32, HwError> {
+        let mut commands = 0u32;
+        for (sid, ste) in updates {
+            commands = commands.saturating_add(self.write_ste(*sid, ste)?);
+        }
+        Ok(commands)
+    }
     fn submit(&self, cmds: &[Command]) -> Result<Ticket, HwError>;
     /// Syncs; an error if a command from `since` on was refused.
     fn sync_since(&self, since: Ticket) -> Result<(), HwError>;
@@ -31,6 +39,9 @@ impl<R: RegisterAccess + Send + Sync, M: DmaMemory + Send + Sync> SmmuOps for Sm
     }
     fn write_ste(&self, sid: u32, ste: &Ste) -> Result<u32, HwError> {
         SmmuDriver::write_ste(self, sid, ste)
+    }
+    fn write_stes(&self, updates: &[(u32, Ste)]) -> Result<u32, HwError> {
+        SmmuDriver::write_stes(self, updates)
     }
     fn submit(&self, cmds: &[Command]) -> Result<Ticket, HwError> {
         SmmuDriver::submit(self, cmds)
@@ -91,6 +102,29 @@ pub struct DomainHw<'a> {
 }
 
 impl<'a> DomainHw<'a> {
+    /// The physical STE for `config` on an SMMU with `caps`, or (as the
+    /// error) the abort STE to write instead when the hardware cannot take it.
+    fn target(&self, config: &StreamConfig, caps: &PhysCaps) -> Result<Ste, Ste> {
+        let mut target = ste::make(config, &self.s2);
+        // SSIDSIZE=0: S1CDMax is IGNORED by the architecture, but some
+        // implementations refuse a non-zero value; never send one.
+        if Idr1(caps.idr1).ssidsize() == 0 {
+            target.set_s1cd_max(0);
+        }
+        // The guest is never presented stalls: on hardware where CDs may
+        // choose to stall (STALL_MODEL 0b00), forbid it, or a faulting
+        // transaction would wait for a CMD_RESUME nobody sends. Elsewhere
+        // S1STALLD is ILLEGAL (§5.2).
+        if matches!(config, StreamConfig::Nested(_)) {
+            let stalls = Idr0(caps.idr0).stall_model() == Idr0StallModel::STALL_AND_TERM;
+            target.set_s1stalld(stalls);
+        }
+        if check_ste(&target, caps).is_err() {
+            return Err(ste::make(&StreamConfig::Abort { report: false }, &self.s2));
+        }
+        Ok(target)
+    }
+
     pub fn new(s2: S2Config, smmus: Vec<(SmmuId, Arc<dyn SmmuOps + 'a>)>) -> Self {
         DomainHw {
             smmus,
@@ -116,28 +150,33 @@ impl PhysicalSmmu for DomainHw<'_> {
 
     fn install(&mut self, stream: PhysStream, config: &StreamConfig) -> Result<u32, HwError> {
         let d = self.smmu(stream.smmu)?;
-        let mut target = ste::make(config, &self.s2);
+        match self.target(config, &d.caps()) {
+            Ok(target) => d.write_ste(stream.psid, &target),
+            Err(abort) => {
+                self.refused += 1;
+                d.write_ste(stream.psid, &abort)?;
+                Err(HwError::Refused)
+            }
+        }
+    }
+
+    /// All on one SMMU and all acceptable: written in lockstep; otherwise
+    /// (nothing written yet) an error, and the runtime installs each alone.
+    fn install_many(&mut self, installs: &[(PhysStream, StreamConfig)]) -> Result<u32, HwError> {
+        let Some((first, _)) = installs.first() else {
+            return Ok(0);
+        };
+        let d = self.smmu(first.smmu)?;
         let caps = d.caps();
-        // SSIDSIZE=0: S1CDMax is IGNORED by the architecture, but some
-        // implementations refuse a non-zero value; never send one.
-        if Idr1(caps.idr1).ssidsize() == 0 {
-            target.set_s1cd_max(0);
+        let mut updates = Vec::with_capacity(installs.len());
+        for (stream, config) in installs {
+            if stream.smmu != first.smmu {
+                return Err(HwError::NoSuchSmmu);
+            }
+            let target = self.target(config, &caps).map_err(|_| HwError::Refused)?;
+            updates.push((stream.psid, target));
         }
-        // The guest is never presented stalls: on hardware where CDs may
-        // choose to stall (STALL_MODEL 0b00), forbid it, or a faulting
-        // transaction would wait for a CMD_RESUME nobody sends. Elsewhere
-        // S1STALLD is ILLEGAL (§5.2).
-        if matches!(config, StreamConfig::Nested(_)) {
-            let stalls = Idr0(caps.idr0).stall_model() == Idr0StallModel::STALL_AND_TERM;
-            target.set_s1stalld(stalls);
-        }
-        if check_ste(&target, &caps).is_err() {
-            self.refused += 1;
-            target = ste::make(&StreamConfig::Abort { report: false }, &self.s2);
-            d.write_ste(stream.psid, &target)?;
-            return Err(HwError::Refused);
-        }
-        d.write_ste(stream.psid, &target)
+        d.write_stes(&updates)
     }
 
     fn invalidate(&mut self, smmu: SmmuId, cmds: &[Command]) -> Result<(), HwError> {

@@ -19,7 +19,7 @@ use smmuv3::Register;
 use vsmmu::{HwError, PhysCaps};
 
 use crate::lock::SpinLock;
-use crate::ste_writer::{write_ste, EntryWriter, QWORDS};
+use crate::ste_writer::{write_ste, EntryWriter, Steps, QWORDS};
 use crate::transport::{DmaMemory, RegisterAccess};
 
 /// Why a physical SMMU cannot serve nested guests.
@@ -350,14 +350,7 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
     /// that changes memory, CFGI_STE + CMD_SYNC. Returns the physical
     /// commands issued (at most `vsmmu::INSTALL_MAX_COMMANDS`).
     pub fn write_ste(&self, sid: u32, target: &Ste) -> Result<u32, HwError> {
-        let (at, mut commands) = self.ste_pa(sid)?;
-        let mut cur = [0u64; QWORDS];
-        for (q, w) in cur.iter_mut().enumerate() {
-            *w = self
-                .mem
-                .read_u64(at + 8 * q as u64)
-                .map_err(|_| HwError::Refused)?;
-        }
+        let (at, mut cur, mut commands) = self.read_ste(sid)?;
         let mut w = StepWriter {
             drv: self,
             at,
@@ -368,6 +361,56 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
         write_ste(&mut w, &mut cur, &target.0);
         commands += w.commands;
         w.err.map_or(Ok(commands), Err)
+    }
+
+    /// The live STE of `sid` and where it is.
+    fn read_ste(&self, sid: u32) -> Result<(u64, [u64; QWORDS], u32), HwError> {
+        let (at, commands) = self.ste_pa(sid)?;
+        let mut cur = [0u64; QWORDS];
+        for (q, w) in cur.iter_mut().enumerate() {
+            *w = self
+                .mem
+                .read_u64(at + 8 * q as u64)
+                .map_err(|_| HwError::Refused)?;
+        }
+        Ok((at, cur, commands))
+    }
+
+    /// Writes several STEs, each hitlessly, in lockstep: every STE's first
+    /// step, then one invalidation covering them all and one sync, then
+    /// every STE's second step, and so on (at most three steps). A run of
+    /// neighbouring StreamIDs (a root complex) costs two commands a step
+    /// whatever its length. Returns the physical commands issued.
+    pub fn write_stes(&self, updates: &[(u32, Ste)]) -> Result<u32, HwError> {
+        let mut commands = 0;
+        let mut plans = Vec::with_capacity(updates.len());
+        for (sid, target) in updates {
+            let (at, mut cur, c) = self.read_ste(*sid)?;
+            commands += c;
+            let mut steps = Steps::default();
+            write_ste(&mut steps, &mut cur, &target.0);
+            plans.push((*sid, at, steps.steps));
+        }
+        let rounds = plans.iter().map(|p| p.2.len()).max().unwrap_or(0);
+        for round in 0..rounds {
+            let mut sids = Vec::new();
+            for (sid, at, steps) in &plans {
+                let Some(step) = steps.get(round) else {
+                    continue;
+                };
+                for (q, v) in step {
+                    self.mem
+                        .write_u64(at + 8 * *q as u64, *v)
+                        .map_err(|_| HwError::Refused)?;
+                }
+                sids.push(*sid);
+            }
+            let cfgi = covering_cfgi(&mut sids);
+            let ticket = self.submit(&cfgi)?;
+            self.sync_since(ticket)?;
+            commands += cfgi.len() as u32 + 1;
+        }
+        Ok(commands)
     }
 
     // ---- command queue ----
@@ -551,4 +594,29 @@ impl<R: RegisterAccess, M: DmaMemory> EntryWriter for StepWriter<'_, R, M> {
             self.err = Some(e);
         }
     }
+}
+
+/// Configuration invalidations covering `sids`: one CMD_CFGI_STE_RANGE
+/// over the aligned power-of-two range holding them when they fill at least
+/// a quarter of it (invalidating neighbours' cached STEs is harmless), else
+/// one CMD_CFGI_STE each.
+fn covering_cfgi(sids: &mut [u32]) -> Vec<Command> {
+    sids.sort_unstable();
+    let (Some(&lo), Some(&hi)) = (sids.first(), sids.last()) else {
+        return Vec::new();
+    };
+    // Range r covers 2^(r+1) StreamIDs aligned to that size (§4.3.2).
+    let range = (0..31u32)
+        .find(|r| lo >> (r + 1) == hi >> (r + 1))
+        .unwrap_or(31);
+    let span = 2u64 << range;
+    if sids.len() > 1 && span <= 4 * sids.len() as u64 {
+        let c = CmdCfgiSteRange::new()
+            .with_stream_id(lo)
+            .with_range(range as u8);
+        return alloc::vec![Command::CfgiSteRange(c)];
+    }
+    sids.iter()
+        .map(|s| Command::CfgiSte(CmdCfgiSte::new().with_stream_id(*s).with_leaf(true)))
+        .collect()
 }

@@ -83,6 +83,24 @@ pub trait EntryWriter {
     fn sync(&mut self);
 }
 
+/// The steps of one update, recorded instead of performed: the qword
+/// writes between syncs. Several STEs' steps can then be performed in
+/// lockstep, one invalidation and one sync per step for all of them.
+#[derive(Clone, Debug, Default)]
+pub struct Steps {
+    pub steps: alloc::vec::Vec<alloc::vec::Vec<(usize, u64)>>,
+    current: alloc::vec::Vec<(usize, u64)>,
+}
+
+impl EntryWriter for Steps {
+    fn write_qword(&mut self, index: usize, value: u64) {
+        self.current.push((index, value));
+    }
+    fn sync(&mut self) {
+        self.steps.push(core::mem::take(&mut self.current));
+    }
+}
+
 /// Writes `target[range]` over `entry`, syncing if anything changed.
 fn entry_set(
     w: &mut dyn EntryWriter,

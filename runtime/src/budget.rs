@@ -20,6 +20,9 @@ use crate::ports::INSTALL_MAX_COMMANDS;
 #[derive(Clone, Debug)]
 pub struct HwBudget {
     tokens: u64,
+    /// Work done beyond the tokens there were (charged after the fact):
+    /// repaid before any new token is earned.
+    debt: u64,
     /// The bucket's size now, and while the domain behaves.
     capacity: u64,
     burst: u64,
@@ -42,6 +45,7 @@ impl HwBudget {
         let burst = u64::from(p.hw_burst.max(INSTALL_MAX_COMMANDS));
         HwBudget {
             tokens: burst,
+            debt: 0,
             capacity: burst,
             burst,
             rate_per_ms: u64::from(p.hw_refill_per_ms.max(1)),
@@ -61,15 +65,21 @@ impl HwBudget {
         }
         self.now_ns = now_ns;
         self.forgive();
-        let missing = self.capacity.saturating_sub(self.tokens);
+        let missing = self
+            .capacity
+            .saturating_sub(self.tokens)
+            .saturating_add(self.debt);
         let elapsed = now_ns.saturating_sub(self.last_ns);
         let earned = elapsed.saturating_mul(self.rate_per_ms) / NS_PER_MS;
         if earned >= missing {
             // Full: time beyond that earns nothing (a jump ahead cannot bank).
             self.tokens = self.capacity;
+            self.debt = 0;
             self.last_ns = now_ns;
         } else if earned > 0 {
-            self.tokens += earned;
+            let repaid = earned.min(self.debt);
+            self.debt -= repaid;
+            self.tokens += earned - repaid;
             // Only the time that earned whole tokens is consumed.
             self.last_ns += earned * NS_PER_MS / self.rate_per_ms;
         }
@@ -87,7 +97,7 @@ impl HwBudget {
 
     /// Takes `n` tokens, or none and returns false (the domain is flooding).
     pub fn take(&mut self, n: u64) -> bool {
-        if self.tokens >= n {
+        if self.debt == 0 && self.tokens >= n {
             self.tokens -= n;
             return true;
         }
@@ -106,14 +116,29 @@ impl HwBudget {
         self.tokens = self.tokens.saturating_add(n).min(self.capacity);
     }
 
-    /// Charges work that turned out larger than what was taken for it.
+    /// Charges work that turned out larger than what was taken for it;
+    /// what the tokens do not cover is a debt, repaid from later refills.
     pub fn charge(&mut self, n: u64) {
-        self.tokens = self.tokens.saturating_sub(n);
+        let covered = n.min(self.tokens);
+        self.tokens -= covered;
+        self.debt = self.debt.saturating_add(n - covered);
+    }
+
+    /// Settles work for which `taken` tokens were taken and `cost` was spent.
+    pub fn settle(&mut self, taken: u64, cost: u64) {
+        if cost <= taken {
+            self.refund(taken - cost);
+        } else {
+            self.charge(cost - taken);
+        }
     }
 
     /// Nanoseconds until `n` tokens are available.
     pub fn wait_ns(&self, n: u64) -> u64 {
-        let missing = n.min(self.capacity).saturating_sub(self.tokens);
+        let missing = n
+            .min(self.capacity)
+            .saturating_add(self.debt)
+            .saturating_sub(self.tokens);
         missing.saturating_mul(NS_PER_MS).div_ceil(self.rate_per_ms)
     }
 
@@ -196,5 +221,17 @@ mod tests {
             250_000,
             "never waits for more than a bucket"
         );
+    }
+
+    #[test]
+    fn work_beyond_the_tokens_is_a_debt_repaid_before_new_work() {
+        let mut b = HwBudget::new(&policy());
+        assert!(b.take(8));
+        b.settle(8, 15);
+        assert_eq!(b.tokens(), 0);
+        assert!(!b.take(1), "5 tokens owed");
+        b.refill(NS_PER_MS);
+        assert!(!b.take(4), "8 earned: 5 repay the debt, 3 left");
+        assert!(b.take(3));
     }
 }

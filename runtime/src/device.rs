@@ -255,7 +255,7 @@ impl Vsmmu {
         let all: Vec<u32> = v.streams.iter().map(|(vsid, _)| vsid).collect();
         for vsid in all {
             let want = v.disabled();
-            v.apply(hw, vsid, want, false);
+            v.apply(hw, vsid, want);
         }
         Ok(v)
     }
@@ -484,27 +484,13 @@ impl Vsmmu {
     }
 
     /// Installs `want` for the vSID's physical stream unless it is there
-    /// already, and returns the physical commands that took. A guest
-    /// CFGI_STE also invalidates the CDs cached through the STE, so an
-    /// unchanged nested stream gets a CFGI_CD_ALL (the caller made room).
-    fn apply(
-        &mut self,
-        hw: &mut dyn PhysicalSmmu,
-        vsid: u32,
-        want: Installed,
-        from_cfgi: bool,
-    ) -> u32 {
+    /// already, and returns the physical commands that took. On a failure
+    /// the stream is left terminating rather than in an unknown state.
+    fn apply(&mut self, hw: &mut dyn PhysicalSmmu, vsid: u32, want: Installed) -> u32 {
         let Some(stream) = self.streams.physical(vsid) else {
             return 0;
         };
         if self.installed(vsid) == Some(want) {
-            if from_cfgi && matches!(want.config, StreamConfig::Nested(_)) {
-                let c = Command::CfgiCdAll(CmdCfgiCdAll::new().with_stream_id(stream.psid));
-                if self.queue(stream.smmu, c) == Pushed::Full {
-                    // Cannot happen after `make_room`; never drop it anyway.
-                    self.dirty.mark(&self.streams, vsid, vsid);
-                }
-            }
             return 0;
         }
         self.stats.hw_installs += 1;
@@ -515,7 +501,6 @@ impl Vsmmu {
             }
             Err(_) => {
                 self.stats.hw_errors += 1;
-                // Leave the stream terminating rather than in an unknown state.
                 let abort = Installed {
                     config: StreamConfig::Abort { report: false },
                     refusal: None,
@@ -530,6 +515,39 @@ impl Vsmmu {
                         2 * INSTALL_MAX_COMMANDS
                     }
                 }
+            }
+        }
+    }
+
+    /// Installs what changed, all at once where the hardware layer can
+    /// share invalidations among them; one by one when that fails.
+    fn apply_all(
+        &mut self,
+        hw: &mut dyn PhysicalSmmu,
+        changes: &[(u32, PhysStream, Installed)],
+    ) -> u32 {
+        if let [(vsid, _, want)] = changes {
+            return self.apply(hw, *vsid, *want);
+        }
+        let installs: Vec<(PhysStream, StreamConfig)> =
+            changes.iter().map(|(_, s, w)| (*s, w.config)).collect();
+        self.stats.hw_installs += changes.len() as u64;
+        match hw.install_many(&installs) {
+            Ok(n) => {
+                for (vsid, _, want) in changes {
+                    self.set_installed(*vsid, Some(*want));
+                }
+                n
+            }
+            Err(_) => {
+                // Some may be in place, some not: each on its own.
+                self.stats.hw_installs -= changes.len() as u64;
+                let mut cost = INSTALL_MAX_COMMANDS;
+                for (vsid, _, want) in changes {
+                    self.set_installed(*vsid, None);
+                    cost = cost.saturating_add(self.apply(hw, *vsid, *want));
+                }
+                cost
             }
         }
     }
@@ -553,10 +571,10 @@ impl Vsmmu {
     }
 
     /// Installs dirty streams, bounded by the per-call STE allowance and the
-    /// hardware budget (charged what each install really cost).
+    /// hardware budget, which is charged what the installs really cost.
     fn flush_streams(&mut self, ports: &mut Ports<'_>, allow: &mut Allowance) -> Result<(), Stop> {
         let worst = u64::from(INSTALL_MAX_COMMANDS);
-        while let Some(vsid) = self.dirty.first() {
+        while !self.dirty.is_empty() {
             if allow.stes == 0 {
                 return Err(Stop::Budget);
             }
@@ -565,18 +583,47 @@ impl Vsmmu {
                 self.stats.hw_budget_exhausted += 1;
                 return Err(Stop::Hardware(self.budget.wait_ns(worst)));
             }
-            self.dirty.pop_first(&self.streams);
-            allow.stes -= 1;
-            let want = self.desired(ports, vsid);
-            let cost = u64::from(self.apply(ports.hw, vsid, want, true));
+            let before = allow.stes;
+            let cost = u64::from(self.install_round(ports, allow));
             self.stats.hw_install_commands += cost;
-            if cost <= worst {
-                self.budget.refund(worst - cost);
-            } else {
-                self.budget.charge(cost - worst);
+            self.budget.settle(worst, cost);
+            if allow.stes == before {
+                // Nothing taken (a full list first): let the next call go on.
+                return Err(Stop::Budget);
             }
         }
         Ok(())
+    }
+
+    /// Reads the next dirty streams of one SMMU (as many as the allowance
+    /// lets) and installs those that changed together. An unchanged nested
+    /// stream gets a CFGI_CD_ALL: the guest's CFGI_STE also invalidates the
+    /// CDs cached through the STE. Returns the physical commands it took.
+    fn install_round(&mut self, ports: &mut Ports<'_>, allow: &mut Allowance) -> u32 {
+        let mut changes: Vec<(u32, PhysStream, Installed)> = Vec::new();
+        while let Some(vsid) = self.dirty.first() {
+            let Some(stream) = self.streams.physical(vsid) else {
+                self.dirty.pop_first(&self.streams);
+                continue;
+            };
+            let other_smmu = changes
+                .first()
+                .is_some_and(|(_, s, _)| s.smmu != stream.smmu);
+            if allow.stes == 0 || other_smmu || self.batch.is_full(stream.smmu) {
+                break;
+            }
+            self.dirty.pop_first(&self.streams);
+            allow.stes -= 1;
+            let want = self.desired(ports, vsid);
+            if self.installed(vsid) != Some(want) {
+                changes.push((vsid, stream, want));
+            } else if matches!(want.config, StreamConfig::Nested(_)) {
+                let c = Command::CfgiCdAll(CmdCfgiCdAll::new().with_stream_id(stream.psid));
+                // There is room (checked above).
+                self.queue(stream.smmu, c);
+            }
+        }
+        self.apply_all(ports.hw, &changes)
     }
 
     // ---- invalidations ----

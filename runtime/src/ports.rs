@@ -105,6 +105,19 @@ pub trait PhysicalSmmu {
     /// physical commands (syncs included) that took: at most
     /// [`INSTALL_MAX_COMMANDS`].
     fn install(&mut self, stream: PhysStream, config: &StreamConfig) -> Result<u32, HwError>;
+    /// Installs several configurations (each hitlessly) and says how many
+    /// physical commands that took in all. A hardware layer may share the
+    /// invalidations and syncs among them (one per step for a run of
+    /// neighbouring streams); each stream still never sees a half-written
+    /// configuration. On an error some may be installed and some not: the
+    /// runtime then installs each on its own. By default, one `install` each.
+    fn install_many(&mut self, installs: &[(PhysStream, StreamConfig)]) -> Result<u32, HwError> {
+        let mut commands = 0u32;
+        for (stream, config) in installs {
+            commands = commands.saturating_add(self.install(*stream, config)?);
+        }
+        Ok(commands)
+    }
     /// Queues invalidation commands (already rewritten for the physical SMMU:
     /// VMID forced, pSIDs in place of vSIDs). No CMD_SYNC among them.
     fn invalidate(&mut self, smmu: SmmuId, cmds: &[Command]) -> Result<(), HwError>;

@@ -279,6 +279,16 @@ impl SmmuOps for Traced {
         });
         self.inner.write_ste(sid, ste)
     }
+    fn write_stes(&self, updates: &[(u32, Ste)]) -> Result<u32, HwError> {
+        for (sid, ste) in updates {
+            self.trace.push(HwOp::Ste {
+                domain: self.domain,
+                psid: *sid,
+                ste: *ste,
+            });
+        }
+        self.inner.write_stes(updates)
+    }
     fn submit(&self, cmds: &[smmuv3::cmd::Command]) -> Result<Ticket, HwError> {
         self.trace.push(HwOp::Commands {
             domain: self.domain,
