@@ -57,6 +57,8 @@ pub struct DriverLayout {
     /// Use a 2-level stream table (L2 tables of 256 STEs from `l2_pool`).
     pub two_level: bool,
     pub l2_pool: u64,
+    /// Bytes of the pool: a StreamID whose L2 table would not fit is refused.
+    pub l2_pool_size: u64,
     pub cmdq: u64,
     pub cmdq_log2: u32,
     pub evtq: u64,
@@ -325,6 +327,9 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
             return Ok((l2 + 64 * u64::from(sid & 0xff), 0));
         }
         let l2 = t.next_l2;
+        if l2 + 256 * 64 > l.l2_pool.saturating_add(l.l2_pool_size) {
+            return Err(HwError::Refused);
+        }
         t.next_l2 += 256 * 64;
         let abort = Ste::new().with_v(true).with_config(SteConfig::ABORT);
         for i in 0..256u64 {

@@ -28,6 +28,7 @@ fn layout() -> DriverLayout {
         sid_bits: 16,
         two_level: true,
         l2_pool: PA_BASE + 0x10_0000,
+        l2_pool_size: 0x30_0000,
         cmdq: PA_BASE + 0x20_0000,
         cmdq_log2: 8,
         evtq: PA_BASE + 0x30_0000,
@@ -341,4 +342,17 @@ fn a_nested_ste_forbids_stalls_where_the_hardware_lets_cds_stall() {
         let (_, ste) = ops.written.lock().unwrap()[0];
         assert_eq!(ste.s1stalld(), stalld, "{model:?}");
     }
+}
+
+#[test]
+fn a_level_2_table_beyond_the_pool_is_refused_not_written_over_the_queues() {
+    let p = platform();
+    let one_table = DriverLayout {
+        l2_pool_size: 256 * 64,
+        ..layout()
+    };
+    let d = SmmuDriver::new(&p, &p, one_table).unwrap();
+    let abort = Ste::new().with_v(true).with_config(SteConfig::ABORT);
+    assert!(d.write_ste(0x05, &abort).is_ok());
+    assert_eq!(d.write_ste(0x105, &abort), Err(HwError::Refused));
 }

@@ -70,6 +70,7 @@ impl Machine {
             sid_bits: 16,
             two_level: true,
             l2_pool: PA_BASE + 0x10_0000,
+            l2_pool_size: 0x30_0000,
             cmdq: PA_BASE + 0x40_0000,
             cmdq_log2: 8,
             evtq: PA_BASE + 0x50_0000,
