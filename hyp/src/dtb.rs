@@ -1,0 +1,115 @@
+//! The guest's device tree: QEMU's, copied node by node with the
+//! hypervisor's 2 MiB reserved (`/reserved-memory`, `no-map`: Linux neither
+//! maps nor allocates it, and a guest touching it anyway gets an abort from
+//! stage 2) and the initramfs announced in `/chosen`.
+
+use alloc::vec::Vec;
+use fdt::node::FdtNode;
+use fdt::Fdt;
+use vm_fdt::{FdtWriter, FdtWriterNode};
+
+use crate::layout;
+
+#[derive(Debug)]
+pub enum DtbError {
+    /// No FDT magic at the RAM base.
+    Missing,
+    Parse,
+    Write,
+    TooLarge,
+}
+
+impl From<vm_fdt::Error> for DtbError {
+    fn from(_: vm_fdt::Error) -> Self {
+        DtbError::Write
+    }
+}
+
+/// What the rewrite adds.
+#[derive(Clone, Copy, Debug)]
+pub struct Additions {
+    pub initrd: Option<(u64, u64)>,
+}
+
+/// QEMU's tree at the RAM base (`x0` is 0 at ELF entry: look for the magic).
+pub fn original() -> Result<Fdt<'static>, DtbError> {
+    // SAFETY: the DTB ROM blob is 1 MiB of RAM at the base, mapped at EL2;
+    // `from_ptr` reads the header and bounds everything by `totalsize`.
+    unsafe { Fdt::from_ptr(layout::DTB_BASE as *const u8) }.map_err(|_| DtbError::Missing)
+}
+
+/// Builds the guest's tree and writes it over QEMU's; returns its size.
+pub fn rewrite(add: &Additions) -> Result<usize, DtbError> {
+    let fdt = original()?;
+    let blob = build(&fdt, add)?;
+    if blob.len() > layout::DTB_MAX {
+        return Err(DtbError::TooLarge);
+    }
+    // SAFETY: the 1 MiB at the RAM base is the DTB's, which `fdt` no longer
+    // borrows (the new tree is in `blob`).
+    unsafe {
+        core::ptr::copy_nonoverlapping(blob.as_ptr(), layout::DTB_BASE as *mut u8, blob.len());
+    }
+    Ok(blob.len())
+}
+
+fn build(fdt: &Fdt<'_>, add: &Additions) -> Result<Vec<u8>, DtbError> {
+    let reservations: Vec<_> = fdt
+        .memory_reservations()
+        .filter_map(|r| vm_fdt::FdtReserveEntry::new(r.address() as u64, r.size() as u64).ok())
+        .collect();
+    let mut w = FdtWriter::new_with_mem_reserv(&reservations)?;
+    let root = fdt.find_node("/").ok_or(DtbError::Parse)?;
+    copy(&mut w, root, 0, add)?;
+    Ok(w.finish()?)
+}
+
+/// Copies `node` (at `depth`, 0 for the root) and what the rewrite adds to it.
+fn copy(w: &mut FdtWriter, node: FdtNode<'_, '_>, depth: u32, add: &Additions) -> Result<(), DtbError> {
+    // The root's name is empty in the blob; `fdt` calls it "/".
+    let handle: FdtWriterNode = w.begin_node(if depth == 0 { "" } else { node.name })?;
+    for p in node.properties() {
+        w.property(p.name, p.value)?;
+    }
+    let mut has_reserved = false;
+    for child in node.children() {
+        has_reserved |= depth == 0 && child.name == "reserved-memory";
+        copy(w, child, depth + 1, add)?;
+    }
+    match (depth, node.name) {
+        (0, _) if !has_reserved => {
+            let rm = w.begin_node("reserved-memory")?;
+            reserved_memory_header(w)?;
+            hypervisor_region(w)?;
+            w.end_node(rm)?;
+        }
+        (1, "reserved-memory") => hypervisor_region(w)?,
+        (1, "chosen") => chosen_additions(w, add)?,
+        _ => {}
+    }
+    w.end_node(handle)?;
+    Ok(())
+}
+
+fn reserved_memory_header(w: &mut FdtWriter) -> Result<(), DtbError> {
+    w.property_u32("#address-cells", 2)?;
+    w.property_u32("#size-cells", 2)?;
+    w.property_null("ranges")?;
+    Ok(())
+}
+
+fn hypervisor_region(w: &mut FdtWriter) -> Result<(), DtbError> {
+    let n = w.begin_node("vsmmu-hyp@7fe00000")?;
+    w.property_array_u64("reg", &[layout::HYP_BASE, layout::HYP_SIZE])?;
+    w.property_null("no-map")?;
+    w.end_node(n)?;
+    Ok(())
+}
+
+fn chosen_additions(w: &mut FdtWriter, add: &Additions) -> Result<(), DtbError> {
+    if let Some((start, end)) = add.initrd {
+        w.property_u64("linux,initrd-start", start)?;
+        w.property_u64("linux,initrd-end", end)?;
+    }
+    Ok(())
+}
