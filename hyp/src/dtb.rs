@@ -69,7 +69,11 @@ fn copy(w: &mut FdtWriter, node: FdtNode<'_, '_>, depth: u32, add: &Additions) -
     // The root's name is empty in the blob; `fdt` calls it "/".
     let handle: FdtWriterNode = w.begin_node(if depth == 0 { "" } else { node.name })?;
     for p in node.properties() {
-        w.property(p.name, p.value)?;
+        if p.name == "iommu-map" {
+            w.property("iommu-map", &offset_iommu_map(p.value))?;
+        } else {
+            w.property(p.name, p.value)?;
+        }
     }
     let mut has_reserved = false;
     for child in node.children() {
@@ -112,4 +116,43 @@ fn chosen_additions(w: &mut FdtWriter, add: &Additions) -> Result<(), DtbError> 
         w.property_u64("linux,initrd-end", end)?;
     }
     Ok(())
+}
+
+/// A PCIe `iommu-map` (rid-base, iommu phandle, sid-base, length cells)
+/// with the StreamIDs moved by `VSID_OFFSET`: the guest's StreamIDs are
+/// vSIDs, which the vSMMU's stream map turns back into RIDs.
+fn offset_iommu_map(value: &[u8]) -> Vec<u8> {
+    let mut out = value.to_vec();
+    for entry in out.chunks_exact_mut(16) {
+        let Some(sid) = entry.get_mut(8..12) else { continue };
+        let base = u32::from_be_bytes([sid[0], sid[1], sid[2], sid[3]]);
+        sid.copy_from_slice(&base.wrapping_add(crate::vsmmu_port::VSID_OFFSET).to_be_bytes());
+    }
+    out
+}
+
+/// The vSMMU's interrupts, as the SMMU node names them (3-cell GIC
+/// specifiers: SPI number n is INTID 32 + n).
+pub fn smmu_spis(fdt: &Fdt<'_>) -> crate::vsmmu_port::Spis {
+    let mut spis = crate::vsmmu_port::Spis::default();
+    let Some(node) = fdt.find_compatible(&["arm,smmu-v3"]) else { return spis };
+    let (Some(names), Some(ints)) = (node.property("interrupt-names"), node.property("interrupts")) else {
+        return spis;
+    };
+    let names = names.value.split(|b| *b == 0).filter(|n| !n.is_empty());
+    for (name, cells) in names.zip(ints.value.chunks_exact(12)) {
+        let cell = |i: usize| cells.get(i * 4..i * 4 + 4).map_or(0, |c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+        if cell(0) != 0 {
+            continue; // not an SPI
+        }
+        let intid = Some(32 + cell(1));
+        match name {
+            b"eventq" => spis.eventq = intid,
+            b"priq" => spis.priq = intid,
+            b"cmdq-sync" => spis.cmdq_sync = intid,
+            b"gerror" => spis.gerror = intid,
+            _ => {}
+        }
+    }
+    spis
 }

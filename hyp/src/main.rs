@@ -72,6 +72,8 @@ fn primary() -> ! {
     unsafe { ALLOCATOR.lock().init(core::ptr::addr_of_mut!(HEAP) as *mut u8, HEAP_SIZE) };
     println!("EL{} MMU on, {} KiB heap", CurrentEL.read(CurrentEL::EL), HEAP_SIZE / 1024);
     let initrd = initrd();
+    let spis = dtb::original().map(|f| dtb::smmu_spis(&f)).unwrap_or_default();
+    println!("vSMMU SPIs (INTIDs): {spis:?}");
     match dtb::rewrite(&dtb::Additions { initrd }) {
         Ok(size) => println!("DTB rewritten at {:#x} ({} bytes), initrd {:x?}", layout::DTB_BASE, size, initrd),
         Err(e) => {
@@ -81,10 +83,18 @@ fn primary() -> ! {
     }
     let root = s2::build();
     S2_ROOT.store(root, Ordering::Release);
-    static FORWARD: mmio::Forward = mmio::Forward { base: layout::SMMU_BASE };
-    mmio::install(&FORWARD);
+    match vsmmu_port::setup(root, VMID as u16, spis) {
+        Ok(()) => {
+            static FRAME: vsmmu_port::VsmmuFrame = vsmmu_port::VsmmuFrame;
+            mmio::install(&FRAME);
+            println!("vSMMU at {:#x} over the physical SMMU (smmuv3-hw), vSID = RID + {:#x}", layout::SMMU_BASE, vsmmu_port::VSID_OFFSET);
+        }
+        // The frame then reads as zero: the guest finds no SMMU, and its
+        // devices stay behind the physical SMMU's abort STEs.
+        Err(e) => println!("vSMMU setup failed: {e:?}"),
+    }
     setup_el2_for_guest(root);
-    println!("entering Linux at {:#x}", layout::KERNEL_BASE);
+    println!("entering Linux at {:#x} (HCR_EL2 {:#x}, VTCR_EL2 {:#x})", layout::KERNEL_BASE, HCR_EL2.get(), VTCR_EL2.get());
     // SAFETY: the Image was loaded at KERNEL_BASE by QEMU's loader.
     unsafe { enter_guest(layout::KERNEL_BASE, layout::DTB_BASE, stack_top(0)) }
 }
@@ -148,6 +158,7 @@ fn misc_el2_registers() {
 
 /// Printed at SYSTEM_OFF.
 pub fn report() {
+    vsmmu_port::print_stats();
     counters::print_all();
 }
 
