@@ -65,7 +65,12 @@ fn build(fdt: &Fdt<'_>, add: &Additions) -> Result<Vec<u8>, DtbError> {
 }
 
 /// Copies `node` (at `depth`, 0 for the root) and what the rewrite adds to it.
-fn copy(w: &mut FdtWriter, node: FdtNode<'_, '_>, depth: u32, add: &Additions) -> Result<(), DtbError> {
+fn copy(
+    w: &mut FdtWriter,
+    node: FdtNode<'_, '_>,
+    depth: u32,
+    add: &Additions,
+) -> Result<(), DtbError> {
     // The root's name is empty in the blob; `fdt` calls it "/".
     let handle: FdtWriterNode = w.begin_node(if depth == 0 { "" } else { node.name })?;
     for p in node.properties() {
@@ -124,9 +129,15 @@ fn chosen_additions(w: &mut FdtWriter, add: &Additions) -> Result<(), DtbError> 
 fn offset_iommu_map(value: &[u8]) -> Vec<u8> {
     let mut out = value.to_vec();
     for entry in out.chunks_exact_mut(16) {
-        let Some(sid) = entry.get_mut(8..12) else { continue };
+        let Some(sid) = entry.get_mut(8..12) else {
+            continue;
+        };
         let base = u32::from_be_bytes([sid[0], sid[1], sid[2], sid[3]]);
-        sid.copy_from_slice(&base.wrapping_add(crate::vsmmu_port::VSID_OFFSET).to_be_bytes());
+        sid.copy_from_slice(
+            &base
+                .wrapping_add(crate::vsmmu_port::VSID_OFFSET)
+                .to_be_bytes(),
+        );
     }
     out
 }
@@ -135,13 +146,22 @@ fn offset_iommu_map(value: &[u8]) -> Vec<u8> {
 /// specifiers: SPI number n is INTID 32 + n).
 pub fn smmu_spis(fdt: &Fdt<'_>) -> crate::vsmmu_port::Spis {
     let mut spis = crate::vsmmu_port::Spis::default();
-    let Some(node) = fdt.find_compatible(&["arm,smmu-v3"]) else { return spis };
-    let (Some(names), Some(ints)) = (node.property("interrupt-names"), node.property("interrupts")) else {
+    let Some(node) = fdt.find_compatible(&["arm,smmu-v3"]) else {
+        return spis;
+    };
+    let (Some(names), Some(ints)) = (
+        node.property("interrupt-names"),
+        node.property("interrupts"),
+    ) else {
         return spis;
     };
     let names = names.value.split(|b| *b == 0).filter(|n| !n.is_empty());
     for (name, cells) in names.zip(ints.value.chunks_exact(12)) {
-        let cell = |i: usize| cells.get(i * 4..i * 4 + 4).map_or(0, |c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+        let cell = |i: usize| {
+            cells
+                .get(i * 4..i * 4 + 4)
+                .map_or(0, |c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        };
         if cell(0) != 0 {
             continue; // not an SPI
         }

@@ -69,13 +69,29 @@ extern "C" fn hyp_main(cpu: usize) -> ! {
 
 fn primary() -> ! {
     // SAFETY: the heap is handed to the allocator once, here.
-    unsafe { ALLOCATOR.lock().init(core::ptr::addr_of_mut!(HEAP) as *mut u8, HEAP_SIZE) };
-    println!("EL{} MMU on, {} KiB heap", CurrentEL.read(CurrentEL::EL), HEAP_SIZE / 1024);
-    let initrd = initrd();
-    let spis = dtb::original().map(|f| dtb::smmu_spis(&f)).unwrap_or_default();
+    unsafe {
+        ALLOCATOR
+            .lock()
+            .init(core::ptr::addr_of_mut!(HEAP) as *mut u8, HEAP_SIZE)
+    };
+    println!(
+        "EL{} MMU on, {} KiB heap",
+        CurrentEL.read(CurrentEL::EL),
+        HEAP_SIZE / 1024
+    );
+    let boot = bootinfo();
+    let initrd = boot.initrd;
+    let spis = dtb::original()
+        .map(|f| dtb::smmu_spis(&f))
+        .unwrap_or_default();
     println!("vSMMU SPIs (INTIDs): {spis:?}");
     match dtb::rewrite(&dtb::Additions { initrd }) {
-        Ok(size) => println!("DTB rewritten at {:#x} ({} bytes), initrd {:x?}", layout::DTB_BASE, size, initrd),
+        Ok(size) => println!(
+            "DTB rewritten at {:#x} ({} bytes), initrd {:x?}",
+            layout::DTB_BASE,
+            size,
+            initrd
+        ),
         Err(e) => {
             println!("DTB: {e:?}; cannot boot the guest");
             psci::system_off()
@@ -83,34 +99,74 @@ fn primary() -> ! {
     }
     let root = s2::build();
     S2_ROOT.store(root, Ordering::Release);
+    install_smmu_frame(root, spis, boot.flags);
+    setup_el2_for_guest(root);
+    println!(
+        "entering Linux at {:#x} (HCR_EL2 {:#x}, VTCR_EL2 {:#x})",
+        layout::KERNEL_BASE,
+        HCR_EL2.get(),
+        VTCR_EL2.get()
+    );
+    // SAFETY: the Image was loaded at KERNEL_BASE by QEMU's loader.
+    unsafe { enter_guest(layout::KERNEL_BASE, layout::DTB_BASE, stack_top(0)) }
+}
+
+/// What hyp/run put in the boot-info page (magic, initramfs size, flags).
+#[derive(Clone, Copy, Debug, Default)]
+struct BootInfo {
+    initrd: Option<(u64, u64)>,
+    flags: u64,
+}
+
+fn bootinfo() -> BootInfo {
+    let page = layout::BOOTINFO as *const u64;
+    // SAFETY: the boot-info page is RAM in the hypervisor's own 2 MiB.
+    let [magic, size, flags] = unsafe { [0, 1, 2].map(|i| page.add(i).read_volatile()) };
+    if magic != layout::BOOTINFO_MAGIC {
+        return BootInfo::default();
+    }
+    let fits = size > 0 && size < layout::HYP_BASE - layout::INITRD_BASE;
+    BootInfo {
+        initrd: fits.then_some((layout::INITRD_BASE, layout::INITRD_BASE + size)),
+        flags,
+    }
+}
+
+/// Serves the SMMU frame: the vSMMU, or (flag) plain forwarding.
+fn install_smmu_frame(root: u64, spis: vsmmu_port::Spis, flags: u64) {
+    if flags & layout::BOOTINFO_FORWARD != 0 {
+        static FORWARD: mmio::Forward = mmio::Forward {
+            base: layout::SMMU_BASE,
+        };
+        mmio::install(&FORWARD);
+        println!("SMMU frame forwarded to the physical SMMU (no isolation)");
+        return;
+    }
     match vsmmu_port::setup(root, VMID as u16, spis) {
         Ok(()) => {
             static FRAME: vsmmu_port::VsmmuFrame = vsmmu_port::VsmmuFrame;
             mmio::install(&FRAME);
-            println!("vSMMU at {:#x} over the physical SMMU (smmuv3-hw), vSID = RID + {:#x}", layout::SMMU_BASE, vsmmu_port::VSID_OFFSET);
+            println!(
+                "vSMMU at {:#x} over the physical SMMU (smmuv3-hw), vSID = RID + {:#x}",
+                layout::SMMU_BASE,
+                vsmmu_port::VSID_OFFSET
+            );
         }
         // The frame then reads as zero: the guest finds no SMMU, and its
         // devices stay behind the physical SMMU's abort STEs.
         Err(e) => println!("vSMMU setup failed: {e:?}"),
     }
-    setup_el2_for_guest(root);
-    println!("entering Linux at {:#x} (HCR_EL2 {:#x}, VTCR_EL2 {:#x})", layout::KERNEL_BASE, HCR_EL2.get(), VTCR_EL2.get());
-    // SAFETY: the Image was loaded at KERNEL_BASE by QEMU's loader.
-    unsafe { enter_guest(layout::KERNEL_BASE, layout::DTB_BASE, stack_top(0)) }
-}
-
-/// The initramfs range from the boot-info page hyp/run wrote (magic, size).
-fn initrd() -> Option<(u64, u64)> {
-    let page = layout::BOOTINFO as *const u64;
-    // SAFETY: the boot-info page is RAM in the hypervisor's own 2 MiB.
-    let (magic, size) = unsafe { (page.read_volatile(), page.add(1).read_volatile()) };
-    (magic == layout::BOOTINFO_MAGIC && size > 0 && size < layout::HYP_BASE - layout::INITRD_BASE)
-        .then(|| (layout::INITRD_BASE, layout::INITRD_BASE + size))
 }
 
 /// The EL2 state each CPU needs before its first ERET to the guest.
 fn setup_el2_for_guest(s2_root: u64) {
-    HCR_EL2.write(HCR_EL2::RW::EL1IsAarch64 + HCR_EL2::TSC::EnableTrapEl1SmcToEl2 + HCR_EL2::SWIO::SET + HCR_EL2::TWI::SET + HCR_EL2::VM::Enable);
+    HCR_EL2.write(
+        HCR_EL2::RW::EL1IsAarch64
+            + HCR_EL2::TSC::EnableTrapEl1SmcToEl2
+            + HCR_EL2::SWIO::SET
+            + HCR_EL2::TWI::SET
+            + HCR_EL2::VM::Enable,
+    );
     VTCR_EL2.write(
         VTCR_EL2::RES1.val(1)
             + VTCR_EL2::PS.val(0b010) // 40-bit output

@@ -79,7 +79,12 @@ fn cpu_on(target: u64, entry: u64, context: u64) -> u64 {
     };
     boot.entry.store(entry, Ordering::Relaxed);
     boot.context.store(context, Ordering::Release);
-    call(PSCI_CPU_ON_64, target, hyp_secondary_entry as *const () as u64, idx as u64)
+    call(
+        PSCI_CPU_ON_64,
+        target,
+        hyp_secondary_entry as *const () as u64,
+        idx as u64,
+    )
 }
 
 /// Where the secondary `cpu` enters the guest, and its x0.

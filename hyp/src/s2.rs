@@ -4,7 +4,9 @@
 //! Identity map of everything the guest may touch except the hypervisor's
 //! 2 MiB and the SMMU frame, which the hypervisor emulates.
 
-use smmuv3::structs::{TtS2BlockPage, TtS2BlockPageS2ap, TtS2BlockPageSh, TtS2BlockPageXn, TtS2Table};
+use smmuv3::structs::{
+    TtS2BlockPage, TtS2BlockPageS2ap, TtS2BlockPageSh, TtS2BlockPageXn, TtS2Table,
+};
 
 use crate::layout;
 
@@ -92,7 +94,11 @@ pub fn build() -> u64 {
     let smmu_block = layout::SMMU_BASE & !(L2_BLOCK - 1);
     for (i, e) in t.l3_smmu.0.iter_mut().enumerate() {
         let pa = smmu_block + i as u64 * PAGE;
-        *e = if in_smmu(pa) { 0 } else { leaf(pa, Kind::Device, true) };
+        *e = if in_smmu(pa) {
+            0
+        } else {
+            leaf(pa, Kind::Device, true)
+        };
     }
     for (i, e) in t.l2_mmio.0.iter_mut().enumerate() {
         let pa = i as u64 * L2_BLOCK;
@@ -104,7 +110,11 @@ pub fn build() -> u64 {
     }
     for (i, e) in t.l2_ram.0.iter_mut().enumerate() {
         let pa = layout::RAM_BASE + i as u64 * L2_BLOCK;
-        *e = if pa == layout::HYP_BASE { 0 } else { leaf(pa, Kind::Ram, false) };
+        *e = if pa == layout::HYP_BASE {
+            0
+        } else {
+            leaf(pa, Kind::Ram, false)
+        };
     }
     t.l1_low.0[0] = table(&t.l2_mmio);
     t.l1_low.0[1] = table(&t.l2_ram);

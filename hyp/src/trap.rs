@@ -139,7 +139,11 @@ fn data_abort(frame: &mut Frame, esr: u64) {
 /// W register (SF=0).
 fn load_result(v: u64, a: &DataAbort) -> u64 {
     let bits = a.size * 8;
-    let mut v = if bits < 64 { v & ((1u64 << bits) - 1) } else { v };
+    let mut v = if bits < 64 {
+        v & ((1u64 << bits) - 1)
+    } else {
+        v
+    };
     if a.sign_extend && bits < 64 && (v >> (bits - 1)) & 1 == 1 {
         v |= !0u64 << bits;
     }

@@ -115,7 +115,11 @@ impl GuestMemory for GuestRam {
         Ok(())
     }
     fn is_backed(&self, ipa: Ipa, len: u64) -> bool {
-        ipa.0 >= layout::RAM_BASE && ipa.0.checked_add(len).is_some_and(|e| e <= layout::HYP_BASE)
+        ipa.0 >= layout::RAM_BASE
+            && ipa
+                .0
+                .checked_add(len)
+                .is_some_and(|e| e <= layout::HYP_BASE)
     }
 }
 
@@ -146,7 +150,9 @@ impl IrqSink for GicIrqs {
             Irq::CmdSync => self.spis.cmdq_sync,
             Irq::Gerror => self.spis.gerror,
         };
-        let Some(intid) = intid.filter(|i| (32..1020).contains(i)) else { return };
+        let Some(intid) = intid.filter(|i| (32..1020).contains(i)) else {
+            return;
+        };
         VIRQS.inc();
         let reg = GICD_BASE + GICD_ISPENDR + 4 * u64::from(intid / 32);
         // SAFETY: the GIC distributor is mapped as Device memory at EL2;
@@ -194,7 +200,9 @@ struct Domain {
 
 static DOMAIN_LOCK: spin::Mutex<Option<Domain>> = spin::Mutex::new(None);
 
+/// Printed (with Debug) in the boot log.
 #[derive(Debug)]
+#[allow(dead_code)]
 pub enum SetupError {
     Probe(smmuv3_hw::driver::ProbeError),
     Map(vsmmu::MapError),
@@ -221,7 +229,8 @@ pub fn setup(s2_root: u64, vmid: u16, spis: Spis) -> Result<(), SetupError> {
         evtq_log2: EVTQ_LOG2,
     };
     let driver = Arc::new(
-        SmmuDriver::new(smmu_regs(), HypDma { base: dma_base }, layout).map_err(SetupError::Probe)?,
+        SmmuDriver::new(smmu_regs(), HypDma { base: dma_base }, layout)
+            .map_err(SetupError::Probe)?,
     );
     quiet_physical_irqs();
     let s2 = S2Config {
@@ -280,7 +289,8 @@ fn call<T>(f: impl FnOnce(&mut Vsmmu, &mut Ports<'_>) -> T) -> Option<(T, Option
     let out = f(&mut d.vsmmu, &mut ports);
     for event in d.driver.drain_events(EVENTS_PER_DRAIN) {
         EVENTS_DRAINED.inc();
-        d.vsmmu.deliver_event(&mut ports, PhysEvent { smmu: SMMU, event });
+        d.vsmmu
+            .deliver_event(&mut ports, PhysEvent { smmu: SMMU, event });
     }
     MAX_GUEST_CMDS_PER_TRAP.max(u64::from(d.vsmmu.last_call_commands()));
     Some((out, defer.due))
