@@ -46,21 +46,22 @@ kernel_package() {
         apt-cache depends linux-image-arm64:arm64 2>/dev/null \
             | sed -n 's/.*Depends: \(linux-image-6\.1[^:]*-arm64\)\(:arm64\)\?$/\1-unsigned/p' | head -n1
     else
-        apt-cache search --names-only '^linux-image-6\.12.*-arm64-unsigned$' 2>/dev/null \
+        # The generic flavour (not -rt-, not 16k pages).
+        apt-cache search --names-only '^linux-image-6\.12\.[0-9.]+\+deb12-arm64-unsigned$' 2>/dev/null \
             | awk '{print $1}' | sort -V | tail -n1
     fi
 }
 
 need_debs() {
     local dir="$CACHE/$KERNEL"
-    if [ -e "$dir/.done" ]; then return; fi
     local pkg
     pkg=$(kernel_package)
     [ -n "$pkg" ] || { echo "setup: no kernel package for $KERNEL" >&2; exit 1; }
+    if [ "$(cat "$dir/.done" 2>/dev/null)" = "$pkg" ]; then return; fi
     rm -rf "$dir" && mkdir -p "$dir/deb" "$dir/root"
     (cd "$dir/deb" && apt-get download -qq "$pkg:arm64" busybox-static:arm64)
     for deb in "$dir"/deb/*.deb; do dpkg-deb -x "$deb" "$dir/root"; done
-    touch "$dir/.done"
+    echo "$pkg" > "$dir/.done"
 }
 
 need_rust() {

@@ -48,9 +48,10 @@ extern "C" fn hyp_trap(frame: &mut Frame) {
     TRAPS.inc();
     let esr = ESR_EL2.get();
     match ESR_EL2.read(ESR_EL2::EC) {
+        // A WFI waits for the guest's own interrupt: not the trap's cost.
+        EC_WFX => return wfx(frame, esr),
         EC_DABT_LOWER => data_abort(frame, esr),
         EC_SMC64 => psci::smc(frame),
-        EC_WFX => wfx(frame, esr),
         // No hypervisor calls are offered: SMCCC's NOT_SUPPORTED (ELR is
         // already past the HVC).
         EC_HVC64 => {
