@@ -29,6 +29,8 @@ impl From<vm_fdt::Error> for DtbError {
 #[derive(Clone, Copy, Debug)]
 pub struct Additions {
     pub initrd: Option<(u64, u64)>,
+    /// Added to the StreamIDs of every `iommu-map` (the vSIDs).
+    pub vsid_offset: u32,
 }
 
 /// QEMU's tree at the RAM base (`x0` is 0 at ELF entry: look for the magic).
@@ -75,7 +77,7 @@ fn copy(
     let handle: FdtWriterNode = w.begin_node(if depth == 0 { "" } else { node.name })?;
     for p in node.properties() {
         if p.name == "iommu-map" {
-            w.property("iommu-map", &offset_iommu_map(p.value))?;
+            w.property("iommu-map", &offset_iommu_map(p.value, add.vsid_offset))?;
         } else {
             w.property(p.name, p.value)?;
         }
@@ -124,20 +126,16 @@ fn chosen_additions(w: &mut FdtWriter, add: &Additions) -> Result<(), DtbError> 
 }
 
 /// A PCIe `iommu-map` (rid-base, iommu phandle, sid-base, length cells)
-/// with the StreamIDs moved by `VSID_OFFSET`: the guest's StreamIDs are
-/// vSIDs, which the vSMMU's stream map turns back into RIDs.
-fn offset_iommu_map(value: &[u8]) -> Vec<u8> {
+/// with the StreamIDs moved by `offset`: the guest's StreamIDs are vSIDs,
+/// which the vSMMU's stream map turns back into RIDs.
+fn offset_iommu_map(value: &[u8], offset: u32) -> Vec<u8> {
     let mut out = value.to_vec();
     for entry in out.chunks_exact_mut(16) {
         let Some(sid) = entry.get_mut(8..12) else {
             continue;
         };
         let base = u32::from_be_bytes([sid[0], sid[1], sid[2], sid[3]]);
-        sid.copy_from_slice(
-            &base
-                .wrapping_add(crate::vsmmu_port::VSID_OFFSET)
-                .to_be_bytes(),
-        );
+        sid.copy_from_slice(&base.wrapping_add(offset).to_be_bytes());
     }
     out
 }

@@ -85,7 +85,14 @@ fn primary() -> ! {
         .map(|f| dtb::smmu_spis(&f))
         .unwrap_or_default();
     println!("vSMMU SPIs (INTIDs): {spis:?}");
-    match dtb::rewrite(&dtb::Additions { initrd }) {
+    // Forwarding hands the guest the physical SMMU: its StreamIDs must stay
+    // the physical ones.
+    let forward = boot.flags & layout::BOOTINFO_FORWARD != 0;
+    let vsid_offset = if forward { 0 } else { vsmmu_port::VSID_OFFSET };
+    match dtb::rewrite(&dtb::Additions {
+        initrd,
+        vsid_offset,
+    }) {
         Ok(size) => println!(
             "DTB rewritten at {:#x} ({} bytes), initrd {:x?}",
             layout::DTB_BASE,
