@@ -223,6 +223,7 @@ pub fn setup(s2_root: u64, vmid: u16, spis: Spis) -> Result<(), SetupError> {
         sid_bits: 8,
         two_level: false,
         l2_pool: 0,
+        l2_pool_size: 0,
         cmdq: dma_base + CMDQ_OFF,
         cmdq_log2: CMDQ_LOG2,
         evtq: dma_base + EVTQ_OFF,
