@@ -252,12 +252,26 @@ impl Vsmmu {
             contained: false,
             last_call_commands: 0,
         };
-        let all: Vec<u32> = v.streams.iter().map(|(vsid, _)| vsid).collect();
-        for vsid in all {
-            let want = v.disabled();
-            v.apply(hw, vsid, want);
-        }
+        v.install_reset_state(hw);
         Ok(v)
+    }
+
+    /// Every stream as a disabled SMMU leaves it, installed in rounds of
+    /// neighbouring streams on one SMMU (each round's steps share their
+    /// invalidations and syncs).
+    fn install_reset_state(&mut self, hw: &mut dyn PhysicalSmmu) {
+        let want = self.disabled();
+        let all: Vec<(u32, PhysStream)> = self.streams.iter().collect();
+        let mut round: Vec<(u32, PhysStream, Installed)> = Vec::new();
+        for (vsid, stream) in all {
+            let other_smmu = round.first().is_some_and(|(_, s, _)| s.smmu != stream.smmu);
+            if other_smmu || round.len() >= crate::batch::MAX_PER_SMMU {
+                self.apply_all(hw, &round);
+                round.clear();
+            }
+            round.push((vsid, stream, want));
+        }
+        self.apply_all(hw, &round);
     }
 
     pub fn stats(&self) -> &Stats {
