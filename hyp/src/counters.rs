@@ -11,6 +11,9 @@ impl Counter {
     pub fn inc(&self) {
         self.0.fetch_add(1, Relaxed);
     }
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Relaxed);
+    }
     pub fn max(&self, v: u64) {
         self.0.fetch_max(v, Relaxed);
     }
@@ -42,6 +45,7 @@ counters!(
     VIRQS,
     MSI_DROPPED,
     EVENTS_DRAINED,
+    EVENTS_AT_IDLE,
     DEFERRED_RUNS,
     MAX_GUEST_CMDS_PER_TRAP,
 );

@@ -276,6 +276,13 @@ fn quiet_physical_irqs() {
 /// Runs `f` on the domain with fresh ports, then routes physical events;
 /// returns when deferred work is due, if any was asked for.
 fn call<T>(f: impl FnOnce(&mut Vsmmu, &mut Ports<'_>) -> T) -> Option<(T, Option<u64>)> {
+    call_counted(f).map(|(out, due, _)| (out, due))
+}
+
+/// `call`, also returning how many physical events it routed.
+fn call_counted<T>(
+    f: impl FnOnce(&mut Vsmmu, &mut Ports<'_>) -> T,
+) -> Option<(T, Option<u64>, u64)> {
     let mut guard = DOMAIN_LOCK.lock();
     let d = guard.as_mut()?;
     let mut defer = Defer::default();
@@ -288,13 +295,15 @@ fn call<T>(f: impl FnOnce(&mut Vsmmu, &mut Ports<'_>) -> T) -> Option<(T, Option
         now_ns: now_ns(),
     };
     let out = f(&mut d.vsmmu, &mut ports);
+    let mut drained = 0;
     for event in d.driver.drain_events(EVENTS_PER_DRAIN) {
         EVENTS_DRAINED.inc();
+        drained += 1;
         d.vsmmu
             .deliver_event(&mut ports, PhysEvent { smmu: SMMU, event });
     }
     MAX_GUEST_CMDS_PER_TRAP.max(u64::from(d.vsmmu.last_call_commands()));
-    Some((out, defer.due))
+    Some((out, defer.due, drained))
 }
 
 /// Holds this vCPU at EL2 until the continuation has nothing left to do: the
@@ -311,10 +320,15 @@ fn hold_until_done(mut due: Option<u64>) {
 }
 
 /// Called when a vCPU idles (WFI): physical events reach the guest, and any
-/// continuation runs.
+/// continuation runs. This is what delivers a device's fault: Linux reads
+/// the vSMMU's EVENTQ_PROD only in its event interrupt handler, which runs
+/// once the vSMMU raised the SPI, so a drain on vSMMU accesses alone would
+/// wait for unrelated commands. A guest that waits for anything idles.
 pub fn idle() {
-    let due = call(|_, _| ()).and_then(|(_, d)| d);
-    hold_until_done(due);
+    if let Some(((), due, drained)) = call_counted(|_, _| ()) {
+        EVENTS_AT_IDLE.add(drained);
+        hold_until_done(due);
+    }
 }
 
 /// The 128 KiB frame the guest sees, served by the vSMMU.
