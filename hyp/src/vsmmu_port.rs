@@ -216,7 +216,9 @@ fn smmu_regs() -> MmioRegisters {
 }
 
 /// Brings up the physical SMMU and the guest's vSMMU over it.
-pub fn setup(s2_root: u64, vmid: u16, spis: Spis) -> Result<(), SetupError> {
+/// `small_policy`: 8 guest commands and 8 STEs per call (the rest of the
+/// policy default), so most batches are continued by deferred work.
+pub fn setup(s2_root: u64, vmid: u16, spis: Spis, small_policy: bool) -> Result<(), SetupError> {
     let dma_base = core::ptr::addr_of!(DMA_AREA) as u64;
     let layout = DriverLayout {
         strtab: dma_base + STRTAB_OFF,
@@ -249,7 +251,11 @@ pub fn setup(s2_root: u64, vmid: u16, spis: Spis) -> Result<(), SetupError> {
     streams
         .add_range(&mut owners, DOMAIN, VSID_OFFSET, SMMU, 0, RID_COUNT)
         .map_err(SetupError::Map)?;
-    let cfg = VsmmuConfig::new(DOMAIN, vmid, 40);
+    let mut cfg = VsmmuConfig::new(DOMAIN, vmid, 40);
+    if small_policy {
+        cfg.policy.commands_per_call = 8;
+        cfg.policy.stes_per_call = 8;
+    }
     let vsmmu = Vsmmu::new(cfg, streams, &mut hw).map_err(SetupError::Vsmmu)?;
     *DOMAIN_LOCK.lock() = Some(Domain {
         vsmmu,
