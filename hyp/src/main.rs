@@ -223,8 +223,10 @@ fn misc_el2_registers() {
 
 /// Printed at SYSTEM_OFF.
 pub fn report() {
-    vsmmu_port::print_stats();
     counters::print_all();
+    counters::SMMU_READS_BY_REG.print("smmu_reads_by_register");
+    counters::SMMU_WRITES_BY_REG.print("smmu_writes_by_register");
+    vsmmu_port::print_stats();
 }
 
 #[panic_handler]

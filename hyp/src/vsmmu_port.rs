@@ -340,8 +340,19 @@ pub fn idle() {
 /// The 128 KiB frame the guest sees, served by the vSMMU.
 pub struct VsmmuFrame;
 
+/// The register a trapped access is to, if it is one.
+fn register_at(offset: u32, size: u32) -> Option<Register> {
+    match smmuv3::mmio::decode_access(offset >> 16, offset & 0xffff, size) {
+        smmuv3::Access::Register { reg, .. } => Some(reg),
+        smmuv3::Access::RazWi => None,
+    }
+}
+
 impl MmioHandler for VsmmuFrame {
     fn read(&self, offset: u32, size: u32) -> u64 {
+        if let Some(reg) = register_at(offset, size) {
+            SMMU_READS_BY_REG.inc(reg);
+        }
         let r = call(|v, p| v.mmio_read(p, offset, size));
         let (value, due) = r.unwrap_or((0, None));
         hold_until_done(due);
@@ -349,16 +360,62 @@ impl MmioHandler for VsmmuFrame {
     }
 
     fn write(&self, offset: u32, size: u32, value: u64) {
+        if let Some(reg) = register_at(offset, size) {
+            SMMU_WRITES_BY_REG.inc(reg);
+        }
         let due = call(|v, p| v.mmio_write(p, offset, size, value)).and_then(|(_, d)| d);
         hold_until_done(due);
     }
 }
 
-/// The runtime's and the driver's counters, for the report.
+/// The runtime's and the driver's counters, for the report, as
+/// `counter GROUP.NAME VALUE` lines.
 pub fn print_stats() {
     let guard = DOMAIN_LOCK.lock();
-    if let Some(d) = guard.as_ref() {
-        crate::println!("vsmmu stats: {:?}", d.vsmmu.stats());
-        crate::println!("driver stats: {:?}", d.driver.stats());
+    let Some(d) = guard.as_ref() else { return };
+    let st = d.vsmmu.stats();
+    for (op, &n) in st.commands.iter().enumerate() {
+        if n != 0 {
+            crate::println!("counter guest_commands.{} {n}", command_name(op as u8));
+        }
+    }
+    let ds = d.driver.stats();
+    for (name, n) in [
+        ("guest_commands.cerror_ill", st.cerror_ill),
+        ("guest_commands.cerror_abt", st.cerror_abt),
+        ("guest_commands.merged", st.merged),
+        ("physical.commands", st.hw_commands),
+        ("physical.syncs", st.hw_syncs),
+        ("physical.ste_installs", st.hw_installs),
+        ("physical.install_commands", st.hw_install_commands),
+        ("physical.driver_commands", ds.commands),
+        ("physical.driver_syncs", ds.syncs),
+        ("physical.driver_illegal", ds.illegal),
+        ("physical.event_overflows", ds.event_overflows),
+        ("physical.errors", st.hw_errors),
+        ("physical.containments", st.containments),
+        ("events.forwarded", st.events_forwarded),
+        ("events.dropped", st.events_dropped),
+        ("events.kept", st.stage2_faults),
+        ("deferral.requests", st.deferrals),
+        ("deferral.command_budget_exhausted", st.budget_exhausted),
+        ("deferral.hw_budget_exhausted", st.hw_budget_exhausted),
+        ("guest_stes.refused", st.bad_stes),
+    ] {
+        crate::println!("counter {name} {n}");
+    }
+}
+
+/// A guest command's architectural name, from the generated command types
+/// (an opcode with no command type prints as `opcode_0xNN`).
+fn command_name(op: u8) -> alloc::string::String {
+    use alloc::string::ToString;
+    match smmuv3::cmd::Command::decode([u64::from(op), 0]) {
+        // Display starts with the name, then ` FIELD=value` for set fields.
+        Ok(cmd) => {
+            let text = alloc::format!("{cmd}");
+            text.split(' ').next().unwrap_or("").to_string()
+        }
+        Err(_) => alloc::format!("opcode_{op:#04x}"),
     }
 }
