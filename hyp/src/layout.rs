@@ -21,3 +21,6 @@ pub const SMMU_SIZE: u64 = 0x2_0000;
 /// Boot-info flag: forward the SMMU frame to the physical SMMU instead of
 /// emulating it (the unisolated stepping stone, kept for comparisons).
 pub const BOOTINFO_FORWARD: u64 = 1;
+/// Boot-info flag: the vSMMU's small policy (8 guest commands and 8 STEs per
+/// call), so that most of Linux's batches are continued by deferred work.
+pub const BOOTINFO_SMALL_POLICY: u64 = 2;

@@ -149,14 +149,16 @@ fn install_smmu_frame(root: u64, spis: vsmmu_port::Spis, flags: u64) {
         println!("SMMU frame forwarded to the physical SMMU (no isolation)");
         return;
     }
-    match vsmmu_port::setup(root, VMID as u16, spis) {
+    let small = flags & layout::BOOTINFO_SMALL_POLICY != 0;
+    match vsmmu_port::setup(root, VMID as u16, spis, small) {
         Ok(()) => {
             static FRAME: vsmmu_port::VsmmuFrame = vsmmu_port::VsmmuFrame;
             mmio::install(&FRAME);
             println!(
-                "vSMMU at {:#x} over the physical SMMU (smmuv3-hw), vSID = RID + {:#x}",
+                "vSMMU at {:#x} over the physical SMMU (smmuv3-hw), vSID = RID + {:#x}, {} policy",
                 layout::SMMU_BASE,
-                vsmmu_port::VSID_OFFSET
+                vsmmu_port::VSID_OFFSET,
+                if small { "small" } else { "default" }
             );
         }
         // The frame then reads as zero: the guest finds no SMMU, and its
@@ -221,8 +223,10 @@ fn misc_el2_registers() {
 
 /// Printed at SYSTEM_OFF.
 pub fn report() {
-    vsmmu_port::print_stats();
     counters::print_all();
+    counters::SMMU_READS_BY_REG.print("smmu_reads_by_register");
+    counters::SMMU_WRITES_BY_REG.print("smmu_writes_by_register");
+    vsmmu_port::print_stats();
 }
 
 #[panic_handler]

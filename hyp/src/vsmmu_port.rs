@@ -216,7 +216,9 @@ fn smmu_regs() -> MmioRegisters {
 }
 
 /// Brings up the physical SMMU and the guest's vSMMU over it.
-pub fn setup(s2_root: u64, vmid: u16, spis: Spis) -> Result<(), SetupError> {
+/// `small_policy`: 8 guest commands and 8 STEs per call (the rest of the
+/// policy default), so most batches are continued by deferred work.
+pub fn setup(s2_root: u64, vmid: u16, spis: Spis, small_policy: bool) -> Result<(), SetupError> {
     let dma_base = core::ptr::addr_of!(DMA_AREA) as u64;
     let layout = DriverLayout {
         strtab: dma_base + STRTAB_OFF,
@@ -249,7 +251,11 @@ pub fn setup(s2_root: u64, vmid: u16, spis: Spis) -> Result<(), SetupError> {
     streams
         .add_range(&mut owners, DOMAIN, VSID_OFFSET, SMMU, 0, RID_COUNT)
         .map_err(SetupError::Map)?;
-    let cfg = VsmmuConfig::new(DOMAIN, vmid, 40);
+    let mut cfg = VsmmuConfig::new(DOMAIN, vmid, 40);
+    if small_policy {
+        cfg.policy.commands_per_call = 8;
+        cfg.policy.stes_per_call = 8;
+    }
     let vsmmu = Vsmmu::new(cfg, streams, &mut hw).map_err(SetupError::Vsmmu)?;
     *DOMAIN_LOCK.lock() = Some(Domain {
         vsmmu,
@@ -276,6 +282,13 @@ fn quiet_physical_irqs() {
 /// Runs `f` on the domain with fresh ports, then routes physical events;
 /// returns when deferred work is due, if any was asked for.
 fn call<T>(f: impl FnOnce(&mut Vsmmu, &mut Ports<'_>) -> T) -> Option<(T, Option<u64>)> {
+    call_counted(f).map(|(out, due, _)| (out, due))
+}
+
+/// `call`, also returning how many physical events it routed.
+fn call_counted<T>(
+    f: impl FnOnce(&mut Vsmmu, &mut Ports<'_>) -> T,
+) -> Option<(T, Option<u64>, u64)> {
     let mut guard = DOMAIN_LOCK.lock();
     let d = guard.as_mut()?;
     let mut defer = Defer::default();
@@ -288,13 +301,15 @@ fn call<T>(f: impl FnOnce(&mut Vsmmu, &mut Ports<'_>) -> T) -> Option<(T, Option
         now_ns: now_ns(),
     };
     let out = f(&mut d.vsmmu, &mut ports);
+    let mut drained = 0;
     for event in d.driver.drain_events(EVENTS_PER_DRAIN) {
         EVENTS_DRAINED.inc();
+        drained += 1;
         d.vsmmu
             .deliver_event(&mut ports, PhysEvent { smmu: SMMU, event });
     }
     MAX_GUEST_CMDS_PER_TRAP.max(u64::from(d.vsmmu.last_call_commands()));
-    Some((out, defer.due))
+    Some((out, defer.due, drained))
 }
 
 /// Holds this vCPU at EL2 until the continuation has nothing left to do: the
@@ -311,17 +326,33 @@ fn hold_until_done(mut due: Option<u64>) {
 }
 
 /// Called when a vCPU idles (WFI): physical events reach the guest, and any
-/// continuation runs.
+/// continuation runs. This is what delivers a device's fault: Linux reads
+/// the vSMMU's EVENTQ_PROD only in its event interrupt handler, which runs
+/// once the vSMMU raised the SPI, so a drain on vSMMU accesses alone would
+/// wait for unrelated commands. A guest that waits for anything idles.
 pub fn idle() {
-    let due = call(|_, _| ()).and_then(|(_, d)| d);
-    hold_until_done(due);
+    if let Some(((), due, drained)) = call_counted(|_, _| ()) {
+        EVENTS_AT_IDLE.add(drained);
+        hold_until_done(due);
+    }
 }
 
 /// The 128 KiB frame the guest sees, served by the vSMMU.
 pub struct VsmmuFrame;
 
+/// The register a trapped access is to, if it is one.
+fn register_at(offset: u32, size: u32) -> Option<Register> {
+    match smmuv3::mmio::decode_access(offset >> 16, offset & 0xffff, size) {
+        smmuv3::Access::Register { reg, .. } => Some(reg),
+        smmuv3::Access::RazWi => None,
+    }
+}
+
 impl MmioHandler for VsmmuFrame {
     fn read(&self, offset: u32, size: u32) -> u64 {
+        if let Some(reg) = register_at(offset, size) {
+            SMMU_READS_BY_REG.inc(reg);
+        }
         let r = call(|v, p| v.mmio_read(p, offset, size));
         let (value, due) = r.unwrap_or((0, None));
         hold_until_done(due);
@@ -329,16 +360,62 @@ impl MmioHandler for VsmmuFrame {
     }
 
     fn write(&self, offset: u32, size: u32, value: u64) {
+        if let Some(reg) = register_at(offset, size) {
+            SMMU_WRITES_BY_REG.inc(reg);
+        }
         let due = call(|v, p| v.mmio_write(p, offset, size, value)).and_then(|(_, d)| d);
         hold_until_done(due);
     }
 }
 
-/// The runtime's and the driver's counters, for the report.
+/// The runtime's and the driver's counters, for the report, as
+/// `counter GROUP.NAME VALUE` lines.
 pub fn print_stats() {
     let guard = DOMAIN_LOCK.lock();
-    if let Some(d) = guard.as_ref() {
-        crate::println!("vsmmu stats: {:?}", d.vsmmu.stats());
-        crate::println!("driver stats: {:?}", d.driver.stats());
+    let Some(d) = guard.as_ref() else { return };
+    let st = d.vsmmu.stats();
+    for (op, &n) in st.commands.iter().enumerate() {
+        if n != 0 {
+            crate::println!("counter guest_commands.{} {n}", command_name(op as u8));
+        }
+    }
+    let ds = d.driver.stats();
+    for (name, n) in [
+        ("guest_commands.cerror_ill", st.cerror_ill),
+        ("guest_commands.cerror_abt", st.cerror_abt),
+        ("guest_commands.merged", st.merged),
+        ("physical.commands", st.hw_commands),
+        ("physical.syncs", st.hw_syncs),
+        ("physical.ste_installs", st.hw_installs),
+        ("physical.install_commands", st.hw_install_commands),
+        ("physical.driver_commands", ds.commands),
+        ("physical.driver_syncs", ds.syncs),
+        ("physical.driver_illegal", ds.illegal),
+        ("physical.event_overflows", ds.event_overflows),
+        ("physical.errors", st.hw_errors),
+        ("physical.containments", st.containments),
+        ("events.forwarded", st.events_forwarded),
+        ("events.dropped", st.events_dropped),
+        ("events.kept", st.stage2_faults),
+        ("deferral.requests", st.deferrals),
+        ("deferral.command_budget_exhausted", st.budget_exhausted),
+        ("deferral.hw_budget_exhausted", st.hw_budget_exhausted),
+        ("guest_stes.refused", st.bad_stes),
+    ] {
+        crate::println!("counter {name} {n}");
+    }
+}
+
+/// A guest command's architectural name, from the generated command types
+/// (an opcode with no command type prints as `opcode_0xNN`).
+fn command_name(op: u8) -> alloc::string::String {
+    use alloc::string::ToString;
+    match smmuv3::cmd::Command::decode([u64::from(op), 0]) {
+        // Display starts with the name, then ` FIELD=value` for set fields.
+        Ok(cmd) => {
+            let text = alloc::format!("{cmd}");
+            text.split(' ').next().unwrap_or("").to_string()
+        }
+        Err(_) => alloc::format!("opcode_{op:#04x}"),
     }
 }
