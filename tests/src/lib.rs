@@ -492,3 +492,22 @@ impl Guest {
         }
     }
 }
+
+/// One test per Linux driver generation for each scenario function named
+/// (each takes a `vsmmu::testing::LinuxVersion`): `name::linux_6_1` and
+/// `name::linux_6_12`.
+#[macro_export]
+macro_rules! both_versions {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn linux_6_1() {
+                super::$name(vsmmu::testing::LinuxVersion::V6_1)
+            }
+            #[test]
+            fn linux_6_12() {
+                super::$name(vsmmu::testing::LinuxVersion::V6_12)
+            }
+        }
+    )*};
+}

@@ -146,24 +146,8 @@ fn two_domains_reach_only_their_own_memory_and_streams(v: LinuxVersion) {
     assert!(m.domain(3, &[(8, 0x108)], |_| {}).is_err());
 }
 
-/// Each scenario as one test per driver generation.
-macro_rules! both_versions {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-            #[test]
-            fn linux_6_1() {
-                super::$name(LinuxVersion::V6_1)
-            }
-            #[test]
-            fn linux_6_12() {
-                super::$name(LinuxVersion::V6_12)
-            }
-        }
-    )*};
-}
-
-both_versions!(
+// Each scenario as one test per driver generation.
+vsmmu_testbed::both_versions!(
     dma_reads_and_writes_land_at_the_right_bytes_through_nested_translation,
     a_stage_1_fault_reaches_the_guest_with_its_vsid,
     a_stage_2_fault_on_the_final_access_stays_with_the_hypervisor,

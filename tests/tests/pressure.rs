@@ -211,23 +211,7 @@ fn a_root_complex_of_16384_streams_is_enabled_within_linux_s_timeout(v: LinuxVer
     assert!(!g.g.v.streams_pending());
 }
 
-macro_rules! both_versions {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-            #[test]
-            fn linux_6_1() {
-                super::$name(LinuxVersion::V6_1)
-            }
-            #[test]
-            fn linux_6_12() {
-                super::$name(LinuxVersion::V6_12)
-            }
-        }
-    )*};
-}
-
-both_versions!(
+vsmmu_testbed::both_versions!(
     a_global_leaf_is_gone_after_many_page_invalidations,
     nothing_a_guest_sends_stops_the_physical_queue,
     a_cd_with_tg1_reserved_and_ttb1_walks_enabled_is_c_bad_cd,
