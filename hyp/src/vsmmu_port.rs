@@ -198,6 +198,10 @@ struct Domain {
     irqs: GicIrqs,
 }
 
+/// The policy's bound on guest commands per call, for the report (hyp/run
+/// checks `max_guest_cmds_per_trap` against it).
+static COMMANDS_PER_CALL: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
 static DOMAIN_LOCK: spin::Mutex<Option<Domain>> = spin::Mutex::new(None);
 
 /// Printed (with Debug) in the boot log.
@@ -256,6 +260,10 @@ pub fn setup(s2_root: u64, vmid: u16, spis: Spis, small_policy: bool) -> Result<
         cfg.policy.commands_per_call = 8;
         cfg.policy.stes_per_call = 8;
     }
+    COMMANDS_PER_CALL.store(
+        cfg.policy.commands_per_call,
+        core::sync::atomic::Ordering::Relaxed,
+    );
     let vsmmu = Vsmmu::new(cfg, streams, &mut hw).map_err(SetupError::Vsmmu)?;
     *DOMAIN_LOCK.lock() = Some(Domain {
         vsmmu,
@@ -401,6 +409,10 @@ pub fn print_stats() {
         ("deferral.command_budget_exhausted", st.budget_exhausted),
         ("deferral.hw_budget_exhausted", st.hw_budget_exhausted),
         ("guest_stes.refused", st.bad_stes),
+        (
+            "policy.commands_per_call",
+            u64::from(COMMANDS_PER_CALL.load(core::sync::atomic::Ordering::Relaxed)),
+        ),
     ] {
         crate::println!("counter {name} {n}");
     }
