@@ -77,4 +77,5 @@ counters!(
     EVENTS_AT_IDLE,
     DEFERRED_RUNS,
     MAX_GUEST_CMDS_PER_TRAP,
+    MAX_CALL_TICKS,
 );

@@ -299,6 +299,9 @@ fn call_counted<T>(
 ) -> Option<(T, Option<u64>, u64)> {
     let mut guard = DOMAIN_LOCK.lock();
     let d = guard.as_mut()?;
+    // One entry-point call and its event routing, lock held: the work the
+    // policy bounds (a trap's ticks also count holding the vCPU).
+    let start = CNTPCT_EL0.get();
     let mut defer = Defer::default();
     let mut mem = GuestRam;
     let mut ports = Ports {
@@ -317,6 +320,7 @@ fn call_counted<T>(
             .deliver_event(&mut ports, PhysEvent { smmu: SMMU, event });
     }
     MAX_GUEST_CMDS_PER_TRAP.max(u64::from(d.vsmmu.last_call_commands()));
+    MAX_CALL_TICKS.max(CNTPCT_EL0.get().wrapping_sub(start));
     Some((out, defer.due, drained))
 }
 

@@ -30,7 +30,7 @@ use smmu::{cr0, r32, w32, w64, Cmdq, Errors, CMDQEN, EVENTQEN, SMMUEN};
 
 /// Guest commands in the flood (scaled from 10^6 by hyp/run's time budget:
 /// see FLOOD in book/src/hypervisor.md).
-const FLOOD: u32 = 20_000;
+const FLOOD: u32 = 1_000_000;
 
 // The payload's memory (guest RAM, IPA = PA with the MMU off).
 const STRTAB: u64 = 0x4400_0000; // 512 linear STEs (32 KiB)
@@ -568,7 +568,6 @@ fn faults(d: &edu::Edu) {
     let (mut events, mut wrong_sid, mut overflows) = (0u32, 0u32, 0u32);
     let mut cons = 0u32;
     for i in 0..6 {
-        say!("fault dma {i}");
         d.dma(0x40000, 0x0dea_d000, 32, true);
         d.wait();
         let prod = r32(Register::EVENTQ_PROD);
