@@ -78,4 +78,5 @@ counters!(
     DEFERRED_RUNS,
     MAX_GUEST_CMDS_PER_TRAP,
     MAX_CALL_TICKS,
+    SNAPSHOTS,
 );

@@ -24,3 +24,10 @@ pub const BOOTINFO_FORWARD: u64 = 1;
 /// Boot-info flag: the vSMMU's small policy (8 guest commands and 8 STEs per
 /// call), so that most of Linux's batches are continued by deferred work.
 pub const BOOTINFO_SMALL_POLICY: u64 = 2;
+/// The counter-snapshot doorbell, in the boot-info page: a 32-bit write of
+/// a label prints one `snapshot LABEL name=value ...` line (hyp/run turns the
+/// differences between two into per-operation figures). Only the first
+/// `SNAPSHOT_LIMIT` are honoured; later ones are aborts like any other access
+/// to the hypervisor's memory, so a guest cannot flood the console.
+pub const SNAPSHOT: u64 = BOOTINFO + 0x100;
+pub const SNAPSHOT_LIMIT: u64 = 16;

@@ -7,6 +7,7 @@ extern crate alloc;
 
 mod counters;
 mod dtb;
+mod integrity;
 mod layout;
 mod mmio;
 mod mmu;
@@ -79,6 +80,7 @@ fn primary() -> ! {
         CurrentEL.read(CurrentEL::EL),
         HEAP_SIZE / 1024
     );
+    integrity::record();
     let boot = bootinfo();
     let initrd = boot.initrd;
     let spis = dtb::original()
@@ -227,6 +229,7 @@ pub fn report() {
     counters::SMMU_READS_BY_REG.print("smmu_reads_by_register");
     counters::SMMU_WRITES_BY_REG.print("smmu_writes_by_register");
     vsmmu_port::print_stats();
+    println!("counter hyp_memory_intact {}", integrity::intact());
 }
 
 #[panic_handler]

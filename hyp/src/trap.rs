@@ -115,6 +115,10 @@ fn fault_ipa() -> u64 {
 fn data_abort(frame: &mut Frame, esr: u64) {
     let ipa = fault_ipa();
     let abort = DataAbort::decode(esr);
+    if ipa == layout::SNAPSHOT && abort.isv && abort.write && snapshot(frame.reg(abort.srt)) {
+        frame.elr = frame.elr.wrapping_add(4);
+        return;
+    }
     let offset = ipa.wrapping_sub(layout::SMMU_BASE);
     if !abort.isv || offset >= layout::SMMU_SIZE {
         inject_abort(frame, esr, FAR_EL2.get());
@@ -134,6 +138,17 @@ fn data_abort(frame: &mut Frame, esr: u64) {
         frame.set_reg(abort.srt, load_result(v, &abort));
     }
     frame.elr = frame.elr.wrapping_add(4);
+}
+
+/// The snapshot doorbell (`layout::SNAPSHOT`): false once the limit is
+/// reached, when the access is treated as any other to hypervisor memory.
+fn snapshot(label: u64) -> bool {
+    if SNAPSHOTS.get() >= layout::SNAPSHOT_LIMIT {
+        return false;
+    }
+    SNAPSHOTS.inc();
+    crate::vsmmu_port::print_snapshot(label & 0xffff_ffff);
+    true
 }
 
 /// What a load writes to Xt: sign-extended if SSE, upper half zeroed for a

@@ -220,8 +220,10 @@ fn smmu_regs() -> MmioRegisters {
 }
 
 /// Brings up the physical SMMU and the guest's vSMMU over it.
-/// `small_policy`: 8 guest commands and 8 STEs per call (the rest of the
-/// policy default), so most batches are continued by deferred work.
+/// `small_policy`: 1 guest command and 4 STEs per call (the rest of the
+/// policy default). Linux publishes one or two commands per CMDQ_PROD write
+/// (a TLBI and its CMD_SYNC), so with one per call most of its batches are
+/// continued by deferred work.
 pub fn setup(s2_root: u64, vmid: u16, spis: Spis, small_policy: bool) -> Result<(), SetupError> {
     let dma_base = core::ptr::addr_of!(DMA_AREA) as u64;
     let layout = DriverLayout {
@@ -257,8 +259,8 @@ pub fn setup(s2_root: u64, vmid: u16, spis: Spis, small_policy: bool) -> Result<
         .map_err(SetupError::Map)?;
     let mut cfg = VsmmuConfig::new(DOMAIN, vmid, 40);
     if small_policy {
-        cfg.policy.commands_per_call = 8;
-        cfg.policy.stes_per_call = 8;
+        cfg.policy.commands_per_call = 1;
+        cfg.policy.stes_per_call = 4;
     }
     COMMANDS_PER_CALL.store(
         cfg.policy.commands_per_call,
@@ -420,6 +422,32 @@ pub fn print_stats() {
     ] {
         crate::println!("counter {name} {n}");
     }
+}
+
+/// One `snapshot LABEL name=value ...` line: the counters whose differences
+/// give traps and commands per guest operation (hyp/run computes them).
+pub fn print_snapshot(label: u64) {
+    use smmuv3::cmd::{CmdSync, CmdTlbiNhAsid, CmdTlbiNhVa};
+    let guard = DOMAIN_LOCK.lock();
+    let Some(d) = guard.as_ref() else { return };
+    let st = d.vsmmu.stats();
+    let by_op = |op: u8| st.commands.get(usize::from(op)).copied().unwrap_or(0);
+    let guest: u64 = st.commands.iter().sum();
+    crate::println!(
+        "snapshot {label} traps={} wfi={} smmu_reads={} smmu_writes={} guest_commands={guest} \
+         tlbi_nh_va={} tlbi_nh_asid={} cmd_sync={} physical_commands={} physical_syncs={} \
+         deferred_runs={}",
+        TRAPS.get(),
+        WFI.get(),
+        SMMU_READS.get(),
+        SMMU_WRITES.get(),
+        by_op(CmdTlbiNhVa::OPCODE),
+        by_op(CmdTlbiNhAsid::OPCODE),
+        by_op(CmdSync::OPCODE),
+        st.hw_commands,
+        st.hw_syncs,
+        DEFERRED_RUNS.get(),
+    );
 }
 
 /// A guest command's architectural name, from the generated command types
