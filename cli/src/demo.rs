@@ -15,12 +15,10 @@ const DEVICES: [(u32, u32, u16); 2] = [(8, 0x108, 1), (16, 0x110, 2)];
 
 /// Guest commands written since `from` (the guest's CMDQ_PROD copy), decoded.
 fn guest_commands(g: &mut Guest, from: &mut u32) -> Vec<String> {
-    let l = g.g.layout;
-    let size = 1u32 << l.cmdq_log2;
-    let mask = (size << 1) - 1;
+    let q = g.g.cmdq();
     let mut out = Vec::new();
-    while *from & mask != g.g.prod & mask {
-        let at = l.cmdq + 16 * u64::from(*from & (size - 1));
+    while !q.is_empty(g.g.prod, *from) {
+        let at = q.slot(*from);
         let mut raw = [0u8; 16];
         raw.copy_from_slice(&g.read_ipa(at, 16));
         let words = [
@@ -36,7 +34,7 @@ fn guest_commands(g: &mut Guest, from: &mut u32) -> Vec<String> {
             }
             Err(e) => format!("(undecodable: {e})"),
         });
-        *from = (*from + 1) & mask;
+        *from = q.next(*from);
     }
     out
 }

@@ -19,6 +19,7 @@
 
 pub mod locate;
 pub mod properties;
+pub mod queue;
 mod support;
 
 pub use support::*;

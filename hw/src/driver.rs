@@ -13,6 +13,7 @@ use smmuv3::cmd::{
     CmdCfgiSte, CmdCfgiSteRange, CmdSync, CmdSyncCs, CmdTlbiEl2All, CmdTlbiNsnhAll, Command,
 };
 use smmuv3::evt::Event;
+use smmuv3::queue::{GlobalErrors, Queue, COMMAND_BYTES, EVENT_BYTES, MAX_LOG2SIZE};
 use smmuv3::regs::*;
 use smmuv3::structs::{L1std, Ste, SteConfig};
 use smmuv3::Register;
@@ -420,8 +421,14 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
 
     // ---- command queue ----
 
-    fn cmdq_size(&self) -> u32 {
-        1 << self.layout.cmdq_log2
+    fn cmdq_geometry(&self) -> Queue {
+        let l = &self.layout;
+        Queue::new(l.cmdq, l.cmdq_log2, MAX_LOG2SIZE, COMMAND_BYTES)
+    }
+
+    fn evtq_geometry(&self) -> Queue {
+        let l = &self.layout;
+        Queue::new(l.evtq, l.evtq_log2, MAX_LOG2SIZE, EVENT_BYTES)
     }
 
     /// Queues commands (no sync), waiting boundedly for space. The ticket
@@ -438,24 +445,20 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
     }
 
     fn push(&self, q: &mut Cmdq, words: [u64; 2]) -> Result<(), HwError> {
-        let size = self.cmdq_size();
-        let mask = (size << 1) - 1;
-        let full = |prod: u32, cons: u32| {
-            (prod & (size - 1)) == (cons & (size - 1)) && (prod & size) != (cons & size)
-        };
+        let geometry = self.cmdq_geometry();
         for _ in 0..POLL_LIMIT {
-            if full(q.prod, q.cons) {
+            if geometry.is_full(q.prod, q.cons) {
                 // Make room: publish what is queued, then see how far the SMMU got.
                 self.w32(Register::CMDQ_PROD, q.prod);
                 q.cons = self.handle_cmdq_error(q)?;
                 continue;
             }
-            let at = self.layout.cmdq + 16 * u64::from(q.prod & (size - 1));
+            let at = geometry.slot(q.prod);
             let mut entry = [0u8; 16];
             entry[..8].copy_from_slice(&words[0].to_le_bytes());
             entry[8..].copy_from_slice(&words[1].to_le_bytes());
             self.mem.write(at, &entry).map_err(|_| HwError::Refused)?;
-            q.prod = (q.prod + 1) & mask;
+            q.prod = geometry.next(q.prod);
             q.pushed += 1;
             return Ok(());
         }
@@ -466,17 +469,20 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
     /// rest of the batch still runs), counts it, and acknowledges the error.
     fn handle_cmdq_error(&self, q: &mut Cmdq) -> Result<u32, HwError> {
         let cons = CmdqCons(self.r32(Register::CMDQ_CONS));
-        let gerror = Gerror(self.r32(Register::GERROR));
-        let gerrorn = Gerror(self.r32(Register::GERRORN));
-        if gerror.cmdq_err() == gerrorn.cmdq_err() {
+        let errors = GlobalErrors::new(
+            Gerror(self.r32(Register::GERROR)),
+            Gerrorn(self.r32(Register::GERRORN)),
+        );
+        let cmdq_err = Gerror(0).with_cmdq_err(true);
+        if !errors.any_active(cmdq_err) {
             return Ok(cons.rd());
         }
-        let size = self.cmdq_size();
-        let at = self.layout.cmdq + 16 * u64::from(cons.rd() & (size - 1));
+        let geometry = self.cmdq_geometry();
+        let at = geometry.slot(cons.rd());
         if cons.err() == CmdqConsErr::CERROR_ILL {
             q.illegal += 1;
             // The refused entry is the oldest of those not yet consumed.
-            let waiting = q.prod.wrapping_sub(cons.rd()) & ((size << 1) - 1);
+            let waiting = geometry.used(q.prod, cons.rd());
             q.last_refused = Some(q.pushed.saturating_sub(u64::from(waiting)));
             self.stats.lock().illegal += 1;
             let sync = CmdSync::new().encode();
@@ -488,8 +494,7 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
                 .map_err(|_| HwError::Refused)?;
         }
         // CERROR_ABT: the entry is retried as it is once acknowledged.
-        let ack = gerrorn.with_cmdq_err(gerror.cmdq_err());
-        self.w32(Register::GERRORN, ack.0);
+        self.w32(Register::GERRORN, errors.acknowledge(cmdq_err).0);
         Ok(cons.rd())
     }
 
@@ -508,10 +513,8 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
         self.push(&mut q, CmdSync::new().with_cs(CmdSyncCs::SIG_NONE).encode())?;
         self.w32(Register::CMDQ_PROD, q.prod);
         self.stats.lock().syncs += 1;
-        let size = self.cmdq_size();
-        let mask = (size << 1) - 1;
-        // Past the SYNC once CONS is beyond it (index plus wrap bit).
-        let passed = |cons: u32| cons.wrapping_sub(sync_at.wrapping_add(1)) & mask < size;
+        let geometry = self.cmdq_geometry();
+        let passed = |cons: u32| geometry.consumed(cons, sync_at);
         let refused = |q: &Cmdq| q.last_refused.is_some_and(|r| r >= since.0);
         for _ in 0..POLL_LIMIT {
             let cons = CmdqCons(self.r32(Register::CMDQ_CONS)).rd();
@@ -542,12 +545,11 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
     /// and acknowledged.
     pub fn drain_events(&self, max: usize) -> Vec<Event> {
         let mut cons = self.evt_cons.lock();
-        let size = 1u32 << self.layout.evtq_log2;
-        let mask = (size << 1) - 1;
+        let geometry = self.evtq_geometry();
         let prod = EventqProd(self.r32(Register::EVENTQ_PROD));
         let mut out = Vec::new();
-        while *cons & mask != prod.wr() & mask && out.len() < max {
-            let at = self.layout.evtq + 32 * u64::from(*cons & (size - 1));
+        while !geometry.is_empty(prod.wr(), *cons) && out.len() < max {
+            let at = geometry.slot(*cons);
             let mut w = [0u64; 4];
             for (i, x) in w.iter_mut().enumerate() {
                 *x = self.mem.read_u64(at + 8 * i as u64).unwrap_or(0);
@@ -555,7 +557,7 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
             if let Ok(e) = Event::decode(w) {
                 out.push(e);
             }
-            *cons = (*cons + 1) & mask;
+            *cons = geometry.next(*cons);
         }
         let mut c = EventqCons(*cons);
         let old = EventqCons(self.r32(Register::EVENTQ_CONS));

@@ -32,9 +32,10 @@ use alloc::vec::Vec;
 use smmuv3::cmd::{CmdCfgiCdAll, CmdSyncCs, CmdTlbiNhAll, Command};
 use smmuv3::evt::Event;
 use smmuv3::mmio::{mmio_read, mmio_write, MmioHandlers};
+use smmuv3::queue::{event_slot, EventSlot, GlobalErrors, Queue};
 use smmuv3::regs::{
-    CmdqBase, CmdqCons, CmdqConsErr, CmdqProd, Cr0, Cr2, Gbpa, Gbpmpam, Gerror, Gmpam, Idr0,
-    Idr0StallModel, Idr1, Idr5, IrqCtrl, StrtabBase, StrtabBaseCfg,
+    CmdqBase, CmdqCons, CmdqConsErr, CmdqProd, Cr0, Cr2, Gbpa, Gbpmpam, Gerror, Gerrorn, Gmpam,
+    Idr0, Idr0StallModel, Idr1, Idr5, IrqCtrl, StrtabBase, StrtabBaseCfg,
 };
 use smmuv3::{Register, RegisterBank, WriteEffect};
 
@@ -48,7 +49,6 @@ use crate::ports::{
     HwError, Ipa, Irq, MemFault, PhysCaps, PhysEvent, PhysStream, PhysicalSmmu, Ports, SmmuId,
     StreamConfig, INSTALL_MAX_COMMANDS,
 };
-use crate::queue::Queue;
 use crate::stats::Stats;
 use crate::stream_table::{self, GuestStream, Presented, Refusal};
 use crate::vsid::{DomainId, PsidOwners, StreamMap};
@@ -404,19 +404,24 @@ impl Vsmmu {
         self.reg(Register::GBPA, |v| Gbpa(v as u32))
     }
 
+    fn global_errors(&self) -> GlobalErrors {
+        GlobalErrors::new(
+            Gerror(self.regs.get(Register::GERROR) as u32),
+            Gerrorn(self.regs.get(Register::GERRORN) as u32),
+        )
+    }
+
     fn gerror_active(&self, mask: u32) -> bool {
-        let g = self.regs.get(Register::GERROR) ^ self.regs.get(Register::GERRORN);
-        g & u64::from(mask) != 0
+        self.global_errors().any_active(Gerror(mask))
     }
 
     /// Raises a global error (§7.5): toggles GERROR unless the error is
     /// already active, and signals the GERROR interrupt if enabled.
     fn raise_gerror(&mut self, ports: &mut Ports<'_>, mask: u32) {
-        if self.gerror_active(mask) {
+        let Some(g) = self.global_errors().raise(Gerror(mask)) else {
             return;
-        }
-        let g = self.regs.get(Register::GERROR) ^ u64::from(mask);
-        self.regs.set(Register::GERROR, g);
+        };
+        self.regs.set(Register::GERROR, u64::from(g.0));
         // A failed GERROR MSI is recorded without another GERROR MSI.
         let gerror_msi_failed = Gerror(0).with_msi_gerror_abt_err(true).0;
         if mask != gerror_msi_failed
@@ -801,7 +806,7 @@ impl Vsmmu {
     fn cmdq(&self) -> Queue {
         let base = CmdqBase(self.regs.get(Register::CMDQ_BASE));
         let max = u32::from(Idr1(self.ident.get(Register::IDR1) as u32).cmdqs());
-        Queue::new(base.addr(), u32::from(base.log2size()), max, 16)
+        Queue::command(base, max)
     }
 
     /// Stops the queue on a command error (§7.1).
@@ -1037,30 +1042,29 @@ impl Vsmmu {
         }
         let base = smmuv3::regs::EventqBase(self.regs.get(Register::EVENTQ_BASE));
         let max = u32::from(Idr1(self.ident.get(Register::IDR1) as u32).eventqs());
-        let q = Queue::new(base.addr(), u32::from(base.log2size()), max, 32);
-        let prod_reg = smmuv3::regs::EventqProd(self.regs.get(Register::EVENTQ_PROD) as u32);
-        let cons_reg = smmuv3::regs::EventqCons(self.regs.get(Register::EVENTQ_CONS) as u32);
-        let (prod, cons) = (prod_reg.wr(), cons_reg.rd());
-        if q.is_full(prod, cons) {
-            // Overflow: flag it unless an unacknowledged overflow is already flagged.
-            if prod_reg.ovflg() == cons_reg.ovackflg() {
-                let p = prod_reg.with_ovflg(!prod_reg.ovflg());
-                self.regs.set(Register::EVENTQ_PROD, u64::from(p.0));
+        let q = Queue::event(base, max);
+        let prod = smmuv3::regs::EventqProd(self.regs.get(Register::EVENTQ_PROD) as u32);
+        let cons = smmuv3::regs::EventqCons(self.regs.get(Register::EVENTQ_CONS) as u32);
+        let (at, next) = match event_slot(&q, prod, cons) {
+            EventSlot::Write { at, next } => (at, next),
+            EventSlot::Overflow { flag } => {
+                if let Some(p) = flag {
+                    self.regs.set(Register::EVENTQ_PROD, u64::from(p.0));
+                }
+                self.stats.events_dropped += 1;
+                return EventOutcome::Dropped;
             }
-            self.stats.events_dropped += 1;
-            return EventOutcome::Dropped;
-        }
+        };
         let mut raw = [0u8; 32];
         for (chunk, w) in raw.chunks_exact_mut(8).zip(e.encode()) {
             chunk.copy_from_slice(&w.to_le_bytes());
         }
-        if ports.mem.write(q.entry(prod), &raw).is_err() {
+        if ports.mem.write(Ipa(at), &raw).is_err() {
             self.stats.events_dropped += 1;
             self.raise_gerror(ports, Gerror(0).with_eventq_abt_err(true).0);
             return EventOutcome::Dropped;
         }
-        let p = prod_reg.with_wr(q.next(prod));
-        self.regs.set(Register::EVENTQ_PROD, u64::from(p.0));
+        self.regs.set(Register::EVENTQ_PROD, u64::from(next.0));
         self.stats.events_forwarded += 1;
         if self
             .reg(Register::IRQ_CTRLACK, |v| IrqCtrl(v as u32))
@@ -1150,8 +1154,7 @@ impl ReadAhead {
         if offset < self.len {
             return self.buf.get(offset as usize).copied();
         }
-        let size = 1u32 << q.log2size;
-        let to_end = size - q.index(cons);
+        let to_end = q.to_end(cons);
         let n = q
             .used(prod, cons)
             .min(to_end)
@@ -1159,10 +1162,10 @@ impl ReadAhead {
             .clamp(1, READ_AHEAD as u32);
         let mut raw = [0u8; 16 * READ_AHEAD];
         let bytes = raw.get_mut(..16 * n as usize)?;
-        if ports.mem.read(q.entry(cons), bytes).is_err() {
+        if ports.mem.read(Ipa(q.slot(cons)), bytes).is_err() {
             // Find out whether this entry itself faults.
             let mut one = [0u8; 16];
-            ports.mem.read(q.entry(cons), &mut one).ok()?;
+            ports.mem.read(Ipa(q.slot(cons)), &mut one).ok()?;
             self.first = cons;
             self.len = 1;
             self.buf[0] = one;

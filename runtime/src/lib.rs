@@ -24,7 +24,6 @@ pub mod events;
 pub mod idregs;
 pub mod policy;
 pub mod ports;
-pub mod queue;
 pub mod stats;
 pub mod stream_table;
 pub mod testing;

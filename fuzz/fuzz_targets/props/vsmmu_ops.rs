@@ -9,7 +9,7 @@ use smmuv3::structs::{
 };
 use smmuv3::{Register, REGISTERS};
 use vsmmu::batch::MAX_PER_SMMU;
-use vsmmu::queue::Queue;
+use smmuv3::queue::Queue;
 use vsmmu::testing::{FakePlatform, GuestLayout, HwCall, LinuxGuest};
 use vsmmu::*;
 
@@ -144,13 +144,13 @@ impl Dom {
     fn cmdq(&self) -> Queue {
         let b = CmdqBase(self.reg(Register::CMDQ_BASE));
         let max = u32::from(Idr1(self.g.v.ident(Register::IDR1) as u32).cmdqs());
-        Queue::new(b.addr(), u32::from(b.log2size()), max, 16)
+        Queue::command(b, max)
     }
 
     fn evtq(&self) -> Queue {
         let b = EventqBase(self.reg(Register::EVENTQ_BASE));
         let max = u32::from(Idr1(self.g.v.ident(Register::IDR1) as u32).eventqs());
-        Queue::new(b.addr(), u32::from(b.log2size()), max, 32)
+        Queue::event(b, max)
     }
 
     /// Writes bytes into guest RAM as the guest would (not through the
@@ -485,7 +485,7 @@ fn deliver(d: &mut Dom, step: usize, smmu: SmmuId, event: Event) {
         q.next(prod_before.wr()),
         "step {step}: PROD"
     );
-    let words = d.g.p.ram.read_words::<4>(q.entry(prod_before.wr()).0);
+    let words = d.g.p.ram.read_words::<4>(q.slot(prod_before.wr()));
     let rec = Event::decode(words)
         .unwrap_or_else(|e| panic!("step {step}: forwarded record does not decode: {e}"));
     assert_eq!(
@@ -573,8 +573,8 @@ pub fn run(data: &[u8]) {
                     0 => strtab.wrapping_add(idx * (Ste::WORDS as u64 * 8)),
                     1 => strtab.wrapping_add(idx * 8),
                     2 => l.l2_pool + idx * (Ste::WORDS as u64 * 8),
-                    3 => d.cmdq().entry(u32::from(idx as u16)).0,
-                    4 => d.evtq().entry(u32::from(idx as u16)).0,
+                    3 => d.cmdq().slot(u32::from(idx as u16)),
+                    4 => d.evtq().slot(u32::from(idx as u16)),
                     5 => l.cds + idx * 8,
                     _ => d.g.p.ram.base + (idx << 6),
                 };
@@ -605,7 +605,7 @@ pub fn run(data: &[u8]) {
                 let n = 1 + inp.u8() % 8;
                 for _ in 0..n {
                     let q = d.cmdq();
-                    let slot = q.entry(d.g.prod).0;
+                    let slot = q.slot(d.g.prod);
                     let words = pick_command(&mut inp, d, &theirs, slot);
                     let mut raw = [0u8; 16];
                     raw[..8].copy_from_slice(&words[0].to_le_bytes());

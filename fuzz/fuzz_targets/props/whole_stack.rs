@@ -11,7 +11,7 @@ use smmuv3::structs::{
     SteShcfg,
 };
 use smmuv3::{Register, REGISTERS};
-use vsmmu::queue::Queue;
+use smmuv3::queue::Queue;
 use vsmmu::DomainId;
 use vsmmu_testbed::smmuv3_hw::model::Access;
 use vsmmu_testbed::smmuv3_hw::transport::RegisterAccess;
@@ -124,13 +124,13 @@ impl Dom {
     fn cmdq(&self) -> Queue {
         let b = CmdqBase(self.reg(Register::CMDQ_BASE));
         let max = u32::from(Idr1(self.g.g.v.ident(Register::IDR1) as u32).cmdqs());
-        Queue::new(b.addr(), u32::from(b.log2size()), max, 16)
+        Queue::command(b, max)
     }
 
     fn evtq(&self) -> Queue {
         let b = EventqBase(self.reg(Register::EVENTQ_BASE));
         let max = u32::from(Idr1(self.g.g.v.ident(Register::IDR1) as u32).eventqs());
-        Queue::new(b.addr(), u32::from(b.log2size()), max, 32)
+        Queue::event(b, max)
     }
 
     /// Writes bytes into guest RAM as the guest's CPU would; what falls
@@ -655,8 +655,8 @@ pub fn run(data: &[u8]) {
                     0 => strtab.wrapping_add(idx * (Ste::WORDS as u64 * 8)),
                     1 => strtab.wrapping_add(idx * 8),
                     2 => l.l2_pool + idx * (Ste::WORDS as u64 * 8),
-                    3 => d.cmdq().entry(u32::from(idx as u16)).0,
-                    4 => d.evtq().entry(u32::from(idx as u16)).0,
+                    3 => d.cmdq().slot(u32::from(idx as u16)),
+                    4 => d.evtq().slot(u32::from(idx as u16)),
                     5 => l.cds + idx * 8,
                     6 => GUEST_IPA + PT_POOL + idx * 8,
                     7 => GUEST_IPA + DATA + idx * 8,
@@ -684,7 +684,7 @@ pub fn run(data: &[u8]) {
             5 => {
                 let d = &mut doms[which];
                 let n = 1 + inp.u8() % 4;
-                let slot = d.cmdq().entry(d.g.g.prod).0;
+                let slot = d.cmdq().slot(d.g.g.prod);
                 let cmds: Vec<Command> = (0..n).map(|_| pick_command(&mut inp, d, slot)).collect();
                 let _ = d.g.g.issue(&cmds);
             }
@@ -708,7 +708,7 @@ pub fn run(data: &[u8]) {
                 let n = 1 + inp.u8() % 8;
                 for _ in 0..n {
                     let q = d.cmdq();
-                    let slot = q.entry(d.g.g.prod).0;
+                    let slot = q.slot(d.g.g.prod);
                     let words = if inp.u8() & 1 == 0 {
                         pick_command(&mut inp, d, slot).encode()
                     } else {

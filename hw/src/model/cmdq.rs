@@ -2,12 +2,11 @@
 //! CMDQ_PROD (or enables the queue, or acknowledges CMDQ_ERR).
 
 use smmuv3::cmd::*;
+use smmuv3::queue::Queue;
 use smmuv3::regs::*;
 use smmuv3::Register;
 
-use super::evtq::Irq;
 use super::mem::{read_words, PhysMem};
-use super::queue::Queue;
 use super::tlb::Span;
 use super::translate::canonical_va;
 use super::SmmuModel;
@@ -38,13 +37,8 @@ impl SmmuModel {
     /// command error is pending. At most one pass over the queue.
     pub(super) fn consume_cmdq(&mut self, mem: &mut dyn PhysMem) {
         let base = CmdqBase(self.regs.get(Register::CMDQ_BASE));
-        let q = Queue::new(
-            base.addr(),
-            base.log2size(),
-            self.regs.idr1().cmdqs(),
-            (CmdSync::WORDS * 8) as u64,
-        );
-        for _ in 0..=q.len() {
+        let q = Queue::command(base, u32::from(self.regs.idr1().cmdqs()));
+        for _ in 0..=q.entries() {
             if !self.regs.cr0().cmdqen() || self.regs.cmdq_err_active() {
                 return;
             }
@@ -77,7 +71,7 @@ impl SmmuModel {
     fn command_error(&mut self, mem: &mut dyn PhysMem, cons: CmdqCons, err: CmdqConsErr) {
         self.regs
             .set(Register::CMDQ_CONS, u64::from(cons.with_err(err).0));
-        self.raise_cmdq_err(mem);
+        self.raise_gerror(mem, Gerror(0).with_cmdq_err(true));
     }
 
     fn execute(&mut self, mem: &mut dyn PhysMem, cmd: &Command) {
@@ -126,12 +120,7 @@ impl SmmuModel {
                 .write(c.msi_address(), &c.msi_data().to_le_bytes())
                 .is_err()
         {
-            let g = self.regs.gerror();
-            if g.msi_cmdq_abt_err() == self.regs.gerrorn().msi_cmdq_abt_err() {
-                let g = g.with_msi_cmdq_abt_err(!g.msi_cmdq_abt_err());
-                self.regs.set(Register::GERROR, u64::from(g.0));
-                self.signal(mem, Irq::Gerror);
-            }
+            self.raise_gerror(mem, Gerror(0).with_msi_cmdq_abt_err(true));
         }
     }
 }

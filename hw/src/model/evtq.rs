@@ -3,11 +3,11 @@
 //! and no overflow is already pending), interrupts and global errors.
 
 use smmuv3::evt::*;
+use smmuv3::queue::{event_slot, EventSlot, Queue};
 use smmuv3::regs::*;
 use smmuv3::Register;
 
 use super::mem::{write_words, PhysMem};
-use super::queue::Queue;
 use super::walk::FaultType;
 use super::{Access, FaultClass, SmmuModel};
 
@@ -160,40 +160,32 @@ impl SmmuModel {
             return;
         }
         let base = EventqBase(r.get(Register::EVENTQ_BASE));
-        let q = Queue::new(
-            base.addr(),
-            base.log2size(),
-            r.idr1().eventqs(),
-            (FTranslation::WORDS * 8) as u64,
-        );
+        let q = Queue::event(base, u32::from(r.idr1().eventqs()));
         let prod = EventqProd(r.get(Register::EVENTQ_PROD) as u32);
         let cons = EventqCons(r.get(Register::EVENTQ_CONS) as u32);
-        if q.is_full(prod.wr(), cons.rd()) {
-            if prod.ovflg() == cons.ovackflg() {
-                let p = prod.with_ovflg(!prod.ovflg());
-                self.regs.set(Register::EVENTQ_PROD, u64::from(p.0));
+        match event_slot(&q, prod, cons) {
+            EventSlot::Overflow { flag } => {
+                if let Some(p) = flag {
+                    self.regs.set(Register::EVENTQ_PROD, u64::from(p.0));
+                }
             }
-            return;
+            EventSlot::Write { at, next } => {
+                if write_words(mem, at, &rec).is_err() {
+                    self.raise_gerror(mem, Gerror(0).with_eventq_abt_err(true));
+                    return;
+                }
+                self.regs.set(Register::EVENTQ_PROD, u64::from(next.0));
+                self.signal(mem, Irq::Eventq);
+            }
         }
-        if write_words(mem, q.slot(prod.wr()), &rec).is_err() {
-            let g = self.regs.gerror();
-            let g = g.with_eventq_abt_err(!g.eventq_abt_err());
-            self.regs.set(Register::GERROR, u64::from(g.0));
-            self.signal(mem, Irq::Gerror);
-            return;
-        }
-        let p = prod.with_wr(q.next(prod.wr()));
-        self.regs.set(Register::EVENTQ_PROD, u64::from(p.0));
-        self.signal(mem, Irq::Eventq);
     }
 
-    /// Raises GERROR.CMDQ_ERR unless it is already active.
-    pub(super) fn raise_cmdq_err(&mut self, mem: &mut dyn PhysMem) {
-        if self.regs.cmdq_err_active() {
+    /// Raises global errors (§7.5) unless they are active already, with
+    /// the GERROR interrupt.
+    pub(super) fn raise_gerror(&mut self, mem: &mut dyn PhysMem, errors: Gerror) {
+        let Some(g) = self.regs.global_errors().raise(errors) else {
             return;
-        }
-        let g = self.regs.gerror();
-        let g = g.with_cmdq_err(!g.cmdq_err());
+        };
         self.regs.set(Register::GERROR, u64::from(g.0));
         self.signal(mem, Irq::Gerror);
     }

@@ -17,7 +17,6 @@ mod cmdq;
 mod config;
 mod evtq;
 mod mem;
-mod queue;
 mod regs;
 mod tlb;
 mod translate;

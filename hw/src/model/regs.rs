@@ -2,6 +2,7 @@
 //! Handlers only update registers and note what the model must do next
 //! (consume the Command queue); the model does the memory work afterwards.
 
+use smmuv3::queue::GlobalErrors;
 use smmuv3::regs::*;
 use smmuv3::{mmio::MmioHandlers, Register, RegisterBank};
 
@@ -53,22 +54,23 @@ impl Regs {
         IrqCtrl(self.get(Register::IRQ_CTRL) as u32)
     }
 
-    pub fn gerror(&self) -> Gerror {
-        Gerror(self.get(Register::GERROR) as u32)
-    }
-
-    pub fn gerrorn(&self) -> Gerrorn {
-        Gerrorn(self.get(Register::GERRORN) as u32)
+    pub fn global_errors(&self) -> GlobalErrors {
+        GlobalErrors::new(
+            Gerror(self.get(Register::GERROR) as u32),
+            Gerrorn(self.get(Register::GERRORN) as u32),
+        )
     }
 
     /// Whether GERROR.CMDQ_ERR is active (differs from GERRORN).
     pub fn cmdq_err_active(&self) -> bool {
-        self.gerror().cmdq_err() != self.gerrorn().cmdq_err()
+        self.global_errors()
+            .any_active(Gerror(0).with_cmdq_err(true))
     }
 
     /// Whether GERROR.EVENTQ_ABT_ERR is active.
     pub fn eventq_abt_active(&self) -> bool {
-        self.gerror().eventq_abt_err() != self.gerrorn().eventq_abt_err()
+        self.global_errors()
+            .any_active(Gerror(0).with_eventq_abt_err(true))
     }
 
     /// Output address size in bits (SMMU_IDR5.OAS).

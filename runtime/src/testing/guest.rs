@@ -15,6 +15,7 @@ use alloc::vec::Vec;
 
 use smmuv3::cmd::*;
 use smmuv3::evt::Event;
+use smmuv3::queue::{GlobalErrors, Queue, COMMAND_BYTES, EVENT_BYTES, MAX_LOG2SIZE};
 use smmuv3::regs::*;
 use smmuv3::structs::*;
 use smmuv3::Register;
@@ -425,7 +426,7 @@ impl<P: GuestPlatform> LinuxGuest<P> {
                 self.write_words(l.strtab + 64 * sid, &abort.0);
             }
         }
-        for i in 0..(2u64 << l.cmdq_log2) {
+        for i in 0..self.cmdq().bytes() / 8 {
             self.p.guest_write_u64(l.cmdq + 8 * i, 0);
         }
         self.next_l2 = l.l2_pool;
@@ -547,35 +548,29 @@ impl<P: GuestPlatform> LinuxGuest<P> {
 
     // ---- the command queue ----
 
-    fn cmdq_size(&self) -> u32 {
-        1u32 << self.layout.cmdq_log2
+    /// The command queue as the guest allocated it.
+    pub fn cmdq(&self) -> Queue {
+        let l = &self.layout;
+        Queue::new(l.cmdq, l.cmdq_log2, MAX_LOG2SIZE, COMMAND_BYTES)
     }
 
     fn slot(&self, ptr: u32) -> u64 {
-        self.layout.cmdq + 16 * u64::from(ptr & (self.cmdq_size() - 1))
+        self.cmdq().slot(ptr)
     }
 
     /// `queue_inc_prod_n`: index plus wrap bit, modulo twice the size.
     fn inc(&self, ptr: u32, n: u32) -> u32 {
-        ptr.wrapping_add(n) & ((self.cmdq_size() << 1) - 1)
+        self.cmdq().advance(ptr, n)
     }
 
     /// `queue_has_space` on the guest's view of CONS.
     fn has_space(&self, n: u32) -> bool {
-        let size = self.cmdq_size();
-        let used = self.prod.wrapping_sub(self.cons) & ((size << 1) - 1);
-        used <= size && size - used >= n
+        self.cmdq().free(self.prod, self.cons) >= n
     }
 
     /// `queue_consumed`: CONS has moved past the entry at `ptr`.
     fn consumed(&self, ptr: u32) -> bool {
-        let size = self.cmdq_size();
-        let (ci, pi) = (self.cons & (size - 1), ptr & (size - 1));
-        if (self.cons & size) == (ptr & size) {
-            ci > pi
-        } else {
-            ci <= pi
-        }
+        self.cmdq().consumed(self.cons, ptr)
     }
 
     fn read_cons(&mut self) -> CmdqCons {
@@ -714,9 +709,11 @@ impl<P: GuestPlatform> LinuxGuest<P> {
     /// `arm_smmu_gerror_handler`: the active errors, the command queue's
     /// skipped, all acknowledged by writing GERROR to GERRORN.
     pub fn gerror_handler(&mut self) {
-        let gerror = self.read(Register::GERROR);
-        let gerrorn = self.read(Register::GERRORN);
-        let active = Gerror((gerror ^ gerrorn) as u32);
+        let errors = GlobalErrors::new(
+            Gerror(self.read(Register::GERROR) as u32),
+            Gerrorn(self.read(Register::GERRORN) as u32),
+        );
+        let active = errors.active();
         if active.0 == 0 {
             return;
         }
@@ -729,7 +726,7 @@ impl<P: GuestPlatform> LinuxGuest<P> {
         if active.cmdq_err() {
             self.cmdq_skip_err();
         }
-        self.write(Register::GERRORN, gerror);
+        self.write(Register::GERRORN, u64::from(errors.acknowledge_all().0));
     }
 
     /// `arm_smmu_cmdq_skip_err`: an illegal (or unknown) command is
@@ -976,23 +973,23 @@ impl<P: GuestPlatform> LinuxGuest<P> {
         out
     }
 
-    fn evtq_mask(&self) -> u32 {
-        (2u32 << self.layout.evtq_log2) - 1
+    /// The event queue as the guest allocated it.
+    fn evtq(&self) -> Queue {
+        let l = &self.layout;
+        Queue::new(l.evtq, l.evtq_log2, MAX_LOG2SIZE, EVENT_BYTES)
     }
 
     fn evtq_empty(&self, prod: u32) -> bool {
-        EventqCons(self.evt_cons).rd() & self.evtq_mask() == prod & self.evtq_mask()
+        self.evtq().is_empty(prod, EventqCons(self.evt_cons).rd())
     }
 
     /// `queue_remove_raw`: one record, then CONS written.
     fn pop_event(&mut self) -> Option<Event> {
-        let l = self.layout;
+        let q = self.evtq();
         let c = EventqCons(self.evt_cons);
-        let idx = c.rd() & ((1 << l.evtq_log2) - 1);
-        let at = l.evtq + 32 * u64::from(idx);
+        let at = q.slot(c.rd());
         let words = core::array::from_fn::<u64, 4, _>(|i| self.p.guest_read_u64(at + 8 * i as u64));
-        let next = c.rd().wrapping_add(1) & self.evtq_mask();
-        self.evt_cons = c.with_rd(next).0;
+        self.evt_cons = c.with_rd(q.next(c.rd())).0;
         self.write(Register::EVENTQ_CONS, u64::from(self.evt_cons));
         Event::decode(words).ok()
     }
