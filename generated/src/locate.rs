@@ -1,6 +1,7 @@
-//! Finding a StreamID's STE (§3.3, §5.1, §6.3.25), written once for every
-//! SMMU in the project: the vSMMU reading a guest's table, the software
-//! model reading the hypervisor's, and the drivers building theirs.
+//! Finding a StreamID's STE (§3.3, §5.1, §6.3.25) and a SubstreamID's CD
+//! (§3.4, §5.4), written once for every SMMU in the project: the vSMMU
+//! reading a guest's table, the software model reading the hypervisor's,
+//! and the drivers building theirs.
 //!
 //! A lookup is at most two steps: the L1STD (2-level tables only), then the
 //! STE. The validity rules are the architecture's C_BAD_STREAMID conditions
@@ -9,7 +10,7 @@
 //! level-2 array the Span describes.
 
 use crate::regs::{Idr0, Idr0StLevel, Idr1, StrtabBase, StrtabBaseCfg, StrtabBaseCfgFmt};
-use crate::structs::{L1std, Ste};
+use crate::structs::{Cd, L1cd, L1std, Ste, SteS1Fmt};
 
 /// Bytes of one STE and one L1STD.
 const STE_BYTES: u64 = (Ste::WORDS * 8) as u64;
@@ -107,6 +108,94 @@ impl StreamTable {
     }
 }
 
+/// Bytes of one CD and one L1CD.
+const CD_BYTES: u64 = (Cd::WORDS * 8) as u64;
+const L1CD_BYTES: u64 = (L1cd::WORDS * 8) as u64;
+
+/// A stream's Context Descriptor table, as its STE describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CdTable {
+    base: u64,
+    /// log2 of the CDs one level-2 table holds; None for a linear table.
+    split: Option<u32>,
+    /// S1CDMax: log2 of the number of CDs (0: one CD, no substreams).
+    cdmax: u32,
+}
+
+/// The first read of a CD lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CdLookup {
+    /// The CD is here.
+    Cd(u64),
+    /// A 2-level table: read the L1CD here, then call [`CdTable::cd_in_l2`].
+    L1cd(u64),
+}
+
+impl CdTable {
+    /// The table of `ste` (its S1ContextPtr, S1Fmt and S1CDMax), on an SMMU
+    /// whose IDR1.SSIDSIZE is `ssidsize` and whose IDR0.CD2L says whether
+    /// 2-level tables exist. Without substreams (SSIDSIZE 0 or S1CDMax 0)
+    /// the pointer is the single CD and S1Fmt is ignored; a 2-level format
+    /// without CD2L, or a Reserved one, behaves as linear.
+    pub fn new(ste: &Ste, idr0: Idr0, ssidsize: u8) -> Self {
+        let cdmax = if ssidsize == 0 {
+            0
+        } else {
+            u32::from(ste.s1cd_max())
+        };
+        // A level-2 table is one 4 KiB or 64 KiB leaf of CDs.
+        let leaf = |bytes: u64| Some((bytes / CD_BYTES).trailing_zeros());
+        let split = match ste.s1_fmt() {
+            _ if cdmax == 0 || !idr0.cd2l() => None,
+            SteS1Fmt::TWO_LEVEL_4KB => leaf(4 << 10),
+            SteS1Fmt::TWO_LEVEL_64KB => leaf(64 << 10),
+            _ => None,
+        };
+        CdTable {
+            base: ste.s1_context_ptr(),
+            split,
+            cdmax,
+        }
+    }
+
+    /// S1CDMax as it takes effect (0 when the stream has no substreams).
+    pub fn cdmax(&self) -> u32 {
+        self.cdmax
+    }
+
+    /// Whether the SubstreamID is within the table (2^S1CDMax CDs).
+    pub fn in_range(&self, ssid: u32) -> bool {
+        self.cdmax >= 32 || ssid >> self.cdmax == 0
+    }
+
+    /// Where the lookup of CD `index` starts, or None when it is beyond the
+    /// table.
+    pub fn lookup(&self, index: u32) -> Option<CdLookup> {
+        if !self.in_range(index) {
+            return None;
+        }
+        Some(match self.split {
+            Some(split) => CdLookup::L1cd(
+                self.base
+                    .wrapping_add(u64::from(index >> split) * L1CD_BYTES),
+            ),
+            None => CdLookup::Cd(self.base.wrapping_add(u64::from(index) * CD_BYTES)),
+        })
+    }
+
+    /// The CD `index` in the level-2 table `l1` points at, or None when the
+    /// descriptor is invalid (V=0: C_BAD_SUBSTREAMID). L2Ptr is aligned to
+    /// the level-2 table's size.
+    pub fn cd_in_l2(&self, l1: L1cd, index: u32) -> Option<u64> {
+        let split = self.split?;
+        if !l1.v() {
+            return None;
+        }
+        let l2 = l1.l2_ptr() & !((CD_BYTES << split) - 1);
+        Some(l2.wrapping_add(u64::from(index & ((1 << split) - 1)) * CD_BYTES))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +253,33 @@ mod tests {
             "no 2-level support"
         );
         assert_eq!(table(8, 16).sharing_l1std(0x1234), (0x1200, 0x12ff));
+    }
+
+    fn cd_ste(fmt: SteS1Fmt, cdmax: u8) -> Ste {
+        Ste::new()
+            .with_s1_context_ptr(0x10_0000)
+            .with_s1_fmt(fmt)
+            .with_s1cd_max(cdmax)
+    }
+
+    #[test]
+    fn a_cd_table_is_one_cd_without_substreams_and_two_levels_with_cd2l() {
+        let cd2l = Idr0(0).with_cd2l(true);
+        let single = CdTable::new(&cd_ste(SteS1Fmt::TWO_LEVEL_4KB, 0), cd2l, 20);
+        assert_eq!(single.lookup(0), Some(CdLookup::Cd(0x10_0000)));
+        assert_eq!(single.lookup(1), None);
+        let no_ssids = CdTable::new(&cd_ste(SteS1Fmt::LINEAR, 8), cd2l, 0);
+        assert_eq!(no_ssids.cdmax(), 0, "SSIDSIZE 0: S1CDMax has no effect");
+        let two = CdTable::new(&cd_ste(SteS1Fmt::TWO_LEVEL_4KB, 10), cd2l, 20);
+        // 64 CDs per 4 KiB leaf: CD 130 is entry 2 of leaf 2.
+        assert_eq!(two.lookup(130), Some(CdLookup::L1cd(0x10_0000 + 2 * 8)));
+        let l1 = L1cd::new().with_v(true).with_l2_ptr(0x20_0040);
+        assert_eq!(two.cd_in_l2(l1, 130), Some(0x20_0000 + 2 * 64));
+        assert_eq!(two.cd_in_l2(L1cd::new().with_l2_ptr(0x20_0000), 130), None);
+        assert_eq!(two.lookup(1 << 10), None, "beyond 2^S1CDMax");
+        let big = CdTable::new(&cd_ste(SteS1Fmt::TWO_LEVEL_64KB, 12), cd2l, 20);
+        assert_eq!(big.lookup(1025), Some(CdLookup::L1cd(0x10_0000 + 8)));
+        let no_cd2l = CdTable::new(&cd_ste(SteS1Fmt::TWO_LEVEL_4KB, 10), Idr0(0), 20);
+        assert_eq!(no_cd2l.lookup(3), Some(CdLookup::Cd(0x10_0000 + 3 * 64)));
     }
 }

@@ -5,7 +5,7 @@
 
 use alloc::collections::BTreeMap;
 
-use smmuv3::locate::{Lookup, StreamTable};
+use smmuv3::locate::{CdLookup, CdTable, Lookup, StreamTable};
 use smmuv3::regs::*;
 use smmuv3::structs::*;
 use smmuv3::Register;
@@ -261,17 +261,13 @@ impl SmmuModel {
         ste: &Ste,
         s2: Option<&WalkParams>,
     ) -> Result<Option<Cd>, Fault> {
-        let ssidsize = self.regs.idr1().ssidsize();
-        let cdmax = if ssidsize == 0 {
-            0
-        } else {
-            u32::from(ste.s1cd_max())
-        };
+        let table = CdTable::new(ste, self.regs.idr0(), self.regs.idr1().ssidsize());
         let bad_ssid = || fault(FaultKind::BadSubstreamId, evtq::bad_substreamid(t));
         let disabled = || fault(FaultKind::StreamDisabled, evtq::stream_disabled(t));
+        let substreams = table.cdmax() != 0;
         let index = match t.ssid {
             Some(ssid) => {
-                if cdmax == 0 || beyond(u64::from(ssid), cdmax) {
+                if !substreams || !table.in_range(ssid) {
                     return Err(bad_ssid());
                 }
                 if ssid == 0 && ste.s1dss() == SteS1dss::SUBSTREAM0 {
@@ -279,7 +275,7 @@ impl SmmuModel {
                 }
                 ssid
             }
-            None if cdmax == 0 => 0,
+            None if !substreams => 0,
             None => match ste.s1dss() {
                 SteS1dss::BYPASS => return Ok(None),
                 SteS1dss::SUBSTREAM0 => 0,
@@ -289,33 +285,16 @@ impl SmmuModel {
         if let Some(cd) = self.cfg.cds.get(&(t.sid, index)) {
             return Ok(Some(*cd));
         }
-        let ptr = ste.s1_context_ptr();
-        let cd_bytes = (Cd::WORDS * 8) as u64;
-        let addr = if cdmax == 0 {
-            ptr
-        } else {
-            let split = match ste.s1_fmt() {
-                SteS1Fmt::TWO_LEVEL_4KB if self.regs.idr0().cd2l() => Some(6),
-                SteS1Fmt::TWO_LEVEL_64KB if self.regs.idr0().cd2l() => Some(10),
-                _ => None,
-            };
-            match split {
-                Some(split) => {
-                    let l1_addr =
-                        ptr.wrapping_add(u64::from(index >> split) * (L1cd::WORDS * 8) as u64);
-                    let pa = self.cfg_pa(mem, t, s2, l1_addr, ste.s2r())?;
-                    let Ok(d) = read_u64(mem, pa) else {
-                        return Err(fault(FaultKind::CdFetch, evtq::cd_fetch(t, pa)));
-                    };
-                    let l1 = L1cd([d]);
-                    if !l1.v() {
-                        return Err(bad_ssid());
-                    }
-                    let l2 = l1.l2_ptr() & !((cd_bytes << split) - 1);
-                    l2.wrapping_add(u64::from(index & ((1 << split) - 1)) * cd_bytes)
-                }
-                None => ptr.wrapping_add(u64::from(index) * cd_bytes),
+        let addr = match table.lookup(index) {
+            Some(CdLookup::Cd(addr)) => addr,
+            Some(CdLookup::L1cd(l1_addr)) => {
+                let pa = self.cfg_pa(mem, t, s2, l1_addr, ste.s2r())?;
+                let Ok(d) = read_u64(mem, pa) else {
+                    return Err(fault(FaultKind::CdFetch, evtq::cd_fetch(t, pa)));
+                };
+                table.cd_in_l2(L1cd([d]), index).ok_or_else(bad_ssid)?
             }
+            None => return Err(bad_ssid()),
         };
         let pa = self.cfg_pa(mem, t, s2, addr, ste.s2r())?;
         let Ok(words) = read_words::<8>(mem, pa) else {
