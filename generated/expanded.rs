@@ -47539,3 +47539,194 @@ pub mod tock {
     }
 }
 pub use self::mmio::{Register, REGISTERS};
+/// The identification registers of one SMMU: every register the
+/// spec marks `emulation: ident`, typed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct IdRegisters {
+    ///SMMU_IDR0 (§6.3.1)
+    pub idr0: crate::regs::Idr0,
+    ///SMMU_IDR1 (§6.3.2)
+    pub idr1: crate::regs::Idr1,
+    ///SMMU_IDR2 (§6.3.3)
+    pub idr2: crate::regs::Idr2,
+    ///SMMU_IDR3 (§6.3.4)
+    pub idr3: crate::regs::Idr3,
+    ///SMMU_IDR4 (§6.3.5)
+    pub idr4: crate::regs::Idr4,
+    ///SMMU_IDR5 (§6.3.6)
+    pub idr5: crate::regs::Idr5,
+    ///SMMU_IIDR (§6.3.7)
+    pub iidr: crate::regs::Iidr,
+    ///SMMU_AIDR (§6.3.8)
+    pub aidr: crate::regs::Aidr,
+    ///SMMU_MPAMIDR (§6.3.41)
+    pub mpamidr: crate::regs::Mpamidr,
+    ///SMMU_IDR6 (§6.3.45)
+    pub idr6: crate::regs::Idr6,
+    ///SMMU_PIDR4 (§6.3.170)
+    pub pidr4: crate::regs::Pidr4,
+    ///SMMU_PIDR5 (§6.3.170)
+    pub pidr5: crate::regs::Pidr5,
+    ///SMMU_PIDR6 (§6.3.170)
+    pub pidr6: crate::regs::Pidr6,
+    ///SMMU_PIDR7 (§6.3.170)
+    pub pidr7: crate::regs::Pidr7,
+    ///SMMU_PIDR0 (§6.3.170)
+    pub pidr0: crate::regs::Pidr0,
+    ///SMMU_PIDR1 (§6.3.170)
+    pub pidr1: crate::regs::Pidr1,
+    ///SMMU_PIDR2 (§6.3.170)
+    pub pidr2: crate::regs::Pidr2,
+    ///SMMU_PIDR3 (§6.3.170)
+    pub pidr3: crate::regs::Pidr3,
+    ///SMMU_CIDR0 (§6.3.170)
+    pub cidr0: crate::regs::Cidr0,
+    ///SMMU_CIDR1 (§6.3.170)
+    pub cidr1: crate::regs::Cidr1,
+    ///SMMU_CIDR2 (§6.3.170)
+    pub cidr2: crate::regs::Cidr2,
+    ///SMMU_CIDR3 (§6.3.170)
+    pub cidr3: crate::regs::Cidr3,
+}
+impl IdRegisters {
+    /// The registers it holds, in spec order.
+    pub const REGISTERS: &'static [crate::Register] = &[
+        crate::Register::IDR0,
+        crate::Register::IDR1,
+        crate::Register::IDR2,
+        crate::Register::IDR3,
+        crate::Register::IDR4,
+        crate::Register::IDR5,
+        crate::Register::IIDR,
+        crate::Register::AIDR,
+        crate::Register::MPAMIDR,
+        crate::Register::IDR6,
+        crate::Register::PIDR4,
+        crate::Register::PIDR5,
+        crate::Register::PIDR6,
+        crate::Register::PIDR7,
+        crate::Register::PIDR0,
+        crate::Register::PIDR1,
+        crate::Register::PIDR2,
+        crate::Register::PIDR3,
+        crate::Register::CIDR0,
+        crate::Register::CIDR1,
+        crate::Register::CIDR2,
+        crate::Register::CIDR3,
+    ];
+    /// Every register at its reset value.
+    pub const RESET: Self = Self {
+        idr0: crate::regs::Idr0::RESET,
+        idr1: crate::regs::Idr1::RESET,
+        idr2: crate::regs::Idr2::RESET,
+        idr3: crate::regs::Idr3::RESET,
+        idr4: crate::regs::Idr4::RESET,
+        idr5: crate::regs::Idr5::RESET,
+        iidr: crate::regs::Iidr::RESET,
+        aidr: crate::regs::Aidr::RESET,
+        mpamidr: crate::regs::Mpamidr::RESET,
+        idr6: crate::regs::Idr6::RESET,
+        pidr4: crate::regs::Pidr4::RESET,
+        pidr5: crate::regs::Pidr5::RESET,
+        pidr6: crate::regs::Pidr6::RESET,
+        pidr7: crate::regs::Pidr7::RESET,
+        pidr0: crate::regs::Pidr0::RESET,
+        pidr1: crate::regs::Pidr1::RESET,
+        pidr2: crate::regs::Pidr2::RESET,
+        pidr3: crate::regs::Pidr3::RESET,
+        cidr0: crate::regs::Cidr0::RESET,
+        cidr1: crate::regs::Cidr1::RESET,
+        cidr2: crate::regs::Cidr2::RESET,
+        cidr3: crate::regs::Cidr3::RESET,
+    };
+    /// Reads each register with `read` (for example from an SMMU's frame).
+    pub fn read(mut read: impl FnMut(crate::Register) -> u64) -> Self {
+        Self {
+            idr0: crate::regs::Idr0(read(crate::Register::IDR0) as _),
+            idr1: crate::regs::Idr1(read(crate::Register::IDR1) as _),
+            idr2: crate::regs::Idr2(read(crate::Register::IDR2) as _),
+            idr3: crate::regs::Idr3(read(crate::Register::IDR3) as _),
+            idr4: crate::regs::Idr4(read(crate::Register::IDR4) as _),
+            idr5: crate::regs::Idr5(read(crate::Register::IDR5) as _),
+            iidr: crate::regs::Iidr(read(crate::Register::IIDR) as _),
+            aidr: crate::regs::Aidr(read(crate::Register::AIDR) as _),
+            mpamidr: crate::regs::Mpamidr(read(crate::Register::MPAMIDR) as _),
+            idr6: crate::regs::Idr6(read(crate::Register::IDR6) as _),
+            pidr4: crate::regs::Pidr4(read(crate::Register::PIDR4) as _),
+            pidr5: crate::regs::Pidr5(read(crate::Register::PIDR5) as _),
+            pidr6: crate::regs::Pidr6(read(crate::Register::PIDR6) as _),
+            pidr7: crate::regs::Pidr7(read(crate::Register::PIDR7) as _),
+            pidr0: crate::regs::Pidr0(read(crate::Register::PIDR0) as _),
+            pidr1: crate::regs::Pidr1(read(crate::Register::PIDR1) as _),
+            pidr2: crate::regs::Pidr2(read(crate::Register::PIDR2) as _),
+            pidr3: crate::regs::Pidr3(read(crate::Register::PIDR3) as _),
+            cidr0: crate::regs::Cidr0(read(crate::Register::CIDR0) as _),
+            cidr1: crate::regs::Cidr1(read(crate::Register::CIDR1) as _),
+            cidr2: crate::regs::Cidr2(read(crate::Register::CIDR2) as _),
+            cidr3: crate::regs::Cidr3(read(crate::Register::CIDR3) as _),
+        }
+    }
+    /// The value of `reg`, or None when it is not an ID register.
+    pub fn get(&self, reg: crate::Register) -> Option<u64> {
+        match reg {
+            crate::Register::IDR0 => Some(self.idr0.0 as u64),
+            crate::Register::IDR1 => Some(self.idr1.0 as u64),
+            crate::Register::IDR2 => Some(self.idr2.0 as u64),
+            crate::Register::IDR3 => Some(self.idr3.0 as u64),
+            crate::Register::IDR4 => Some(self.idr4.0 as u64),
+            crate::Register::IDR5 => Some(self.idr5.0 as u64),
+            crate::Register::IIDR => Some(self.iidr.0 as u64),
+            crate::Register::AIDR => Some(self.aidr.0 as u64),
+            crate::Register::MPAMIDR => Some(self.mpamidr.0 as u64),
+            crate::Register::IDR6 => Some(self.idr6.0 as u64),
+            crate::Register::PIDR4 => Some(self.pidr4.0 as u64),
+            crate::Register::PIDR5 => Some(self.pidr5.0 as u64),
+            crate::Register::PIDR6 => Some(self.pidr6.0 as u64),
+            crate::Register::PIDR7 => Some(self.pidr7.0 as u64),
+            crate::Register::PIDR0 => Some(self.pidr0.0 as u64),
+            crate::Register::PIDR1 => Some(self.pidr1.0 as u64),
+            crate::Register::PIDR2 => Some(self.pidr2.0 as u64),
+            crate::Register::PIDR3 => Some(self.pidr3.0 as u64),
+            crate::Register::CIDR0 => Some(self.cidr0.0 as u64),
+            crate::Register::CIDR1 => Some(self.cidr1.0 as u64),
+            crate::Register::CIDR2 => Some(self.cidr2.0 as u64),
+            crate::Register::CIDR3 => Some(self.cidr3.0 as u64),
+            _ => None,
+        }
+    }
+    /// Sets `reg` (truncated to its width); false when it is not an ID register.
+    pub fn set(&mut self, reg: crate::Register, value: u64) -> bool {
+        match reg {
+            crate::Register::IDR0 => self.idr0 = crate::regs::Idr0(value as _),
+            crate::Register::IDR1 => self.idr1 = crate::regs::Idr1(value as _),
+            crate::Register::IDR2 => self.idr2 = crate::regs::Idr2(value as _),
+            crate::Register::IDR3 => self.idr3 = crate::regs::Idr3(value as _),
+            crate::Register::IDR4 => self.idr4 = crate::regs::Idr4(value as _),
+            crate::Register::IDR5 => self.idr5 = crate::regs::Idr5(value as _),
+            crate::Register::IIDR => self.iidr = crate::regs::Iidr(value as _),
+            crate::Register::AIDR => self.aidr = crate::regs::Aidr(value as _),
+            crate::Register::MPAMIDR => self.mpamidr = crate::regs::Mpamidr(value as _),
+            crate::Register::IDR6 => self.idr6 = crate::regs::Idr6(value as _),
+            crate::Register::PIDR4 => self.pidr4 = crate::regs::Pidr4(value as _),
+            crate::Register::PIDR5 => self.pidr5 = crate::regs::Pidr5(value as _),
+            crate::Register::PIDR6 => self.pidr6 = crate::regs::Pidr6(value as _),
+            crate::Register::PIDR7 => self.pidr7 = crate::regs::Pidr7(value as _),
+            crate::Register::PIDR0 => self.pidr0 = crate::regs::Pidr0(value as _),
+            crate::Register::PIDR1 => self.pidr1 = crate::regs::Pidr1(value as _),
+            crate::Register::PIDR2 => self.pidr2 = crate::regs::Pidr2(value as _),
+            crate::Register::PIDR3 => self.pidr3 = crate::regs::Pidr3(value as _),
+            crate::Register::CIDR0 => self.cidr0 = crate::regs::Cidr0(value as _),
+            crate::Register::CIDR1 => self.cidr1 = crate::regs::Cidr1(value as _),
+            crate::Register::CIDR2 => self.cidr2 = crate::regs::Cidr2(value as _),
+            crate::Register::CIDR3 => self.cidr3 = crate::regs::Cidr3(value as _),
+            _ => return false,
+        }
+        true
+    }
+}
+impl crate::RegisterValues for IdRegisters {
+    /// Other registers read as zero.
+    fn value(&self, reg: crate::Register) -> u64 {
+        self.get(reg).unwrap_or(0)
+    }
+}

@@ -18,6 +18,7 @@
 #![allow(clippy::identity_op, clippy::eq_op, clippy::bad_bit_mask)]
 
 pub mod locate;
+pub mod platform;
 pub mod properties;
 pub mod queue;
 mod support;

@@ -16,9 +16,10 @@ use smmuv3::evt::Event;
 use smmuv3::queue::{GlobalErrors, Queue, COMMAND_BYTES, EVENT_BYTES, MAX_LOG2SIZE};
 use smmuv3::regs::*;
 use smmuv3::structs::{L1std, Ste, SteConfig};
+use smmuv3::IdRegisters;
 use smmuv3::Register;
-use vsmmu::{HwError, PhysCaps};
 
+use crate::error::{Error, Wait};
 use crate::lock::SpinLock;
 use crate::ste_writer::{write_ste, EntryWriter, Steps, QWORDS};
 use crate::transport::{DmaMemory, RegisterAccess};
@@ -40,6 +41,8 @@ pub enum ProbeError {
     Preset,
     /// An ACK register did not follow its control register in time.
     AckTimeout(Register),
+    /// The initial invalidations did not complete.
+    Hardware(Error),
 }
 
 /// Arm parts whose nesting Linux refuses (its IIDR probe): implementer Arm
@@ -106,7 +109,7 @@ pub struct DriverStats {
 pub struct SmmuDriver<R: RegisterAccess, M: DmaMemory> {
     regs: R,
     mem: M,
-    caps: PhysCaps,
+    ids: IdRegisters,
     layout: DriverLayout,
     cmdq: SpinLock<Cmdq>,
     strtab: SpinLock<StreamTable>,
@@ -119,27 +122,20 @@ fn off(r: Register) -> u32 {
 }
 
 /// Reads the ID registers and refuses parts that cannot nest.
-pub fn probe(regs: &impl RegisterAccess) -> Result<PhysCaps, ProbeError> {
-    let caps = PhysCaps {
-        idr0: regs.read32(off(Register::IDR0)),
-        idr1: regs.read32(off(Register::IDR1)),
-        idr3: regs.read32(off(Register::IDR3)),
-        idr5: regs.read32(off(Register::IDR5)),
-        iidr: regs.read32(off(Register::IIDR)),
-        aidr: regs.read32(off(Register::AIDR)),
-    };
-    let idr0 = Idr0(caps.idr0);
+pub fn probe(regs: &impl RegisterAccess) -> Result<IdRegisters, ProbeError> {
+    let ids = IdRegisters::read(|r| u64::from(regs.read32(off(r))));
+    let idr0 = ids.idr0;
     if !idr0.s1p() || !idr0.s2p() {
         return Err(ProbeError::NoNesting);
     }
     if idr0.ttf().0 & 0b10 == 0 {
         return Err(ProbeError::NoAArch64);
     }
-    let idr1 = Idr1(caps.idr1);
+    let idr1 = ids.idr1;
     if idr1.tables_preset() || idr1.queues_preset() || idr1.rel() {
         return Err(ProbeError::Preset);
     }
-    let iidr = Iidr(caps.iidr);
+    let iidr = ids.iidr;
     if iidr.implementer() == 0x43b {
         for (product, fixed) in NESTING_ERRATA {
             if iidr.product_id() == *product && iidr.variant() < *fixed {
@@ -151,26 +147,26 @@ pub fn probe(regs: &impl RegisterAccess) -> Result<PhysCaps, ProbeError> {
             }
         }
     }
-    Ok(caps)
+    Ok(ids)
 }
 
 impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
     /// Probes, then resets and enables the SMMU in Linux's order
     /// (`arm_smmu_device_reset`), with every stream aborting.
     pub fn new(regs: R, mem: M, layout: DriverLayout) -> Result<Self, ProbeError> {
-        let caps = probe(&regs)?;
-        let sid_bits = layout.sid_bits.min(u32::from(Idr1(caps.idr1).sidsize()));
+        let ids = probe(&regs)?;
+        let sid_bits = layout.sid_bits.min(u32::from(ids.idr1.sidsize()));
         let layout = DriverLayout {
             sid_bits,
-            cmdq_log2: layout.cmdq_log2.min(u32::from(Idr1(caps.idr1).cmdqs())),
-            evtq_log2: layout.evtq_log2.min(u32::from(Idr1(caps.idr1).eventqs())),
-            two_level: layout.two_level && Idr0(caps.idr0).st_level().0 == 1,
+            cmdq_log2: layout.cmdq_log2.min(u32::from(ids.idr1.cmdqs())),
+            evtq_log2: layout.evtq_log2.min(u32::from(ids.idr1.eventqs())),
+            two_level: layout.two_level && ids.idr0.st_level().0 == 1,
             ..layout
         };
         let d = SmmuDriver {
             regs,
             mem,
-            caps,
+            ids,
             layout,
             cmdq: SpinLock::new(Cmdq {
                 prod: 0,
@@ -190,8 +186,9 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
         Ok(d)
     }
 
-    pub fn caps(&self) -> PhysCaps {
-        self.caps
+    /// The SMMU's identification registers, as probed.
+    pub fn ids(&self) -> IdRegisters {
+        self.ids
     }
 
     pub fn stats(&self) -> DriverStats {
@@ -269,14 +266,12 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
         let mut cr0 = Cr0(0).with_cmdqen(true);
         self.write_acked(Register::CR0, Register::CR0ACK, cr0.0)?;
         let mut init = Vec::from([Command::CfgiSteRange(CmdCfgiSteRange::new().with_range(31))]);
-        if Idr0(self.caps.idr0).hyp() {
+        if self.ids.idr0.hyp() {
             init.push(Command::TlbiEl2All(CmdTlbiEl2All::new()));
         }
         init.push(Command::TlbiNsnhAll(CmdTlbiNsnhAll::new()));
-        self.submit(&init)
-            .map_err(|_| ProbeError::AckTimeout(Register::CMDQ_CONS))?;
-        self.sync()
-            .map_err(|_| ProbeError::AckTimeout(Register::CMDQ_CONS))?;
+        let ticket = self.submit(&init).map_err(ProbeError::Hardware)?;
+        self.sync_since(ticket).map_err(ProbeError::Hardware)?;
         self.w64(
             Register::EVENTQ_BASE,
             EventqBase(0)
@@ -314,10 +309,10 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
 
     /// PA of a StreamID's STE, creating its L2 table on first use, and the
     /// physical commands that took.
-    fn ste_pa(&self, sid: u32) -> Result<(u64, u32), HwError> {
+    fn ste_pa(&self, sid: u32) -> Result<(u64, u32), Error> {
         let l = self.layout;
         if l.sid_bits < 32 && sid >> l.sid_bits != 0 {
-            return Err(HwError::Refused);
+            return Err(Error::StreamOutOfRange { sid });
         }
         if !l.two_level {
             return Ok((l.strtab + 64 * u64::from(sid), 0));
@@ -329,7 +324,7 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
         }
         let l2 = t.next_l2;
         if l2 + 256 * 64 > l.l2_pool.saturating_add(l.l2_pool_size) {
-            return Err(HwError::Refused);
+            return Err(Error::PoolExhausted { sid });
         }
         t.next_l2 += 256 * 64;
         let abort = Ste::new().with_v(true).with_config(SteConfig::ABORT);
@@ -337,13 +332,13 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
             for (q, w) in abort.0.iter().enumerate() {
                 self.mem
                     .write_u64(l2 + 64 * i + 8 * q as u64, *w)
-                    .map_err(|_| HwError::Refused)?;
+                    .map_err(Error::Dma)?;
             }
         }
         let desc = L1std::new().with_span(9).with_l2_ptr(l2);
         self.mem
             .write_u64(l.strtab + 8 * u64::from(group), desc.0[0])
-            .map_err(|_| HwError::Refused)?;
+            .map_err(Error::Dma)?;
         t.l2.insert(group, l2);
         drop(t);
         // The SMMU may have cached the invalid descriptor.
@@ -355,7 +350,7 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
     /// Writes `target` into the live STE of `sid` hitlessly: after every step
     /// that changes memory, CFGI_STE + CMD_SYNC. Returns the physical
     /// commands issued (at most `vsmmu::INSTALL_MAX_COMMANDS`).
-    pub fn write_ste(&self, sid: u32, target: &Ste) -> Result<u32, HwError> {
+    pub fn write_ste(&self, sid: u32, target: &Ste) -> Result<u32, Error> {
         let (at, mut cur, mut commands) = self.read_ste(sid)?;
         let mut w = StepWriter {
             drv: self,
@@ -370,14 +365,11 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
     }
 
     /// The live STE of `sid` and where it is.
-    fn read_ste(&self, sid: u32) -> Result<(u64, [u64; QWORDS], u32), HwError> {
+    fn read_ste(&self, sid: u32) -> Result<(u64, [u64; QWORDS], u32), Error> {
         let (at, commands) = self.ste_pa(sid)?;
         let mut cur = [0u64; QWORDS];
         for (q, w) in cur.iter_mut().enumerate() {
-            *w = self
-                .mem
-                .read_u64(at + 8 * q as u64)
-                .map_err(|_| HwError::Refused)?;
+            *w = self.mem.read_u64(at + 8 * q as u64).map_err(Error::Dma)?;
         }
         Ok((at, cur, commands))
     }
@@ -387,7 +379,7 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
     /// every STE's second step, and so on (at most three steps). A run of
     /// neighbouring StreamIDs (a root complex) costs two commands a step
     /// whatever its length. Returns the physical commands issued.
-    pub fn write_stes(&self, updates: &[(u32, Ste)]) -> Result<u32, HwError> {
+    pub fn write_stes(&self, updates: &[(u32, Ste)]) -> Result<u32, Error> {
         let mut commands = 0;
         let mut plans = Vec::with_capacity(updates.len());
         for (sid, target) in updates {
@@ -407,7 +399,7 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
                 for (q, v) in step {
                     self.mem
                         .write_u64(at + 8 * *q as u64, *v)
-                        .map_err(|_| HwError::Refused)?;
+                        .map_err(Error::Dma)?;
                 }
                 sids.push(*sid);
             }
@@ -433,7 +425,7 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
 
     /// Queues commands (no sync), waiting boundedly for space. The ticket
     /// names the first of them for [`Self::sync_since`].
-    pub fn submit(&self, cmds: &[Command]) -> Result<Ticket, HwError> {
+    pub fn submit(&self, cmds: &[Command]) -> Result<Ticket, Error> {
         let mut q = self.cmdq.lock();
         let ticket = Ticket(q.pushed);
         for c in cmds {
@@ -444,7 +436,7 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
         Ok(ticket)
     }
 
-    fn push(&self, q: &mut Cmdq, words: [u64; 2]) -> Result<(), HwError> {
+    fn push(&self, q: &mut Cmdq, words: [u64; 2]) -> Result<(), Error> {
         let geometry = self.cmdq_geometry();
         for _ in 0..POLL_LIMIT {
             if geometry.is_full(q.prod, q.cons) {
@@ -457,17 +449,17 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
             let mut entry = [0u8; 16];
             entry[..8].copy_from_slice(&words[0].to_le_bytes());
             entry[8..].copy_from_slice(&words[1].to_le_bytes());
-            self.mem.write(at, &entry).map_err(|_| HwError::Refused)?;
+            self.mem.write(at, &entry).map_err(Error::Dma)?;
             q.prod = geometry.next(q.prod);
             q.pushed += 1;
             return Ok(());
         }
-        Err(HwError::Timeout)
+        Err(Error::Timeout(Wait::QueueSpace))
     }
 
     /// Reads CONS; on CERROR_ILL replaces the bad entry with a CMD_SYNC (so the
     /// rest of the batch still runs), counts it, and acknowledges the error.
-    fn handle_cmdq_error(&self, q: &mut Cmdq) -> Result<u32, HwError> {
+    fn handle_cmdq_error(&self, q: &mut Cmdq) -> Result<u32, Error> {
         let cons = CmdqCons(self.r32(Register::CMDQ_CONS));
         let errors = GlobalErrors::new(
             Gerror(self.r32(Register::GERROR)),
@@ -486,12 +478,8 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
             q.last_refused = Some(q.pushed.saturating_sub(u64::from(waiting)));
             self.stats.lock().illegal += 1;
             let sync = CmdSync::new().encode();
-            self.mem
-                .write_u64(at, sync[0])
-                .map_err(|_| HwError::Refused)?;
-            self.mem
-                .write_u64(at + 8, sync[1])
-                .map_err(|_| HwError::Refused)?;
+            self.mem.write_u64(at, sync[0]).map_err(Error::Dma)?;
+            self.mem.write_u64(at + 8, sync[1]).map_err(Error::Dma)?;
         }
         // CERROR_ABT: the entry is retried as it is once acknowledged.
         self.w32(Register::GERRORN, errors.acknowledge(cmdq_err).0);
@@ -499,7 +487,7 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
     }
 
     /// Appends a CMD_SYNC and waits (boundedly) until the SMMU consumed it.
-    pub fn sync(&self) -> Result<(), HwError> {
+    pub fn sync(&self) -> Result<(), Error> {
         self.sync_since(Ticket(u64::MAX))
     }
 
@@ -507,7 +495,7 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
     /// on was refused: what was asked did not all take effect. (A refusal
     /// of another user's command after `since` also counts: a false alarm
     /// only costs a retry.)
-    pub fn sync_since(&self, since: Ticket) -> Result<(), HwError> {
+    pub fn sync_since(&self, since: Ticket) -> Result<(), Error> {
         let mut q = self.cmdq.lock();
         let sync_at = q.prod;
         self.push(&mut q, CmdSync::new().with_cs(CmdSyncCs::SIG_NONE).encode())?;
@@ -521,7 +509,7 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
             if passed(cons) {
                 q.cons = cons;
                 return if refused(&q) {
-                    Err(HwError::Refused)
+                    Err(Error::Refused)
                 } else {
                     Ok(())
                 };
@@ -530,13 +518,13 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
             q.cons = self.handle_cmdq_error(&mut q)?;
             if passed(q.cons) {
                 return if refused(&q) {
-                    Err(HwError::Refused)
+                    Err(Error::Refused)
                 } else {
                     Ok(())
                 };
             }
         }
-        Err(HwError::Timeout)
+        Err(Error::Timeout(Wait::Sync))
     }
 
     // ---- event queue ----
@@ -575,19 +563,14 @@ struct StepWriter<'a, R: RegisterAccess, M: DmaMemory> {
     drv: &'a SmmuDriver<R, M>,
     at: u64,
     sid: u32,
-    err: Option<HwError>,
+    err: Option<Error>,
     commands: u32,
 }
 
 impl<R: RegisterAccess, M: DmaMemory> EntryWriter for StepWriter<'_, R, M> {
     fn write_qword(&mut self, index: usize, value: u64) {
-        if self
-            .drv
-            .mem
-            .write_u64(self.at + 8 * index as u64, value)
-            .is_err()
-        {
-            self.err = Some(HwError::Refused);
+        if let Err(f) = self.drv.mem.write_u64(self.at + 8 * index as u64, value) {
+            self.err = Some(Error::Dma(f));
         }
     }
     fn sync(&mut self) {

@@ -4,7 +4,9 @@
 //! DMA through the SMMU).
 
 use crate::lock::SpinLock;
-use crate::model::{Access, FaultKind, ModelConfig, PhysMem, Ram, SmmuModel};
+use smmuv3::IdRegisters;
+
+use crate::model::{Access, FaultKind, PhysMem, Ram, SmmuModel};
 use crate::transport::{DmaFault, DmaMemory, RegisterAccess};
 
 pub struct EmbeddedSmmu {
@@ -12,10 +14,10 @@ pub struct EmbeddedSmmu {
 }
 
 impl EmbeddedSmmu {
-    /// A model SMMU with `config`'s ID registers over `size` bytes of RAM at `base`.
-    pub fn new(config: ModelConfig, base: u64, size: usize) -> Self {
+    /// A model SMMU presenting `ids` over `size` bytes of RAM at `base`.
+    pub fn new(ids: IdRegisters, base: u64, size: usize) -> Self {
         EmbeddedSmmu {
-            inner: SpinLock::new((SmmuModel::new(config), Ram::new(base, size))),
+            inner: SpinLock::new((SmmuModel::new(ids), Ram::new(base, size))),
         }
     }
 

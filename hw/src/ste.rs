@@ -1,9 +1,10 @@
-//! Physical STEs for what the runtime asks: abort, the domain's stage 2
-//! alone, or the guest's stage 1 nested over it. Only fields the hardware
-//! layer owns or the runtime validated are ever set.
+//! Physical STEs for a domain: abort, the domain's stage 2 alone, or a
+//! guest's stage 1 nested over it; and the check that an SMMU can take one.
+//! Only fields the hardware layer owns or its caller validated are set.
 
+use smmuv3::regs::Idr0StallModel;
 use smmuv3::structs::*;
-use vsmmu::{S1Context, StreamConfig};
+use smmuv3::IdRegisters;
 
 /// A domain's stage 2, as the hypervisor built it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,38 +41,102 @@ fn with_stage2(ste: Ste, s2: &S2Config) -> Ste {
         .with_mev(true)
 }
 
-fn with_stage1(ste: Ste, s1: &S1Context) -> Ste {
+/// The stage-1 fields of `s1` (the guest's CD table and its attributes)
+/// on top of `ste`; nothing else of `s1` is taken.
+fn with_stage1(ste: Ste, s1: &Ste) -> Ste {
     let mut s = ste
-        .with_s1_fmt(SteS1Fmt(s1.s1_fmt))
-        .with_s1_context_ptr(s1.s1_context_ptr.0)
-        .with_s1cd_max(s1.s1_cd_max)
-        .with_s1dss(SteS1dss(s1.s1_dss))
-        .with_s1cir(SteS1cir(s1.s1_cir))
-        .with_s1cor(SteS1cor(s1.s1_cor))
-        .with_s1csh(SteS1csh(s1.s1_csh))
-        .with_s1stalld(s1.s1_stalld);
+        .with_s1_fmt(s1.s1_fmt())
+        .with_s1_context_ptr(s1.s1_context_ptr())
+        .with_s1cd_max(s1.s1cd_max())
+        .with_s1dss(s1.s1dss())
+        .with_s1cir(s1.s1cir())
+        .with_s1cor(s1.s1cor())
+        .with_s1csh(s1.s1csh())
+        .with_s1stalld(s1.s1stalld());
     if s.s1dss() == SteS1dss::BYPASS {
         s = s.with_shcfg(SteShcfg::USE_INCOMING);
     }
     s
 }
 
-/// The physical STE for a runtime request on a domain with stage 2 `s2`.
-pub fn make(config: &StreamConfig, s2: &S2Config) -> Ste {
-    match config {
-        // An invalid STE terminates and makes the SMMU record C_BAD_STE.
-        StreamConfig::Abort { report: true } => Ste::new(),
-        StreamConfig::Abort { report: false } => {
-            Ste::new().with_v(true).with_config(SteConfig::ABORT)
-        }
-        StreamConfig::Stage2Only => {
-            with_stage2(Ste::new().with_v(true).with_config(SteConfig::S2_TRANS), s2)
-        }
-        StreamConfig::Nested(s1) => with_stage1(
-            with_stage2(Ste::new().with_v(true).with_config(SteConfig::NESTED), s2),
-            s1,
-        ),
+/// A terminating STE. With `report`, an invalid one, so that the SMMU
+/// records C_BAD_STE on use; without, a valid abort that records nothing.
+pub fn abort(report: bool) -> Ste {
+    if report {
+        Ste::new()
+    } else {
+        Ste::new().with_v(true).with_config(SteConfig::ABORT)
     }
+}
+
+/// The domain's stage 2 alone.
+pub fn stage2_only(s2: &S2Config) -> Ste {
+    with_stage2(Ste::new().with_v(true).with_config(SteConfig::S2_TRANS), s2)
+}
+
+/// The stage-1 fields of `s1` nested over the domain's stage 2.
+pub fn nested(s1: &Ste, s2: &S2Config) -> Ste {
+    with_stage1(
+        with_stage2(Ste::new().with_v(true).with_config(SteConfig::NESTED), s2),
+        s1,
+    )
+}
+
+/// Why an STE was not sent to the hardware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SteRefusal {
+    Granule,
+    OutputSize,
+    Vmid,
+    Substreams,
+}
+
+/// Checks every field the driver writes against the probed ID registers:
+/// some implementations (QEMU's among them) abort on STEs they cannot take.
+pub fn check(ste: &Ste, ids: &IdRegisters) -> Result<(), SteRefusal> {
+    if !ste.v() {
+        return Ok(());
+    }
+    let (idr0, idr1, idr5) = (ids.idr0, ids.idr1, ids.idr5);
+    if ste.config().0 & 0b110 == 0b110 {
+        let ok = match ste.s2tg().0 {
+            0 => idr5.gran4k(),
+            1 => idr5.gran64k(),
+            2 => idr5.gran16k(),
+            _ => false,
+        };
+        if !ok || !ste.s2aa64() {
+            return Err(SteRefusal::Granule);
+        }
+        if ste.s2ps().0 > idr5.oas().0 {
+            return Err(SteRefusal::OutputSize);
+        }
+        if !idr0.vmid16() && ste.s2vmid() > 0xff {
+            return Err(SteRefusal::Vmid);
+        }
+    }
+    if ste.config().0 & 0b101 == 0b101 && ste.s1cd_max() > idr1.ssidsize() {
+        return Err(SteRefusal::Substreams);
+    }
+    Ok(())
+}
+
+/// `ste` as the SMMU with `ids` should get it, or why it cannot take it.
+pub fn fit(mut ste: Ste, ids: &IdRegisters) -> Result<Ste, SteRefusal> {
+    // SSIDSIZE=0: S1CDMax is IGNORED by the architecture, but some
+    // implementations refuse a non-zero value; never send one.
+    if ids.idr1.ssidsize() == 0 {
+        ste.set_s1cd_max(0);
+    }
+    // A guest is never presented stalls: on hardware where CDs may choose
+    // to stall (STALL_MODEL 0b00), forbid it, or a faulting transaction
+    // would wait for a CMD_RESUME nobody sends. Elsewhere S1STALLD is
+    // ILLEGAL (§5.2).
+    if ste.v() && ste.config() == SteConfig::NESTED {
+        ste.set_s1stalld(ids.idr0.stall_model() == Idr0StallModel::STALL_AND_TERM);
+    }
+    check(&ste, ids)?;
+    Ok(ste)
 }
 
 #[cfg(test)]
@@ -81,7 +146,6 @@ mod tests {
     use super::*;
     use crate::ste_writer::{used_bits, write_ste, EntryWriter, Update, QWORDS};
     use std::vec::Vec;
-    use vsmmu::Ipa;
 
     const S2: S2Config = S2Config {
         vmid: 5,
@@ -92,17 +156,13 @@ mod tests {
         ttb: 0x8_0000_0000,
     };
 
-    fn s1(dss: SteS1dss, ptr: u64) -> S1Context {
-        S1Context {
-            s1_context_ptr: Ipa(ptr),
-            s1_fmt: 0,
-            s1_cd_max: 0,
-            s1_dss: dss.0,
-            s1_cir: 1,
-            s1_cor: 1,
-            s1_csh: 3,
-            s1_stalld: false,
-        }
+    fn s1(dss: SteS1dss, ptr: u64) -> Ste {
+        Ste::new()
+            .with_s1_context_ptr(ptr)
+            .with_s1dss(dss)
+            .with_s1cir(SteS1cir(1))
+            .with_s1cor(SteS1cor(1))
+            .with_s1csh(SteS1csh(3))
     }
 
     /// Linux's stage-1-only STE (arm_smmu_make_cdtable_ste), for the KUnit cases.
@@ -121,22 +181,22 @@ mod tests {
     }
 
     fn abort() -> Ste {
-        make(&StreamConfig::Abort { report: false }, &S2)
+        super::abort(false)
     }
 
     fn s2only() -> Ste {
-        make(&StreamConfig::Stage2Only, &S2)
+        stage2_only(&S2)
     }
 
     /// Linux's stage-2 STE of a plain (not nest-parent) domain, as the KUnit
     /// fixture builds it: no MEV, VMID 0.
     fn linux_s2() -> Ste {
         let plain = S2Config { vmid: 0, ..S2 };
-        make(&StreamConfig::Stage2Only, &plain).with_mev(false)
+        stage2_only(&plain).with_mev(false)
     }
 
     fn nested(dss: SteS1dss) -> Ste {
-        make(&StreamConfig::Nested(s1(dss, 0x4000_0000)), &S2)
+        super::nested(&s1(dss, 0x4000_0000), &S2)
     }
 
     /// Records every state the SMMU could observe between syncs, and checks
@@ -285,13 +345,10 @@ mod tests {
         // What this layer does on top: nested <-> nested with a new CD table is
         // one qword (hitless), and a refused guest STE (V=0) breaks.
         assert_eq!(
-            transition(
-                nested(ssid0),
-                make(&StreamConfig::Nested(s1(ssid0, 0x5000_0000)), &S2)
-            ),
+            transition(nested(ssid0), super::nested(&s1(ssid0, 0x5000_0000), &S2)),
             (1, Hitless)
         );
-        let invalid = make(&StreamConfig::Abort { report: true }, &S2);
+        let invalid = super::abort(true);
         assert_eq!(transition(nested(ssid0), invalid).1, Hitless);
         assert_eq!(transition(invalid, nested(ssid0)), (2, Hitless));
     }
@@ -305,6 +362,6 @@ mod tests {
             (s.s2vmid(), s.s2ttb(), s.s2aa64(), s.mev()),
             (5, 0x8_0000_0000, true, true)
         );
-        assert!(!make(&StreamConfig::Abort { report: true }, &S2).v());
+        assert!(!super::abort(true).v());
     }
 }

@@ -6,16 +6,19 @@ use std::sync::Arc;
 
 use smmuv3::cmd::{CmdTlbiEl2All, CmdTlbiNhAll, Command};
 use smmuv3::evt::{Event, FTranslationClass};
+use smmuv3::platform::QEMU_VIRT;
 use smmuv3::regs::{Cr0, Iidr};
 use smmuv3::structs::*;
+use smmuv3::IdRegisters;
 use smmuv3::Register;
-use smmuv3_hw::domain::{DomainHw, SmmuOps};
+use smmuv3_hw::domain::DomainHw;
 use smmuv3_hw::driver::{probe, DriverLayout, ProbeError, SmmuDriver};
 use smmuv3_hw::embedded::EmbeddedSmmu;
-use smmuv3_hw::model::ModelConfig;
+use smmuv3_hw::error::Error;
+use smmuv3_hw::ops::SmmuOps;
 use smmuv3_hw::s2pt::{FrameAlloc, S2PageTable, S2Perm};
 use smmuv3_hw::transport::{DmaMemory, RegisterAccess};
-use vsmmu::{HwError, Ipa, PhysStream, PhysicalSmmu, S1Context, SmmuId, StreamConfig};
+use vsmmu::{Ipa, PhysStream, PhysicalSmmu, S1Context, SmmuId, StreamConfig};
 
 const PA_BASE: u64 = 0x8000_0000;
 const GUEST_IPA: u64 = 0x4000_0000;
@@ -37,7 +40,7 @@ fn layout() -> DriverLayout {
 }
 
 fn platform() -> EmbeddedSmmu {
-    EmbeddedSmmu::new(ModelConfig::default(), PA_BASE, 0x1000_0000)
+    EmbeddedSmmu::new(QEMU_VIRT, PA_BASE, 0x1000_0000)
 }
 
 /// A domain whose guest RAM (32 MiB at IPA 0x4000_0000) is PA 0x8800_0000.
@@ -121,12 +124,11 @@ fn parts_with_a_nesting_erratum_or_without_stage_2_are_refused() {
     let mmu700_r0 = Iidr(0)
         .with_implementer(0x43b)
         .with_product_id(0x487)
-        .with_variant(0)
-        .0;
+        .with_variant(0);
     let p = EmbeddedSmmu::new(
-        ModelConfig {
+        IdRegisters {
             iidr: mmu700_r0,
-            ..ModelConfig::default()
+            ..QEMU_VIRT
         },
         PA_BASE,
         0x10_0000,
@@ -136,9 +138,9 @@ fn parts_with_a_nesting_erratum_or_without_stage_2_are_refused() {
         Err(ProbeError::Erratum { product: 0x487, .. })
     ));
     let s1_only = EmbeddedSmmu::new(
-        ModelConfig {
-            idr0: 0x0d44_101a,
-            ..ModelConfig::default()
+        IdRegisters {
+            idr0: QEMU_VIRT.idr0.with_s2p(false),
+            ..QEMU_VIRT
         },
         PA_BASE,
         0x10_0000,
@@ -228,7 +230,7 @@ fn an_illegal_command_is_reported_and_skipped_and_the_queue_goes_on() {
     ];
     let ticket = d.submit(&cmds).unwrap();
     // The sync completes, and says that not everything took effect.
-    assert_eq!(d.sync_since(ticket), Err(HwError::Refused));
+    assert_eq!(d.sync_since(ticket), Err(Error::Refused));
     assert_eq!(d.stats().illegal, 1);
     let later = d
         .submit(&[Command::TlbiNhAll(CmdTlbiNhAll::new().with_vmid(1))])
@@ -286,29 +288,29 @@ fn stage_2_unmap_cuts_off_dma_after_invalidation() {
 
 /// An SmmuOps that keeps the STEs written, with the ID registers it is given.
 struct StoredStes {
-    caps: vsmmu::PhysCaps,
+    ids: IdRegisters,
     written: std::sync::Mutex<Vec<(u32, Ste)>>,
 }
 
 impl SmmuOps for StoredStes {
-    fn caps(&self) -> vsmmu::PhysCaps {
-        self.caps
+    fn ids(&self) -> IdRegisters {
+        self.ids
     }
-    fn write_ste(&self, sid: u32, ste: &Ste) -> Result<u32, HwError> {
+    fn write_ste(&self, sid: u32, ste: &Ste) -> Result<u32, Error> {
         self.written.lock().unwrap().push((sid, *ste));
         Ok(2)
     }
-    fn submit(&self, _: &[Command]) -> Result<smmuv3_hw::driver::Ticket, HwError> {
+    fn submit(&self, _: &[Command]) -> Result<smmuv3_hw::driver::Ticket, Error> {
         Ok(smmuv3_hw::driver::Ticket(0))
     }
-    fn sync_since(&self, _: smmuv3_hw::driver::Ticket) -> Result<(), HwError> {
+    fn sync_since(&self, _: smmuv3_hw::driver::Ticket) -> Result<(), Error> {
         Ok(())
     }
 }
 
 #[test]
 fn a_nested_ste_forbids_stalls_where_the_hardware_lets_cds_stall() {
-    use smmuv3::regs::{Idr0, Idr0StallModel};
+    use smmuv3::regs::Idr0StallModel;
     let p = platform();
     let s2 = stage2(&p).config(1, 44);
     let nested = StreamConfig::Nested(S1Context {
@@ -321,15 +323,14 @@ fn a_nested_ste_forbids_stalls_where_the_hardware_lets_cds_stall() {
         s1_csh: 3,
         s1_stalld: false,
     });
-    let qemu = vsmmu::testing::QEMU_VIRT_CAPS;
     for (model, stalld) in [
         (Idr0StallModel::STALL_AND_TERM, true),
         (Idr0StallModel::TERM_ONLY, false),
     ] {
         let ops = Arc::new(StoredStes {
-            caps: vsmmu::PhysCaps {
-                idr0: Idr0(qemu.idr0).with_stall_model(model).0,
-                ..qemu
+            ids: IdRegisters {
+                idr0: QEMU_VIRT.idr0.with_stall_model(model),
+                ..QEMU_VIRT
             },
             written: Default::default(),
         });
@@ -354,5 +355,8 @@ fn a_level_2_table_beyond_the_pool_is_refused_not_written_over_the_queues() {
     let d = SmmuDriver::new(&p, &p, one_table).unwrap();
     let abort = Ste::new().with_v(true).with_config(SteConfig::ABORT);
     assert!(d.write_ste(0x05, &abort).is_ok());
-    assert_eq!(d.write_ste(0x105, &abort), Err(HwError::Refused));
+    assert_eq!(
+        d.write_ste(0x105, &abort),
+        Err(Error::PoolExhausted { sid: 0x105 })
+    );
 }

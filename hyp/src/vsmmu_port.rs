@@ -19,8 +19,9 @@ use alloc::vec;
 use aarch64_cpu::registers::*;
 use smmuv3::structs::{SteS2ps, SteS2tg};
 use smmuv3::Register;
-use smmuv3_hw::domain::{DomainHw, SmmuOps};
+use smmuv3_hw::domain::DomainHw;
 use smmuv3_hw::driver::{DriverLayout, SmmuDriver};
+use smmuv3_hw::ops::SmmuOps;
 use smmuv3_hw::ste::S2Config;
 use smmuv3_hw::transport::{DmaFault, DmaMemory, MmioRegisters, RegisterAccess};
 use vsmmu::{

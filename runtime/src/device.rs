@@ -37,10 +37,9 @@ use alloc::vec::Vec;
 use smmuv3::mmio::{mmio_read, mmio_write, MmioHandlers};
 use smmuv3::queue::GlobalErrors;
 use smmuv3::regs::{
-    CmdqCons, CmdqConsErr, Cr0, Gbpa, Gbpmpam, Gerror, Gerrorn, Gmpam, Idr0, Idr0StallModel, Idr1,
-    Idr5, IrqCtrl,
+    CmdqCons, CmdqConsErr, Cr0, Gbpa, Gbpmpam, Gerror, Gerrorn, Gmpam, Idr0StallModel, IrqCtrl,
 };
-use smmuv3::{Register, RegisterBank, WriteEffect};
+use smmuv3::{IdRegisters, Register, RegisterBank, RegisterValues, WriteEffect};
 
 use crate::batch::Batch;
 use crate::budget::HwBudget;
@@ -48,7 +47,7 @@ use crate::dirty::DirtyStreams;
 use crate::idregs::{self, Incompatible, Presentation};
 use crate::policy::{Policy, PolicyError};
 use crate::ports::{
-    HwError, Ipa, Irq, MemFault, PhysCaps, PhysStream, PhysicalSmmu, Ports, SmmuId, StreamConfig,
+    HwError, Ipa, Irq, MemFault, PhysStream, PhysicalSmmu, Ports, SmmuId, StreamConfig,
 };
 use crate::stats::Stats;
 use crate::stream_table::{Presented, Refusal};
@@ -157,12 +156,12 @@ const RETRY_NS: u64 = 1_000_000;
 pub struct Vsmmu {
     cfg: VsmmuConfig,
     regs: RegisterBank,
-    ident: RegisterBank,
+    ident: IdRegisters,
     presented: Presented,
     streams: StreamMap,
     /// The physical SMMUs the domain uses, with their ID registers (every
     /// forwarded command is checked against them too).
-    smmus: Vec<(SmmuId, RegisterBank)>,
+    smmus: Vec<(SmmuId, IdRegisters)>,
     /// What is installed, per stream (by `StreamMap::index`).
     installed: Vec<Option<Installed>>,
     batch: Batch,
@@ -176,18 +175,6 @@ pub struct Vsmmu {
     contained: bool,
     /// Guest commands consumed by the last entry point call.
     last_call_commands: u32,
-}
-
-/// The physical ID registers as a register bank (for ILLEGAL checks).
-fn phys_bank(c: &PhysCaps) -> RegisterBank {
-    let mut bank = RegisterBank::at_reset();
-    bank.set(Register::IDR0, u64::from(c.idr0));
-    bank.set(Register::IDR1, u64::from(c.idr1));
-    bank.set(Register::IDR3, u64::from(c.idr3));
-    bank.set(Register::IDR5, u64::from(c.idr5));
-    bank.set(Register::IIDR, u64::from(c.iidr));
-    bank.set(Register::AIDR, u64::from(c.aidr));
-    bank
 }
 
 /// The largest k with 2^k <= n (n > 0).
@@ -205,11 +192,11 @@ impl Vsmmu {
         hw: &mut dyn PhysicalSmmu,
     ) -> Result<Self, SetupError> {
         cfg.policy.check().map_err(SetupError::Policy)?;
-        let mut caps: Vec<PhysCaps> = Vec::new();
+        let mut caps: Vec<IdRegisters> = Vec::new();
         let mut smmus = Vec::new();
         for s in streams.smmus() {
             let c = hw.capabilities(s).ok_or(SetupError::UnknownSmmu(s))?;
-            let idr0 = Idr0(c.idr0);
+            let idr0 = c.idr0;
             if !idr0.s1p() || !idr0.s2p() {
                 return Err(SetupError::NoNesting(s));
             }
@@ -217,7 +204,7 @@ impl Vsmmu {
                 return Err(SetupError::StallForced(s));
             }
             caps.push(c);
-            smmus.push((s, phys_bank(&c)));
+            smmus.push((s, c));
         }
         let max_vsid = streams.max_vsid().unwrap_or(0);
         let p = Presentation {
@@ -231,9 +218,9 @@ impl Vsmmu {
         };
         let ident = idregs::presented(&caps, &p).map_err(SetupError::Incompatible)?;
         let presented = Presented {
-            idr0: Idr0(ident.get(Register::IDR0) as u32),
-            idr1: Idr1(ident.get(Register::IDR1) as u32),
-            oas_bits: idregs::oas_bits(Idr5(ident.get(Register::IDR5) as u32).oas()),
+            idr0: ident.idr0,
+            idr1: ident.idr1,
+            oas_bits: idregs::oas_bits(ident.idr5.oas()),
         };
         let budget = HwBudget::new(&cfg.policy);
         let streams_len = streams.len();
@@ -315,13 +302,13 @@ impl Vsmmu {
 
     /// The value of an ID register as the guest sees it.
     pub fn ident(&self, reg: Register) -> u64 {
-        self.ident.get(reg)
+        self.ident.value(reg)
     }
 
     /// A register's current value (for inspection and tests).
     pub fn register(&self, reg: Register) -> u64 {
         match reg.info().emulation {
-            smmuv3::Emulation::Ident => self.ident.get(reg),
+            smmuv3::Emulation::Ident => self.ident.value(reg),
             _ => self.regs.get(reg),
         }
     }
@@ -519,7 +506,7 @@ struct Ctx<'v, 'p, 'a> {
 
 impl MmioHandlers for Ctx<'_, '_, '_> {
     fn ident(&self, reg: Register) -> u64 {
-        self.v.ident.get(reg)
+        self.v.ident.value(reg)
     }
     fn load(&self, reg: Register) -> u64 {
         self.v.regs.get(reg)

@@ -3,10 +3,10 @@
 //! what makes sense for a nested guest, and shaped by the domain's IPA size.
 //! The Xen series hard-coded these; a guest must see what the hardware does.
 
-use smmuv3::regs::{Aidr, Idr0, Idr0StallModel, Idr0Ttendian, Idr1, Idr3, Idr3Bbml, Idr5, Idr5Oas};
-use smmuv3::{Register, RegisterBank};
-
-use crate::ports::PhysCaps;
+use smmuv3::regs::{
+    Aidr, Idr0, Idr0StallModel, Idr0Ttendian, Idr1, Idr2, Idr3, Idr3Bbml, Idr4, Idr5, Idr5Oas, Iidr,
+};
+use smmuv3::IdRegisters;
 
 /// What the hypervisor decides about the device it presents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,8 +64,8 @@ fn endian_set(e: Idr0Ttendian) -> (bool, bool) {
 /// What two SMMUs both do, field by field (§6.3.1-6.3.6): a feature flag
 /// only if both have it, a size or level the smaller, a model the stricter
 /// one (TERM_MODEL: abort only wins), an endianness both can walk.
-fn both(a: PhysCaps, b: PhysCaps) -> Result<PhysCaps, Incompatible> {
-    let (a0, b0) = (Idr0(a.idr0), Idr0(b.idr0));
+fn both(a: IdRegisters, b: IdRegisters) -> Result<IdRegisters, Incompatible> {
+    let (a0, b0) = (a.idr0, b.idr0);
     let (le_a, be_a) = endian_set(a0.ttendian());
     let (le_b, be_b) = endian_set(b0.ttendian());
     let ttendian = match (le_a && le_b, be_a && be_b) {
@@ -74,23 +74,23 @@ fn both(a: PhysCaps, b: PhysCaps) -> Result<PhysCaps, Incompatible> {
         (false, true) => Idr0Ttendian::BE,
         (false, false) => return Err(Incompatible::Endianness),
     };
-    let idr0 = Idr0(a.idr0 & b.idr0)
+    let idr0 = Idr0(a0.0 & b0.0)
         .with_st_level(a0.st_level().min(b0.st_level()))
         .with_term_model(a0.term_model().max(b0.term_model()))
         .with_ttendian(ttendian);
-    let (a1, b1) = (Idr1(a.idr1), Idr1(b.idr1));
-    let (a3, b3) = (Idr3(a.idr3), Idr3(b.idr3));
-    let (a5, b5) = (Idr5(a.idr5), Idr5(b.idr5));
-    Ok(PhysCaps {
-        idr0: idr0.0,
-        idr1: Idr1(0).with_ssidsize(a1.ssidsize().min(b1.ssidsize())).0,
-        idr3: Idr3(a.idr3 & b.idr3).with_bbml(a3.bbml().min(b3.bbml())).0,
-        idr5: Idr5(a.idr5 & b.idr5)
+    let (a1, b1) = (a.idr1, b.idr1);
+    let (a3, b3) = (a.idr3, b.idr3);
+    let (a5, b5) = (a.idr5, b.idr5);
+    Ok(IdRegisters {
+        idr0,
+        idr1: Idr1(0).with_ssidsize(a1.ssidsize().min(b1.ssidsize())),
+        idr3: Idr3(a3.0 & b3.0).with_bbml(a3.bbml().min(b3.bbml())),
+        idr5: Idr5(a5.0 & b5.0)
             .with_vax(a5.vax().min(b5.vax()))
-            .with_oas(a5.oas().min(b5.oas()))
-            .0,
-        iidr: 0,
-        aidr: a.aidr.min(b.aidr),
+            .with_oas(a5.oas().min(b5.oas())),
+        iidr: Iidr(0),
+        aidr: Aidr(a.aidr.0.min(b.aidr.0)),
+        ..IdRegisters::RESET
     })
 }
 
@@ -98,29 +98,24 @@ fn both(a: PhysCaps, b: PhysCaps) -> Result<PhysCaps, Incompatible> {
 /// SMMUv3.2 when a feature that revision introduced is presented (RIL and
 /// BBML, §6.3.4), so that AIDR and IDR3 agree. QEMU's SMMUv3 reports
 /// SMMUv3.1 with RIL and BBML1, and honours range invalidations.
-fn consistent_aidr(aidr: u32, idr3: Idr3) -> u32 {
-    let v3_2 = Aidr(0)
-        .with_arch_minor_rev(smmuv3::regs::AidrArchMinorRev(2))
-        .0;
-    let a = Aidr(aidr);
+fn consistent_aidr(a: Aidr, idr3: Idr3) -> Aidr {
+    let v3_2 = Aidr(0).with_arch_minor_rev(smmuv3::regs::AidrArchMinorRev(2));
     let at_least_v3_2 = a.arch_major_rev().0 > 0 || a.arch_minor_rev().0 >= 2;
     if (idr3.ril() || idr3.bbml().0 != 0) && !at_least_v3_2 {
         v3_2
     } else {
-        aidr
+        a
     }
 }
 
 /// The ID register values of the vSMMU.
-pub fn presented(caps: &[PhysCaps], p: &Presentation) -> Result<RegisterBank, Incompatible> {
-    let mut bank = RegisterBank::at_reset();
+pub fn presented(caps: &[IdRegisters], p: &Presentation) -> Result<IdRegisters, Incompatible> {
     let mut it = caps.iter().copied();
     let Some(first) = it.next() else {
-        return Ok(bank);
+        return Ok(IdRegisters::RESET);
     };
     let phys = it.try_fold(first, both)?;
-    let (p0, p1, p5) = (Idr0(phys.idr0), Idr1(phys.idr1), Idr5(phys.idr5));
-    let p3 = Idr3(phys.idr3);
+    let (p0, p1, p3, p5) = (phys.idr0, phys.idr1, phys.idr3, phys.idr5);
     let idr0 = Idr0(0)
         .with_s1p(true)
         .with_st_level(p0.st_level())
@@ -149,30 +144,25 @@ pub fn presented(caps: &[PhysCaps], p: &Presentation) -> Result<RegisterBank, In
         .with_gran64k(p5.gran64k())
         // Stage 1 outputs IPAs: the guest's output size is the domain's IPA size.
         .with_oas(oas_for(p.ipa_bits));
-    bank.set(Register::IDR0, u64::from(idr0.0));
-    bank.set(Register::IDR1, u64::from(idr1.0));
-    bank.set(Register::IDR2, 0);
-    bank.set(Register::IDR3, u64::from(idr3.0));
-    bank.set(Register::IDR4, 0);
-    bank.set(Register::IDR5, u64::from(idr5.0));
-    bank.set(Register::IIDR, 0);
-    bank.set(Register::AIDR, u64::from(consistent_aidr(phys.aidr, idr3)));
-    Ok(bank)
+    Ok(IdRegisters {
+        idr0,
+        idr1,
+        idr2: Idr2(0),
+        idr3,
+        idr4: Idr4(0),
+        idr5,
+        iidr: Iidr(0),
+        aidr: consistent_aidr(phys.aidr, idr3),
+        ..IdRegisters::RESET
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use smmuv3::platform::QEMU_VIRT as QEMU;
     use smmuv3::regs::Idr0TermModel;
-
-    const QEMU: PhysCaps = PhysCaps {
-        idr0: 0x0d44_101b,
-        idr1: 0x0273_0010,
-        idr3: 0x1414,
-        idr5: 0x74,
-        iidr: 0,
-        aidr: 1,
-    };
+    use smmuv3::{Register, RegisterValues};
 
     #[test]
     fn a_nested_guest_sees_stage_1_only_with_the_hardware_s_formats() {
@@ -185,12 +175,12 @@ mod tests {
             eventqs: 7,
         };
         let b = presented(&[QEMU], &p).unwrap();
-        let idr0 = Idr0(b.get(Register::IDR0) as u32);
+        let idr0 = Idr0(b.value(Register::IDR0) as u32);
         assert!(idr0.s1p() && !idr0.s2p() && !idr0.hyp() && !idr0.vmid16());
         assert_eq!(idr0.st_level().0, 1);
         assert_eq!(idr0.ttf().0, 0b10);
         assert!(idr0.cohacc() && idr0.asid16() && !idr0.msi() && !idr0.ats() && !idr0.pri());
-        let idr1 = Idr1(b.get(Register::IDR1) as u32);
+        let idr1 = Idr1(b.value(Register::IDR1) as u32);
         assert_eq!(
             (
                 idr1.sidsize(),
@@ -200,17 +190,17 @@ mod tests {
             ),
             (8, 0, 8, 7)
         );
-        assert!(Idr3(b.get(Register::IDR3) as u32).ril());
-        let idr5 = Idr5(b.get(Register::IDR5) as u32);
+        assert!(Idr3(b.value(Register::IDR3) as u32).ril());
+        let idr5 = Idr5(b.value(Register::IDR5) as u32);
         assert_eq!(idr5.oas().0, 2, "40-bit IPA space");
         assert!(idr5.gran4k() && idr5.gran16k() && idr5.gran64k());
     }
 
     #[test]
     fn two_smmus_present_what_both_can_do() {
-        let other = PhysCaps {
-            idr0: Idr0(0x0d44_101b).with_cohacc(false).0,
-            idr5: 0x12,
+        let other = IdRegisters {
+            idr0: QEMU.idr0.with_cohacc(false),
+            idr5: Idr5(0x12),
             ..QEMU
         };
         let p = Presentation {
@@ -222,8 +212,8 @@ mod tests {
             eventqs: 19,
         };
         let b = presented(&[QEMU, other], &p).unwrap();
-        assert!(!Idr0(b.get(Register::IDR0) as u32).cohacc());
-        let idr5 = Idr5(b.get(Register::IDR5) as u32);
+        assert!(!Idr0(b.value(Register::IDR0) as u32).cohacc());
+        let idr5 = Idr5(b.value(Register::IDR5) as u32);
         assert!(!idr5.gran16k() && !idr5.gran64k());
         assert_eq!(idr5.oas().0, 5, "48-bit IPA space");
     }
@@ -242,7 +232,7 @@ mod tests {
     #[test]
     fn the_output_size_holds_the_whole_ipa_space() {
         let oas =
-            |bits| Idr5(presented(&[QEMU], &p(bits)).unwrap().get(Register::IDR5) as u32).oas();
+            |bits| Idr5(presented(&[QEMU], &p(bits)).unwrap().value(Register::IDR5) as u32).oas();
         assert_eq!(oas_bits(oas(39)), 40, "rounds up, never down");
         assert_eq!(oas_bits(oas(40)), 40);
         assert_eq!(oas_bits(oas(33)), 36);
@@ -250,30 +240,30 @@ mod tests {
 
     #[test]
     fn models_and_endianness_combine_as_what_both_smmus_can_do() {
-        let le_abort = PhysCaps {
-            idr0: Idr0(QEMU.idr0)
+        let le_abort = IdRegisters {
+            idr0: QEMU
+                .idr0
                 .with_ttendian(Idr0Ttendian::LE)
-                .with_term_model(Idr0TermModel::ABORT_ONLY)
-                .0,
+                .with_term_model(Idr0TermModel::ABORT_ONLY),
             ..QEMU
         };
-        let mixed = PhysCaps {
-            idr0: Idr0(QEMU.idr0)
+        let mixed = IdRegisters {
+            idr0: QEMU
+                .idr0
                 .with_ttendian(Idr0Ttendian::MIXED)
-                .with_term_model(Idr0TermModel::ABORT_OR_RAZWI)
-                .0,
+                .with_term_model(Idr0TermModel::ABORT_OR_RAZWI),
             ..QEMU
         };
         let b = presented(&[mixed, le_abort], &p(40)).unwrap();
-        let idr0 = Idr0(b.get(Register::IDR0) as u32);
+        let idr0 = Idr0(b.value(Register::IDR0) as u32);
         assert_eq!(idr0.ttendian(), Idr0Ttendian::LE, "mixed and LE walk LE");
         assert_eq!(
             idr0.term_model(),
             Idr0TermModel::ABORT_ONLY,
             "the stricter model"
         );
-        let be = PhysCaps {
-            idr0: Idr0(QEMU.idr0).with_ttendian(Idr0Ttendian::BE).0,
+        let be = IdRegisters {
+            idr0: QEMU.idr0.with_ttendian(Idr0Ttendian::BE),
             ..QEMU
         };
         assert_eq!(
@@ -285,11 +275,17 @@ mod tests {
 
     #[test]
     fn the_revision_presented_has_every_feature_presented() {
-        let aidr = |c: &[PhysCaps]| presented(c, &p(40)).unwrap().get(Register::AIDR);
+        let aidr = |c: &[IdRegisters]| presented(c, &p(40)).unwrap().value(Register::AIDR);
         assert_eq!(aidr(&[QEMU]), 2, "QEMU says 3.1 but has RIL: 3.2");
-        let no_ril = PhysCaps { idr3: 0, ..QEMU };
+        let no_ril = IdRegisters {
+            idr3: Idr3(0),
+            ..QEMU
+        };
         assert_eq!(aidr(&[no_ril]), 1);
-        let v3_3 = PhysCaps { aidr: 3, ..QEMU };
+        let v3_3 = IdRegisters {
+            aidr: Aidr(3),
+            ..QEMU
+        };
         assert_eq!(aidr(&[v3_3, no_ril]), 1, "the lowest revision, no RIL");
     }
 }

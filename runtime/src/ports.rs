@@ -4,6 +4,7 @@
 
 use smmuv3::cmd::Command;
 use smmuv3::evt::Event;
+pub use smmuv3::IdRegisters;
 
 /// A guest physical address (IPA).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -78,17 +79,6 @@ pub enum HwError {
     NoSuchSmmu,
 }
 
-/// The ID registers of a physical SMMU, as the hardware layer probed them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PhysCaps {
-    pub idr0: u32,
-    pub idr1: u32,
-    pub idr3: u32,
-    pub idr5: u32,
-    pub iidr: u32,
-    pub aidr: u32,
-}
-
 /// The most physical commands one [`PhysicalSmmu::install`] may issue: a
 /// hitless STE update takes at most three steps, each an STE write followed
 /// by CMD_CFGI_STE and CMD_SYNC, and a stream's first install in a 2-level
@@ -100,7 +90,7 @@ pub const INSTALL_MAX_COMMANDS: u32 = 8;
 /// and VMID).
 pub trait PhysicalSmmu {
     /// The physical ID registers of an SMMU the domain uses.
-    fn capabilities(&self, smmu: SmmuId) -> Option<PhysCaps>;
+    fn capabilities(&self, smmu: SmmuId) -> Option<IdRegisters>;
     /// Installs a stream configuration (hitlessly) and says how many
     /// physical commands (syncs included) that took: at most
     /// [`INSTALL_MAX_COMMANDS`].

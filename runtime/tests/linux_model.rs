@@ -4,12 +4,11 @@
 //! stream table choice and the 1 s timeout.
 
 use smmuv3::cmd::Command;
+use smmuv3::platform::QEMU_VIRT;
 use smmuv3::regs::{StrtabBaseCfg, StrtabBaseCfgFmt};
 use smmuv3::Register;
 use vsmmu::testing::linux::{self, probe};
-use vsmmu::testing::{
-    FakePlatform, GuestError, GuestLayout, GuestOp, LinuxGuest, LinuxVersion, QEMU_VIRT_CAPS,
-};
+use vsmmu::testing::{FakePlatform, GuestError, GuestLayout, GuestOp, LinuxGuest, LinuxVersion};
 use vsmmu::*;
 
 const RAM: u64 = 0x4000_0000;
@@ -264,13 +263,8 @@ fn an_illegal_command_is_replaced_by_a_sync_and_gerror_acknowledged() {
 fn sidsize_8_is_linear_and_9_two_level() {
     for v in LinuxVersion::ALL {
         let idr = |sidsize: u32| {
-            let i1 = smmuv3::regs::Idr1(QEMU_VIRT_CAPS.idr1).with_sidsize(sidsize as u8);
-            [
-                QEMU_VIRT_CAPS.idr0,
-                i1.0,
-                QEMU_VIRT_CAPS.idr3,
-                QEMU_VIRT_CAPS.idr5,
-            ]
+            let i1 = QEMU_VIRT.idr1.with_sidsize(sidsize as u8);
+            [QEMU_VIRT.idr0.0, i1.0, QEMU_VIRT.idr3.0, QEMU_VIRT.idr5.0]
         };
         assert!(!probe(v, idr(8), true).unwrap().two_level);
         assert!(probe(v, idr(9), true).unwrap().two_level);

@@ -7,12 +7,13 @@
 
 use smmuv3::cmd::*;
 use smmuv3::evt::{Event, FTranslation};
+use smmuv3::platform::QEMU_VIRT;
 use smmuv3::regs::*;
 use smmuv3::structs::*;
 use smmuv3::Register;
 use vsmmu::stream_table::Refusal;
 use vsmmu::testing::{
-    linux, FakePlatform, GuestError, GuestLayout, HwCall, LinuxGuest, LinuxVersion, QEMU_VIRT_CAPS,
+    linux, FakePlatform, GuestError, GuestLayout, HwCall, LinuxGuest, LinuxVersion,
 };
 use vsmmu::*;
 
@@ -325,9 +326,9 @@ fn a_policy_that_stops_progress_is_refused_at_setup() {
         Err(SetupError::Policy(PolicyError::Zero(_)))
     ));
     // Hardware that stalls every fault cannot be given to a guest.
-    p.hw.caps[0].1.idr0 = Idr0(QEMU_VIRT_CAPS.idr0)
-        .with_stall_model(Idr0StallModel::STALL_FORCED)
-        .0;
+    p.hw.caps[0].1.idr0 = QEMU_VIRT
+        .idr0
+        .with_stall_model(Idr0StallModel::STALL_FORCED);
     let cfg = VsmmuConfig::new(DomainId(1), VMID, 40);
     assert!(matches!(
         Vsmmu::new(cfg, map, &mut p.hw),
@@ -621,7 +622,7 @@ fn a_torn_down_domain_leaves_aborting_streams_and_its_psids_free() {
 #[test]
 fn a_16_bit_asid_on_an_smmu_with_8_bit_asids_is_refused_not_forwarded() {
     let mut p = FakePlatform::new(RAM, RAM_SIZE, 1);
-    p.hw.caps[0].1.idr0 = Idr0(QEMU_VIRT_CAPS.idr0).with_asid16(false).0;
+    p.hw.caps[0].1.idr0 = QEMU_VIRT.idr0.with_asid16(false);
     let mut owners = PsidOwners::new();
     let mut map = StreamMap::new();
     map.add_device(&mut owners, DomainId(1), 8, DEV).unwrap();

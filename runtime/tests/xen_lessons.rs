@@ -4,13 +4,14 @@
 
 use smmuv3::cmd::*;
 use smmuv3::evt::{CBadSte, Event, FTranslation, FTranslationClass};
+use smmuv3::platform::QEMU_VIRT;
 use smmuv3::regs::*;
 use smmuv3::structs::{
     Ste, SteConfig, SteInstcfg, SteS1Fmt, SteS1cir, SteS1cor, SteS1csh, SteS1dss,
 };
 use smmuv3::{DecodeError, Register, WriteEffect};
 use vsmmu::stream_table::Refusal;
-use vsmmu::testing::{FakePlatform, GuestLayout, HwCall, LinuxGuest, QEMU_VIRT_CAPS};
+use vsmmu::testing::{FakePlatform, GuestLayout, HwCall, LinuxGuest};
 use vsmmu::*;
 
 const RAM: u64 = 0x4000_0000;
@@ -176,7 +177,7 @@ fn off(reg: Register) -> u32 {
 
 #[test]
 fn id_registers_follow_the_physical_smmu_and_the_domain_s_ipa_size() {
-    let id = |caps: PhysCaps, ipa_bits: u32| {
+    let id = |caps: IdRegisters, ipa_bits: u32| {
         let mut p = FakePlatform::new(RAM, RAM_SIZE, 1);
         p.hw.caps = vec![(SMMU, caps)];
         let mut g = over(p, two_devices(), false, |c, _| c.ipa_bits = ipa_bits);
@@ -187,8 +188,8 @@ fn id_registers_follow_the_physical_smmu_and_the_domain_s_ipa_size() {
             Aidr(g.read(Register::AIDR) as u32),
         )
     };
-    let qemu = QEMU_VIRT_CAPS;
-    assert!(Idr0(qemu.idr0).cohacc() && Idr3(qemu.idr3).ril());
+    let qemu = QEMU_VIRT;
+    assert!(qemu.idr0.cohacc() && qemu.idr3.ril());
 
     let (idr0, idr3, idr5, aidr) = id(qemu, 48);
     assert!(idr0.cohacc(), "COHACC follows the hardware");
@@ -196,15 +197,13 @@ fn id_registers_follow_the_physical_smmu_and_the_domain_s_ipa_size() {
     assert_eq!(idr5.oas(), Idr5Oas::OAS_48_BIT, "OAS is the IPA size");
     // QEMU reports SMMUv3.1 with RIL: the revision presented has RIL (3.2).
     assert_eq!(aidr.arch_minor_rev(), AidrArchMinorRev::SMMUV3_2);
-    assert_eq!(idr5.gran4k(), Idr5(qemu.idr5).gran4k());
+    assert_eq!(idr5.gran4k(), qemu.idr5.gran4k());
 
-    let other = PhysCaps {
-        idr0: Idr0(qemu.idr0).with_cohacc(false).0,
-        idr3: Idr3(qemu.idr3).with_ril(false).0,
-        idr5: Idr5(qemu.idr5).with_gran64k(false).0,
-        aidr: Aidr(qemu.aidr)
-            .with_arch_minor_rev(AidrArchMinorRev::SMMUV3_2)
-            .0,
+    let other = IdRegisters {
+        idr0: qemu.idr0.with_cohacc(false),
+        idr3: qemu.idr3.with_ril(false),
+        idr5: qemu.idr5.with_gran64k(false),
+        aidr: qemu.aidr.with_arch_minor_rev(AidrArchMinorRev::SMMUV3_2),
         ..qemu
     };
     let (idr0, idr3, idr5, aidr) = id(other, 40);
@@ -275,7 +274,7 @@ fn gbpa_aidr_statusr_and_the_irq_cfg_registers_are_emulated_not_aborted() {
     );
     // The physical revision, raised to the one RIL belongs to.
     assert_eq!(g.read(Register::AIDR), g.v.ident(Register::AIDR));
-    assert!(g.read(Register::AIDR) >= u64::from(QEMU_VIRT_CAPS.aidr));
+    assert!(g.read(Register::AIDR) >= u64::from(QEMU_VIRT.aidr.0));
     assert_eq!(g.read(Register::STATUSR), 0);
     // With MSI presented, the IRQ_CFG registers hold what the guest writes.
     for (reg, v) in [

@@ -6,11 +6,13 @@
 
 use std::sync::{Arc, Mutex};
 
+use smmuv3::platform::QEMU_VIRT;
 use smmuv3::structs::*;
-use smmuv3_hw::domain::{DomainHw, SmmuOps};
+use smmuv3_hw::domain::DomainHw;
 use smmuv3_hw::driver::{DriverLayout, SmmuDriver, Ticket};
 use smmuv3_hw::embedded::EmbeddedSmmu;
-use smmuv3_hw::model::{FaultKind, ModelConfig};
+use smmuv3_hw::model::FaultKind;
+use smmuv3_hw::ops::SmmuOps;
 use smmuv3_hw::s2pt::{FrameAlloc, S2PageTable, S2Perm};
 use smmuv3_hw::transport::DmaMemory;
 use vsmmu::testing::{
@@ -60,11 +62,7 @@ impl Machine {
     pub fn with_guest_ram(guest_ipa: u64, guest_size: u64, domains: u32) -> Self {
         let guest_size = guest_size.next_multiple_of(0x20_0000);
         let pa_size = DRIVER_AREA + u64::from(domains) * (TABLE_AREA + guest_size);
-        let smmu = Arc::new(EmbeddedSmmu::new(
-            ModelConfig::default(),
-            PA_BASE,
-            pa_size as usize,
-        ));
+        let smmu = Arc::new(EmbeddedSmmu::new(QEMU_VIRT, PA_BASE, pa_size as usize));
         let layout = DriverLayout {
             strtab: PA_BASE,
             sid_bits: 16,
@@ -269,10 +267,10 @@ struct Traced {
 }
 
 impl SmmuOps for Traced {
-    fn caps(&self) -> PhysCaps {
-        self.inner.caps()
+    fn ids(&self) -> smmuv3::IdRegisters {
+        self.inner.ids()
     }
-    fn write_ste(&self, sid: u32, ste: &Ste) -> Result<u32, HwError> {
+    fn write_ste(&self, sid: u32, ste: &Ste) -> Result<u32, smmuv3_hw::error::Error> {
         self.trace.push(HwOp::Ste {
             domain: self.domain,
             psid: sid,
@@ -280,7 +278,7 @@ impl SmmuOps for Traced {
         });
         self.inner.write_ste(sid, ste)
     }
-    fn write_stes(&self, updates: &[(u32, Ste)]) -> Result<u32, HwError> {
+    fn write_stes(&self, updates: &[(u32, Ste)]) -> Result<u32, smmuv3_hw::error::Error> {
         for (sid, ste) in updates {
             self.trace.push(HwOp::Ste {
                 domain: self.domain,
@@ -290,14 +288,14 @@ impl SmmuOps for Traced {
         }
         self.inner.write_stes(updates)
     }
-    fn submit(&self, cmds: &[smmuv3::cmd::Command]) -> Result<Ticket, HwError> {
+    fn submit(&self, cmds: &[smmuv3::cmd::Command]) -> Result<Ticket, smmuv3_hw::error::Error> {
         self.trace.push(HwOp::Commands {
             domain: self.domain,
             cmds: cmds.to_vec(),
         });
         self.inner.submit(cmds)
     }
-    fn sync_since(&self, since: Ticket) -> Result<(), HwError> {
+    fn sync_since(&self, since: Ticket) -> Result<(), smmuv3_hw::error::Error> {
         self.trace.push(HwOp::Sync {
             domain: self.domain,
         });

@@ -3,6 +3,7 @@
 //! shows up as a small diff of `generated/expanded.rs`.
 
 mod fields;
+mod ident;
 mod records;
 mod registers;
 
@@ -26,6 +27,7 @@ pub fn expand(spec: &Spec) -> TokenStream {
     let dispatch = registers::dispatch(spec);
     let mmio = registers::mmio(spec);
     let tock = registers::tock(spec);
+    let id_registers = ident::id_registers(spec);
     quote! {
         /// Register values: one type per register, with its fields.
         pub mod regs {
@@ -64,5 +66,7 @@ pub fn expand(spec: &Spec) -> TokenStream {
         }
 
         pub use self::mmio::{Register, REGISTERS};
+
+        #id_registers
     }
 }

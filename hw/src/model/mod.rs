@@ -28,42 +28,11 @@ mod tests;
 pub use mem::{read_u64, write_u64, PhysMem, Ram};
 pub use walk::FaultType;
 
-use smmuv3::{mmio, Register, RegisterBank};
+use smmuv3::{mmio, IdRegisters, Register, RegisterBank, RegisterValues};
 
 use config::ConfigCache;
 use regs::{Pending, Regs};
 use tlb::Tlb;
-
-/// Identification registers the model presents.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ModelConfig {
-    pub idr0: u32,
-    pub idr1: u32,
-    pub idr2: u32,
-    pub idr3: u32,
-    pub idr4: u32,
-    pub idr5: u32,
-    pub iidr: u32,
-    pub aidr: u32,
-}
-
-impl Default for ModelConfig {
-    /// QEMU `virt` with nested stages (see the reference sheet): S1P+S2P,
-    /// AArch64 tables, 2-level Stream tables, no MSI/ATS/PRI/HTTU/stall,
-    /// SIDSIZE 16, SSIDSIZE 0, queues of 2^19, RIL, OAS 44, all granules.
-    fn default() -> Self {
-        ModelConfig {
-            idr0: 0x0d44_101b,
-            idr1: 0x0273_0010,
-            idr2: 0,
-            idr3: 0x1414,
-            idr4: 0,
-            idr5: 0x74,
-            iidr: 0,
-            aidr: 1,
-        }
-    }
-}
 
 /// One device access: its direction and attributes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -148,19 +117,11 @@ pub const FRAME_SIZE: u32 = 0x2_0000;
 const PAGE_SIZE: u32 = 0x1_0000;
 
 impl SmmuModel {
-    pub fn new(config: ModelConfig) -> Self {
+    /// A model SMMU presenting `ids` (for example `smmuv3::platform::QEMU_VIRT`).
+    pub fn new(ids: IdRegisters) -> Self {
         let mut bank = RegisterBank::at_reset();
-        for (reg, v) in [
-            (Register::IDR0, config.idr0),
-            (Register::IDR1, config.idr1),
-            (Register::IDR2, config.idr2),
-            (Register::IDR3, config.idr3),
-            (Register::IDR4, config.idr4),
-            (Register::IDR5, config.idr5),
-            (Register::IIDR, config.iidr),
-            (Register::AIDR, config.aidr),
-        ] {
-            bank.set(reg, u64::from(v));
+        for &reg in IdRegisters::REGISTERS {
+            bank.set(reg, ids.value(reg));
         }
         SmmuModel {
             regs: Regs {

@@ -7,9 +7,10 @@ use std::vec::Vec;
 
 use smmuv3::cmd::*;
 use smmuv3::evt::*;
+use smmuv3::platform::QEMU_VIRT;
 use smmuv3::regs::*;
 use smmuv3::structs::*;
-use smmuv3::Register;
+use smmuv3::{IdRegisters, Register};
 
 use super::mem::{read_words, write_words};
 use super::*;
@@ -34,7 +35,7 @@ struct Bed {
 impl Bed {
     fn new() -> Self {
         Bed {
-            m: SmmuModel::new(ModelConfig::default()),
+            m: SmmuModel::new(QEMU_VIRT),
             ram: Ram::new(0, RAM_SIZE),
             next: ALLOC,
         }
@@ -773,9 +774,9 @@ fn command_queue_read_abort_is_cerror_abt() {
 
 #[test]
 fn cmd_sync_msi_when_msi_implemented() {
-    let config = ModelConfig {
-        idr0: Idr0(ModelConfig::default().idr0).with_msi(true).0,
-        ..ModelConfig::default()
+    let config = IdRegisters {
+        idr0: QEMU_VIRT.idr0.with_msi(true),
+        ..QEMU_VIRT
     };
     let mut bed = Bed::new();
     bed.m = SmmuModel::new(config);

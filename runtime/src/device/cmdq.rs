@@ -4,7 +4,7 @@
 
 use smmuv3::cmd::{CmdSyncCs, CmdTlbiNhAll, Command};
 use smmuv3::queue::Queue;
-use smmuv3::regs::{CmdqBase, CmdqCons, CmdqConsErr, CmdqProd, Cr0, Gerror, Idr1, StrtabBaseCfg};
+use smmuv3::regs::{CmdqBase, CmdqCons, CmdqConsErr, CmdqProd, Cr0, Gerror, StrtabBaseCfg};
 use smmuv3::Register;
 
 use crate::ports::{Ipa, Irq, Ports};
@@ -15,7 +15,7 @@ use super::{msi_write, Allowance, Stop, Vsmmu};
 impl Vsmmu {
     fn cmdq(&self) -> Queue {
         let base = CmdqBase(self.regs.get(Register::CMDQ_BASE));
-        let max = u32::from(Idr1(self.ident.get(Register::IDR1) as u32).cmdqs());
+        let max = u32::from(self.ident.idr1.cmdqs());
         Queue::command(base, max)
     }
 

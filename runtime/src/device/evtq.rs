@@ -4,7 +4,7 @@
 
 use smmuv3::evt::Event;
 use smmuv3::queue::{event_slot, EventSlot, Queue};
-use smmuv3::regs::{Cr2, Gerror, Idr1, IrqCtrl};
+use smmuv3::regs::{Cr2, Gerror, IrqCtrl};
 use smmuv3::Register;
 
 use crate::events;
@@ -46,7 +46,7 @@ impl Vsmmu {
             return EventOutcome::Dropped;
         }
         let base = smmuv3::regs::EventqBase(self.regs.get(Register::EVENTQ_BASE));
-        let max = u32::from(Idr1(self.ident.get(Register::IDR1) as u32).eventqs());
+        let max = u32::from(self.ident.idr1.eventqs());
         let q = Queue::event(base, max);
         let prod = smmuv3::regs::EventqProd(self.regs.get(Register::EVENTQ_PROD) as u32);
         let cons = smmuv3::regs::EventqCons(self.regs.get(Register::EVENTQ_CONS) as u32);

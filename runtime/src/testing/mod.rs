@@ -6,6 +6,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use smmuv3::cmd::Command;
+use smmuv3::platform::QEMU_VIRT;
 
 use crate::ports::*;
 
@@ -111,7 +112,7 @@ pub enum HwCall {
 /// A hardware layer that records every call and succeeds (or fails, when told to).
 #[derive(Clone, Debug, Default)]
 pub struct RecordingSmmu {
-    pub caps: Vec<(SmmuId, PhysCaps)>,
+    pub caps: Vec<(SmmuId, IdRegisters)>,
     pub calls: Vec<HwCall>,
     pub fail: bool,
     /// Fail only syncs (the hardware does not confirm invalidations).
@@ -123,21 +124,11 @@ pub struct RecordingSmmu {
     pub syncs: u64,
 }
 
-/// QEMU 10's virt SMMUv3 in nested mode.
-pub const QEMU_VIRT_CAPS: PhysCaps = PhysCaps {
-    idr0: 0x0d44_101b,
-    idr1: 0x0273_0010,
-    idr3: 0x1414,
-    idr5: 0x74,
-    iidr: 0,
-    aidr: 1,
-};
-
 impl RecordingSmmu {
     /// SMMUs `0..n`, each with QEMU virt's ID registers.
     pub fn qemu_virt(n: u16) -> Self {
         RecordingSmmu {
-            caps: (0..n).map(|i| (SmmuId(i), QEMU_VIRT_CAPS)).collect(),
+            caps: (0..n).map(|i| (SmmuId(i), QEMU_VIRT)).collect(),
             ..Default::default()
         }
     }
@@ -163,7 +154,7 @@ impl RecordingSmmu {
 }
 
 impl PhysicalSmmu for RecordingSmmu {
-    fn capabilities(&self, smmu: SmmuId) -> Option<PhysCaps> {
+    fn capabilities(&self, smmu: SmmuId) -> Option<IdRegisters> {
         self.caps.iter().find(|(s, _)| *s == smmu).map(|(_, c)| *c)
     }
 
