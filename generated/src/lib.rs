@@ -17,6 +17,7 @@
 #![recursion_limit = "512"]
 #![allow(clippy::identity_op, clippy::eq_op, clippy::bad_bit_mask)]
 
+pub mod bringup;
 pub mod locate;
 pub mod platform;
 pub mod properties;

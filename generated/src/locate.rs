@@ -96,6 +96,20 @@ impl StreamTable {
         Some(l2.wrapping_add(u64::from(index) * STE_BYTES))
     }
 
+    /// For software building a 2-level table: the bytes of one level-2
+    /// array covering a whole SPLIT (2^SPLIT STEs).
+    pub fn l2_bytes(&self) -> u64 {
+        STE_BYTES << self.split
+    }
+
+    /// The L1STD that points at a level-2 array of [`Self::l2_bytes`] at
+    /// `l2`: Span SPLIT + 1, every StreamID of its group valid.
+    pub fn full_l1std(&self, l2: u64) -> L1std {
+        L1std::new()
+            .with_span((self.split + 1) as u8)
+            .with_l2_ptr(l2)
+    }
+
     /// The StreamIDs located through the same L1STD as `sid` (a non-leaf
     /// CMD_CFGI_STE invalidates that descriptor for all of them, §4.3.1);
     /// just `sid` in a linear table.
@@ -230,6 +244,15 @@ mod tests {
         assert_eq!(table(10, 16).ste_in_l2(l1(12, 0x8000), 0), None, "Reserved");
         // The array is aligned to its size: 4 STEs are 256 bytes.
         assert_eq!(t.ste_in_l2(l1(3, 0x8040), 0x81), Some(0x8000 + 64));
+    }
+
+    #[test]
+    fn a_full_level_2_array_holds_every_stream_of_its_group() {
+        let t = table(8, 16);
+        assert_eq!(t.l2_bytes(), 256 * 64);
+        let l1 = t.full_l1std(0x4_0000);
+        assert_eq!(t.ste_in_l2(l1, 0x1200), Some(0x4_0000));
+        assert_eq!(t.ste_in_l2(l1, 0x12ff), Some(0x4_0000 + 255 * 64));
     }
 
     #[test]

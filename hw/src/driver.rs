@@ -6,13 +6,12 @@
 //! method takes `&self`: the command queue and the stream table are each
 //! behind a lock, so concurrent submission is safe.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use smmuv3::cmd::{
-    CmdCfgiSte, CmdCfgiSteRange, CmdSync, CmdSyncCs, CmdTlbiEl2All, CmdTlbiNsnhAll, Command,
-};
+use smmuv3::bringup::{self, ResetBus};
+use smmuv3::cmd::{CmdCfgiSte, CmdCfgiSteRange, CmdSync, CmdSyncCs, Command};
 use smmuv3::evt::Event;
+use smmuv3::locate::{Lookup, StreamTable};
 use smmuv3::queue::{GlobalErrors, Queue, COMMAND_BYTES, EVENT_BYTES, MAX_LOG2SIZE};
 use smmuv3::regs::*;
 use smmuv3::structs::{L1std, Ste, SteConfig};
@@ -22,7 +21,7 @@ use smmuv3::Register;
 use crate::error::{Error, Wait};
 use crate::lock::SpinLock;
 use crate::ste_writer::{write_ste, EntryWriter, Steps, QWORDS};
-use crate::transport::{DmaMemory, RegisterAccess};
+use crate::transport::{DmaFault, DmaMemory, RegisterAccess};
 
 /// Why a physical SMMU cannot serve nested guests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +66,14 @@ pub struct DriverLayout {
     pub cmdq_log2: u32,
     pub evtq: u64,
     pub evtq_log2: u32,
+    /// Enable the SMMU's event-queue and GERROR interrupts. Off for a
+    /// hypervisor that drains events itself, or whose guest owns those lines.
+    pub irqs: bool,
 }
+
+/// StreamID bits one level-2 stream table resolves (the driver's SPLIT):
+/// 256 STEs, 16 KiB.
+pub const L2_SPLIT: u32 = 8;
 
 /// How long to wait for the SMMU, in register polls.
 pub const POLL_LIMIT: u32 = 100_000;
@@ -91,10 +97,9 @@ struct Cmdq {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Ticket(pub u64);
 
-struct StreamTable {
-    /// PA of each StreamID's STE, once known.
-    l2: BTreeMap<u32, u64>,
-    next_l2: u64,
+/// Level-2 tables handed out so far (the rest of the pool is free).
+struct L2Pool {
+    next: u64,
 }
 
 /// Counters for the hypervisor's log.
@@ -112,13 +117,26 @@ pub struct SmmuDriver<R: RegisterAccess, M: DmaMemory> {
     ids: IdRegisters,
     layout: DriverLayout,
     cmdq: SpinLock<Cmdq>,
-    strtab: SpinLock<StreamTable>,
+    /// The stream table as the SMMU walks it.
+    table: StreamTable,
+    l2_pool: SpinLock<L2Pool>,
     evt_cons: SpinLock<u32>,
     stats: SpinLock<DriverStats>,
 }
 
 fn off(r: Register) -> u32 {
     r.info().frame_offset()
+}
+
+/// The stream table's format as the driver lays it out.
+fn strtab_cfg(l: &DriverLayout) -> StrtabBaseCfg {
+    let cfg = StrtabBaseCfg(0).with_log2size(l.sid_bits as u8);
+    if l.two_level {
+        cfg.with_fmt(StrtabBaseCfgFmt::TWO_LEVEL)
+            .with_split(StrtabBaseCfgSplit(L2_SPLIT as u8))
+    } else {
+        cfg.with_fmt(StrtabBaseCfgFmt::LINEAR)
+    }
 }
 
 /// Reads the ID registers and refuses parts that cannot nest.
@@ -175,9 +193,14 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
                 pushed: 0,
                 last_refused: None,
             }),
-            strtab: SpinLock::new(StreamTable {
-                l2: BTreeMap::new(),
-                next_l2: layout.l2_pool,
+            table: StreamTable::new(
+                StrtabBase(0).with_addr(layout.strtab),
+                strtab_cfg(&layout),
+                ids.idr0,
+                ids.idr1,
+            ),
+            l2_pool: SpinLock::new(L2Pool {
+                next: layout.l2_pool,
             }),
             evt_cons: SpinLock::new(0),
             stats: SpinLock::new(DriverStats::default()),
@@ -217,16 +240,12 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
         Err(ProbeError::AckTimeout(ack))
     }
 
+    /// Linux's `arm_smmu_device_reset` (the shared [`bringup`]), except
+    /// that incoming transactions abort from the start while translation is
+    /// off, and the interrupts are enabled only when the layout asks.
     fn reset(&self) -> Result<(), ProbeError> {
         let l = self.layout;
-        // Abort incoming transactions whenever translation is off.
-        self.w32(Register::GBPA, Gbpa(0).with_update(true).with_abort(true).0);
-        for _ in 0..POLL_LIMIT {
-            if !Gbpa(self.r32(Register::GBPA)).update() {
-                break;
-            }
-        }
-        self.write_acked(Register::CR0, Register::CR0ACK, 0)?;
+        self.init_stream_table();
         let wb = 1;
         let cr1 = Cr1(0)
             .with_table_sh(Cr1TableSh(3))
@@ -235,116 +254,94 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
             .with_queue_sh(Cr1QueueSh(3))
             .with_queue_oc(Cr1QueueOc(wb))
             .with_queue_ic(Cr1QueueIc(wb));
-        self.w32(Register::CR1, cr1.0);
-        self.w32(Register::CR2, Cr2(0).with_recinvsid(true).0);
-        self.init_stream_table();
-        let cfg = if l.two_level {
-            StrtabBaseCfg(0)
-                .with_fmt(StrtabBaseCfgFmt::TWO_LEVEL)
-                .with_split(StrtabBaseCfgSplit(8))
-                .with_log2size(l.sid_bits as u8)
+        let irqs = if l.irqs {
+            IrqCtrl(0).with_eventq_irqen(true).with_gerror_irqen(true)
         } else {
-            StrtabBaseCfg(0)
-                .with_fmt(StrtabBaseCfgFmt::LINEAR)
-                .with_log2size(l.sid_bits as u8)
+            IrqCtrl(0)
         };
-        self.w64(
-            Register::STRTAB_BASE,
-            StrtabBase(0).with_ra(true).with_addr(l.strtab).0,
-        );
-        self.w32(Register::STRTAB_BASE_CFG, cfg.0);
-        self.w64(
-            Register::CMDQ_BASE,
-            CmdqBase(0)
+        let setup = bringup::Setup {
+            strtab: StrtabBase(0).with_ra(true).with_addr(l.strtab),
+            strtab_cfg: strtab_cfg(&l),
+            cmdq: CmdqBase(0)
                 .with_ra(true)
                 .with_addr(l.cmdq)
-                .with_log2size(l.cmdq_log2 as u8)
-                .0,
-        );
-        self.w32(Register::CMDQ_PROD, 0);
-        self.w32(Register::CMDQ_CONS, 0);
-        let mut cr0 = Cr0(0).with_cmdqen(true);
-        self.write_acked(Register::CR0, Register::CR0ACK, cr0.0)?;
-        let mut init = Vec::from([Command::CfgiSteRange(CmdCfgiSteRange::new().with_range(31))]);
-        if self.ids.idr0.hyp() {
-            init.push(Command::TlbiEl2All(CmdTlbiEl2All::new()));
-        }
-        init.push(Command::TlbiNsnhAll(CmdTlbiNsnhAll::new()));
-        let ticket = self.submit(&init).map_err(ProbeError::Hardware)?;
-        self.sync_since(ticket).map_err(ProbeError::Hardware)?;
-        self.w64(
-            Register::EVENTQ_BASE,
-            EventqBase(0)
+                .with_log2size(l.cmdq_log2 as u8),
+            evtq: EventqBase(0)
                 .with_wa(true)
                 .with_addr(l.evtq)
-                .with_log2size(l.evtq_log2 as u8)
-                .0,
-        );
-        self.w32(Register::EVENTQ_PROD, 0);
-        self.w32(Register::EVENTQ_CONS, 0);
-        cr0 = cr0.with_eventqen(true);
-        self.write_acked(Register::CR0, Register::CR0ACK, cr0.0)?;
-        let irq = IrqCtrl(0).with_eventq_irqen(true).with_gerror_irqen(true);
-        self.write_acked(Register::IRQ_CTRL, Register::IRQ_CTRLACK, irq.0)?;
-        cr0 = cr0.with_smmuen(true);
-        self.write_acked(Register::CR0, Register::CR0ACK, cr0.0)
+                .with_log2size(l.evtq_log2 as u8),
+            cr1,
+            cr2: Cr2(0).with_recinvsid(true),
+            hyp: self.ids.idr0.hyp(),
+            ats_check: false,
+            pri: false,
+            irqs,
+            abort_while_disabled: true,
+        };
+        let mut bus = Resetting {
+            drv: self,
+            irqs_failed: false,
+        };
+        bringup::device_reset(&mut bus, &setup)??;
+        if bus.irqs_failed {
+            return Err(ProbeError::AckTimeout(Register::IRQ_CTRLACK));
+        }
+        Ok(())
     }
 
     /// Every STE aborting (linear), or every L1 descriptor invalid (2-level).
     fn init_stream_table(&self) {
         let l = self.layout;
-        if l.two_level {
-            for i in 0..(1u64 << l.sid_bits.saturating_sub(8)) {
-                let _ = self.mem.write_u64(l.strtab + 8 * i, 0);
-            }
-        } else {
-            let abort = Ste::new().with_v(true).with_config(SteConfig::ABORT);
-            for sid in 0..(1u64 << l.sid_bits) {
-                for (q, w) in abort.0.iter().enumerate() {
-                    let _ = self.mem.write_u64(l.strtab + 64 * sid + 8 * q as u64, *w);
-                }
-            }
+        let abort = Ste::new().with_v(true).with_config(SteConfig::ABORT);
+        let step = if l.two_level { 1u64 << L2_SPLIT } else { 1 };
+        for sid in (0..1u64 << l.sid_bits).step_by(step as usize) {
+            let _ = match self.table.lookup(sid as u32) {
+                Some(Lookup::L1std(at)) => self.mem.write_u64(at, 0),
+                Some(Lookup::Ste(at)) => self.write_words(at, &abort.0),
+                None => Ok(()),
+            };
         }
     }
 
-    /// PA of a StreamID's STE, creating its L2 table on first use, and the
-    /// physical commands that took.
+    fn write_words(&self, at: u64, words: &[u64]) -> Result<(), DmaFault> {
+        for (i, w) in words.iter().enumerate() {
+            self.mem.write_u64(at + 8 * i as u64, *w)?;
+        }
+        Ok(())
+    }
+
+    /// PA of a StreamID's STE, creating its level-2 table on first use
+    /// (every STE aborting), and the physical commands that took.
     fn ste_pa(&self, sid: u32) -> Result<(u64, u32), Error> {
+        let l1_addr = match self.table.lookup(sid) {
+            None => return Err(Error::StreamOutOfRange { sid }),
+            Some(Lookup::Ste(at)) => return Ok((at, 0)),
+            Some(Lookup::L1std(at)) => at,
+        };
+        let mut pool = self.l2_pool.lock();
+        let l1 = L1std([self.mem.read_u64(l1_addr)?]);
+        if let Some(at) = self.table.ste_in_l2(l1, sid) {
+            return Ok((at, 0));
+        }
         let l = self.layout;
-        if l.sid_bits < 32 && sid >> l.sid_bits != 0 {
-            return Err(Error::StreamOutOfRange { sid });
-        }
-        if !l.two_level {
-            return Ok((l.strtab + 64 * u64::from(sid), 0));
-        }
-        let mut t = self.strtab.lock();
-        let group = sid >> 8;
-        if let Some(l2) = t.l2.get(&group) {
-            return Ok((l2 + 64 * u64::from(sid & 0xff), 0));
-        }
-        let l2 = t.next_l2;
-        if l2 + 256 * 64 > l.l2_pool.saturating_add(l.l2_pool_size) {
+        let (l2, bytes) = (pool.next, self.table.l2_bytes());
+        if l2.saturating_add(bytes) > l.l2_pool.saturating_add(l.l2_pool_size) {
             return Err(Error::PoolExhausted { sid });
         }
-        t.next_l2 += 256 * 64;
+        pool.next += bytes;
         let abort = Ste::new().with_v(true).with_config(SteConfig::ABORT);
-        for i in 0..256u64 {
-            for (q, w) in abort.0.iter().enumerate() {
-                self.mem
-                    .write_u64(l2 + 64 * i + 8 * q as u64, *w)
-                    .map_err(Error::Dma)?;
-            }
+        let ste_bytes = (Ste::WORDS * 8) as u64;
+        for at in (l2..l2 + bytes).step_by(ste_bytes as usize) {
+            self.write_words(at, &abort.0)?;
         }
-        let desc = L1std::new().with_span(9).with_l2_ptr(l2);
-        self.mem
-            .write_u64(l.strtab + 8 * u64::from(group), desc.0[0])
-            .map_err(Error::Dma)?;
-        t.l2.insert(group, l2);
-        drop(t);
+        let desc = self.table.full_l1std(l2);
+        self.mem.write_u64(l1_addr, desc.0[0])?;
+        drop(pool);
         // The SMMU may have cached the invalid descriptor.
         let t = self.submit(&[Command::CfgiSte(CmdCfgiSte::new().with_stream_id(sid))])?;
         self.sync_since(t)?;
-        Ok((l2 + 64 * u64::from(sid & 0xff), 2))
+        let at = self.table.ste_in_l2(desc, sid);
+        Ok((at.ok_or(Error::StreamOutOfRange { sid })?, 2))
     }
 
     /// Writes `target` into the live STE of `sid` hitlessly: after every step
@@ -555,6 +552,47 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
         c = c.with_ovackflg(prod.ovflg());
         self.w32(Register::EVENTQ_CONS, c.0);
         out
+    }
+}
+
+/// The driver as the shared bring-up's bus.
+struct Resetting<'a, R: RegisterAccess, M: DmaMemory> {
+    drv: &'a SmmuDriver<R, M>,
+    irqs_failed: bool,
+}
+
+impl<R: RegisterAccess, M: DmaMemory> ResetBus for Resetting<'_, R, M> {
+    type Error = ProbeError;
+    fn read(&mut self, reg: Register) -> u64 {
+        u64::from(self.drv.r32(reg))
+    }
+    fn write(&mut self, reg: Register, value: u64) {
+        if reg.info().width == 64 {
+            self.drv.w64(reg, value)
+        } else {
+            self.drv.w32(reg, value as u32)
+        }
+    }
+    fn write_acked(&mut self, reg: Register, ack: Register, value: u64) -> Result<(), ProbeError> {
+        self.drv.write_acked(reg, ack, value as u32)
+    }
+    /// Waits for a pending update, requests abort, waits for it to apply.
+    fn update_gbpa_abort(&mut self) {
+        let idle =
+            |d: &SmmuDriver<R, M>| (0..POLL_LIMIT).any(|_| !Gbpa(d.r32(Register::GBPA)).update());
+        idle(self.drv);
+        let abort = Gbpa(self.drv.r32(Register::GBPA))
+            .with_abort(true)
+            .with_update(true);
+        self.drv.w32(Register::GBPA, abort.0);
+        idle(self.drv);
+    }
+    fn issue_with_sync(&mut self, cmd: Command) -> Result<(), ProbeError> {
+        let ticket = self.drv.submit(&[cmd]).map_err(ProbeError::Hardware)?;
+        self.drv.sync_since(ticket).map_err(ProbeError::Hardware)
+    }
+    fn irqs_failed(&mut self) {
+        self.irqs_failed = true;
     }
 }
 

@@ -36,6 +36,7 @@ fn layout() -> DriverLayout {
         cmdq_log2: 8,
         evtq: PA_BASE + 0x30_0000,
         evtq_log2: 8,
+        irqs: true,
     }
 }
 

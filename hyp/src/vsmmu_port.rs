@@ -23,7 +23,7 @@ use smmuv3_hw::domain::DomainHw;
 use smmuv3_hw::driver::{DriverLayout, SmmuDriver};
 use smmuv3_hw::ops::SmmuOps;
 use smmuv3_hw::ste::S2Config;
-use smmuv3_hw::transport::{DmaFault, DmaMemory, MmioRegisters, RegisterAccess};
+use smmuv3_hw::transport::{DmaFault, DmaMemory, MmioRegisters};
 use vsmmu::{
     Deferrer, DomainId, GuestMemory, Ipa, Irq, IrqSink, MemFault, PhysEvent, Ports, PsidOwners,
     SmmuId, StreamMap, Vsmmu, VsmmuConfig,
@@ -237,12 +237,14 @@ pub fn setup(s2_root: u64, vmid: u16, spis: Spis, small_policy: bool) -> Result<
         cmdq_log2: CMDQ_LOG2,
         evtq: dma_base + EVTQ_OFF,
         evtq_log2: EVTQ_LOG2,
+        // The guest owns the SPIs of QEMU's SMMU node; events are drained
+        // on traps and WFI instead.
+        irqs: false,
     };
     let driver = Arc::new(
         SmmuDriver::new(smmu_regs(), HypDma { base: dma_base }, layout)
             .map_err(SetupError::Probe)?,
     );
-    quiet_physical_irqs();
     let s2 = S2Config {
         vmid,
         t0sz: 24,
@@ -275,19 +277,6 @@ pub fn setup(s2_root: u64, vmid: u16, spis: Spis, small_policy: bool) -> Result<
         irqs: GicIrqs { spis },
     });
     Ok(())
-}
-
-/// The driver enables the physical SMMU's EVENTQ and GERROR interrupts; here
-/// the guest owns the GIC and those SPIs are the vSMMU's, so they are turned
-/// off again (events are drained on traps instead).
-fn quiet_physical_irqs() {
-    let regs = smmu_regs();
-    regs.write32(Register::IRQ_CTRL.info().frame_offset(), 0);
-    for _ in 0..smmuv3_hw::driver::POLL_LIMIT {
-        if regs.read32(Register::IRQ_CTRLACK.info().frame_offset()) == 0 {
-            return;
-        }
-    }
 }
 
 /// Runs `f` on the domain with fresh ports, then routes physical events;

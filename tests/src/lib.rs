@@ -73,6 +73,7 @@ impl Machine {
             cmdq_log2: 8,
             evtq: PA_BASE + 0x50_0000,
             evtq_log2: 10,
+            irqs: true,
         };
         let driver =
             Arc::new(SmmuDriver::new(smmu.clone(), smmu.clone(), layout).expect("the model nests"));

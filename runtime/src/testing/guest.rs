@@ -13,6 +13,7 @@
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
+use smmuv3::bringup::{self, ResetBus};
 use smmuv3::cmd::*;
 use smmuv3::evt::Event;
 use smmuv3::queue::{GlobalErrors, Queue, COMMAND_BYTES, EVENT_BYTES, MAX_LOG2SIZE};
@@ -381,13 +382,42 @@ impl<P: GuestPlatform> LinuxGuest<P> {
     pub fn bring_up(&mut self) -> Result<(), GuestError> {
         let p = self.hw_probe()?;
         self.init_structures(&p);
-        let mut enables = self.reset_to_cmdq(&p)?;
-        let synced = self.reset_invalidate(&p);
-        self.reset_evtq(&mut enables, &p)?;
-        self.setup_irqs(&p)?;
-        enables = enables.with_smmuen(true);
-        self.write_acked(Register::CR0, Register::CR0ACK, u64::from(enables.0))?;
-        synced
+        let setup = self.reset_setup(&p);
+        bringup::device_reset(self, &setup)?
+    }
+
+    /// What Linux programs at reset: its structures, the attributes of its
+    /// table and queue accesses (write-back, inner shareable), private TLB
+    /// maintenance (CR2.PTM), invalid StreamIDs recorded, and wired
+    /// event-queue and GERROR interrupts.
+    fn reset_setup(&self, p: &Probe) -> bringup::Setup {
+        let l = self.layout;
+        let cr1 = Cr1(0)
+            .with_table_sh(Cr1TableSh(3))
+            .with_table_oc(Cr1TableOc(1))
+            .with_table_ic(Cr1TableIc(1))
+            .with_queue_sh(Cr1QueueSh(3))
+            .with_queue_oc(Cr1QueueOc(1))
+            .with_queue_ic(Cr1QueueIc(1));
+        bringup::Setup {
+            strtab: StrtabBase(0).with_ra(true).with_addr(l.strtab),
+            strtab_cfg: linux::strtab_base_cfg(p),
+            cmdq: CmdqBase(0)
+                .with_ra(true)
+                .with_addr(l.cmdq)
+                .with_log2size(l.cmdq_log2 as u8),
+            evtq: EventqBase(0)
+                .with_wa(true)
+                .with_addr(l.evtq)
+                .with_log2size(l.evtq_log2 as u8),
+            cr1,
+            cr2: Cr2(0).with_ptm(true).with_recinvsid(true),
+            hyp: p.hyp,
+            ats_check: p.ats,
+            pri: p.pri,
+            irqs: IrqCtrl(0).with_eventq_irqen(true).with_gerror_irqen(true),
+            abort_while_disabled: false,
+        }
     }
 
     /// `arm_smmu_device_hw_probe`: the ID registers, in Linux's order.
@@ -443,41 +473,6 @@ impl<P: GuestPlatform> LinuxGuest<P> {
         }
     }
 
-    /// Reset steps up to an enabled command queue.
-    fn reset_to_cmdq(&mut self, p: &Probe) -> Result<Cr0, GuestError> {
-        let l = self.layout;
-        if Cr0(self.read(Register::CR0) as u32).smmuen() {
-            self.warnings.push("SMMU currently enabled! Resetting...");
-            self.update_gbpa_abort();
-        }
-        self.write_acked(Register::CR0, Register::CR0ACK, 0)?;
-        let cr1 = Cr1(0)
-            .with_table_sh(Cr1TableSh(3))
-            .with_table_oc(Cr1TableOc(1))
-            .with_table_ic(Cr1TableIc(1))
-            .with_queue_sh(Cr1QueueSh(3))
-            .with_queue_oc(Cr1QueueOc(1))
-            .with_queue_ic(Cr1QueueIc(1));
-        self.write(Register::CR1, u64::from(cr1.0));
-        let cr2 = Cr2(0).with_ptm(true).with_recinvsid(true);
-        self.write(Register::CR2, u64::from(cr2.0));
-        let base = StrtabBase(0).with_ra(true).with_addr(l.strtab).0;
-        self.write(Register::STRTAB_BASE, base);
-        let cfg = linux::strtab_base_cfg(p);
-        self.write(Register::STRTAB_BASE_CFG, u64::from(cfg.0));
-        let q = CmdqBase(0)
-            .with_ra(true)
-            .with_addr(l.cmdq)
-            .with_log2size(l.cmdq_log2 as u8);
-        self.write(Register::CMDQ_BASE, q.0);
-        self.write(Register::CMDQ_PROD, 0);
-        self.write(Register::CMDQ_CONS, 0);
-        (self.prod, self.cons) = (0, 0);
-        let enables = Cr0(0).with_cmdqen(true);
-        self.write_acked(Register::CR0, Register::CR0ACK, u64::from(enables.0))?;
-        Ok(enables)
-    }
-
     /// `arm_smmu_update_gbpa(GBPA_ABORT, 0)`: wait for UPDATE to clear,
     /// set ABORT with UPDATE, wait again. Failure is only logged.
     fn update_gbpa_abort(&mut self) {
@@ -492,58 +487,6 @@ impl<P: GuestPlatform> LinuxGuest<P> {
         if self.poll_reg(Register::GBPA, idle).is_err() {
             self.warnings.push("GBPA not responding to update");
         }
-    }
-
-    /// Step 8: invalidate cached configuration and TLBs, each with its sync.
-    fn reset_invalidate(&mut self, p: &Probe) -> Result<(), GuestError> {
-        let mut first = self.issue_cmd_with_sync(linux::cfgi_all());
-        if p.hyp {
-            let r = self.issue_cmd_with_sync(Command::TlbiEl2All(CmdTlbiEl2All::new()));
-            first = first.and(r);
-        }
-        let r = self.issue_cmd_with_sync(Command::TlbiNsnhAll(CmdTlbiNsnhAll::new()));
-        first.and(r)
-    }
-
-    /// The event queue, then ATS checking if presented.
-    fn reset_evtq(&mut self, enables: &mut Cr0, p: &Probe) -> Result<(), GuestError> {
-        let l = self.layout;
-        let q = EventqBase(0)
-            .with_wa(true)
-            .with_addr(l.evtq)
-            .with_log2size(l.evtq_log2 as u8);
-        self.write(Register::EVENTQ_BASE, q.0);
-        self.write(Register::EVENTQ_PROD, 0);
-        self.write(Register::EVENTQ_CONS, 0);
-        self.evt_cons = 0;
-        self.evt_prod_ovf = false;
-        *enables = enables.with_eventqen(true);
-        self.write_acked(Register::CR0, Register::CR0ACK, u64::from(enables.0))?;
-        // No PRI queue: the model has no page-request consumer, and the
-        // vSMMU presents no PRI.
-        if p.ats {
-            *enables = enables.with_atschk(Cr0Atschk::SAFE);
-            self.write_acked(Register::CR0, Register::CR0ACK, u64::from(enables.0))?;
-        }
-        Ok(())
-    }
-
-    /// `arm_smmu_setup_irqs` with wired interrupts ("msi_domain absent"):
-    /// IRQs off, MSI addresses cleared, then event queue and GERROR on.
-    fn setup_irqs(&mut self, p: &Probe) -> Result<(), GuestError> {
-        self.write_acked(Register::IRQ_CTRL, Register::IRQ_CTRLACK, 0)?;
-        self.write(Register::GERROR_IRQ_CFG0, 0);
-        self.write(Register::EVENTQ_IRQ_CFG0, 0);
-        if p.pri {
-            self.write(Register::PRIQ_IRQ_CFG0, 0);
-        }
-        let irq = IrqCtrl(0).with_eventq_irqen(true).with_gerror_irqen(true);
-        let on = self.write_acked(Register::IRQ_CTRL, Register::IRQ_CTRLACK, u64::from(irq.0));
-        if on.is_err() {
-            // Linux warns and goes on.
-            self.warnings.push("failed to enable irqs");
-        }
-        Ok(())
     }
 
     // ---- the command queue ----
@@ -1049,4 +992,38 @@ pub fn linux_cd_for(asid: u16, ttb0: u64, ips: CdIps) -> Cd {
         .with_asid(asid)
         .with_ttb0(ttb0)
         .with_mair0(0x0044_ff04)
+}
+
+/// The bring-up as Linux runs it, through the guest's register accesses
+/// and command queue (traced like every other access).
+impl<P: GuestPlatform> ResetBus for LinuxGuest<P> {
+    type Error = GuestError;
+    fn read(&mut self, reg: Register) -> u64 {
+        LinuxGuest::<P>::read(self, reg)
+    }
+    fn write(&mut self, reg: Register, value: u64) {
+        LinuxGuest::<P>::write(self, reg, value)
+    }
+    fn write_acked(&mut self, reg: Register, ack: Register, value: u64) -> Result<(), GuestError> {
+        LinuxGuest::<P>::write_acked(self, reg, ack, value)
+    }
+    fn update_gbpa_abort(&mut self) {
+        LinuxGuest::<P>::update_gbpa_abort(self)
+    }
+    fn found_enabled(&mut self) {
+        self.warnings.push("SMMU currently enabled! Resetting...");
+    }
+    fn cmdq_reset(&mut self) {
+        (self.prod, self.cons) = (0, 0);
+    }
+    fn evtq_reset(&mut self) {
+        self.evt_cons = 0;
+        self.evt_prod_ovf = false;
+    }
+    fn issue_with_sync(&mut self, cmd: Command) -> Result<(), GuestError> {
+        self.issue_cmd_with_sync(cmd)
+    }
+    fn irqs_failed(&mut self) {
+        self.warnings.push("failed to enable irqs");
+    }
 }
