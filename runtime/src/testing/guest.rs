@@ -16,9 +16,11 @@ use alloc::vec::Vec;
 use smmuv3::bringup::{self, ResetBus};
 use smmuv3::cmd::*;
 use smmuv3::evt::Event;
+use smmuv3::locate::{Lookup, StreamTable};
 use smmuv3::queue::{GlobalErrors, Queue, COMMAND_BYTES, EVENT_BYTES, MAX_LOG2SIZE};
 use smmuv3::regs::*;
 use smmuv3::structs::*;
+use smmuv3::IdRegisters;
 use smmuv3::Register;
 
 use super::linux::{self, Backoff, LinuxVersion, Probe, ProbeError, BATCH_ENTRIES};
@@ -200,6 +202,8 @@ pub struct LinuxGuest<P: GuestPlatform = FakePlatform> {
     /// them, their stack use say, sets it).
     pub around_call: Option<fn(&mut dyn FnMut())>,
     evt_prod_ovf: bool,
+    /// The identification registers as the probe read them.
+    ids: IdRegisters,
     next_l2: u64,
     deferral_since: Option<u64>,
     gerror_seen: usize,
@@ -228,6 +232,7 @@ impl<P: GuestPlatform> LinuxGuest<P> {
             p,
             layout,
             probe: None,
+            ids: IdRegisters::RESET,
             prod: 0,
             cons: 0,
             evt_cons: 0,
@@ -434,6 +439,13 @@ impl<P: GuestPlatform> LinuxGuest<P> {
             self.layout.msi_poll,
         )
         .map_err(GuestError::Probe)?;
+        self.ids = IdRegisters {
+            idr0: Idr0(idr0),
+            idr1: Idr1(idr1),
+            idr3: Idr3(idr3),
+            idr5: Idr5(idr5),
+            ..IdRegisters::RESET
+        };
         self.layout.cmdq_log2 = self.layout.cmdq_log2.min(p.cmdq_log2);
         self.layout.evtq_log2 = self.layout.evtq_log2.min(p.evtq_log2);
         self.probe = Some(p);
@@ -693,28 +705,40 @@ impl<P: GuestPlatform> LinuxGuest<P> {
     // ---- stream table and context descriptors ----
 
     /// Where the STE of `sid` lives, allocating its L2 table (256 STEs,
-    /// Span=9, every STE aborting) the way Linux does on first use.
+    /// Span=9, every STE aborting) the way Linux does on first use. A
+    /// StreamID beyond the table gets the address a linear table would give
+    /// it (tests use that to probe the vSMMU's range checks).
     pub fn ste_addr(&mut self, sid: u32) -> u64 {
         let l = self.layout;
-        if !self.probe.is_some_and(|p| p.two_level) {
-            return l.strtab + 64 * u64::from(sid);
-        }
-        let l1_addr = l.strtab + 8 * u64::from(sid >> linux::STRTAB_SPLIT);
+        let ste_bytes = (Ste::WORDS * 8) as u64;
+        let Some(p) = self.probe else {
+            return l.strtab + ste_bytes * u64::from(sid);
+        };
+        let strtab = StrtabBase(0).with_addr(l.strtab);
+        let table = StreamTable::new(
+            strtab,
+            linux::strtab_base_cfg(&p),
+            self.ids.idr0,
+            self.ids.idr1,
+        );
+        let l1_addr = match table.lookup(sid) {
+            Some(Lookup::L1std(at)) => at,
+            Some(Lookup::Ste(at)) => return at,
+            None => return l.strtab + ste_bytes * u64::from(sid),
+        };
         let mut l1 = L1std([self.p.guest_read_u64(l1_addr)]);
         if l1.span() == 0 {
             let l2 = self.next_l2;
-            self.next_l2 += 64 << linux::STRTAB_SPLIT;
+            self.next_l2 += table.l2_bytes();
             let ste = self.initial_ste();
-            for i in 0..(1u64 << linux::STRTAB_SPLIT) {
-                self.write_words(l2 + 64 * i, &ste.0);
+            for at in (l2..l2 + table.l2_bytes()).step_by(ste_bytes as usize) {
+                self.write_words(at, &ste.0);
             }
-            l1 = L1std::new()
-                .with_span(linux::STRTAB_SPLIT as u8 + 1)
-                .with_l2_ptr(l2);
+            l1 = table.full_l1std(l2);
             self.store(l1_addr, l1.0[0]);
         }
-        let idx = sid & ((1 << linux::STRTAB_SPLIT) - 1);
-        l1.l2_ptr() + 64 * u64::from(idx)
+        // A descriptor Linux did not write (a test's) counts from its base.
+        table.ste_in_l2(l1, sid).unwrap_or(l1.l2_ptr())
     }
 
     /// A table doubleword, as the driver stores it.
