@@ -18,7 +18,10 @@ use smmuv3::cmd::{
     CmdTlbiEl2Va, CmdTlbiEl3All, CmdTlbiNhAsid, CmdTlbiNhVa, CmdTlbiNsnhAll, CmdTlbiS12Vmall,
     CmdTlbiS2Ipa, Command,
 };
-use smmuv3::regs::{EventqBase, StrtabBase, StrtabBaseCfg, StrtabBaseCfgFmt, StrtabBaseCfgSplit};
+use smmuv3::regs::{
+    CmdqCons, EventqBase, Idr0, Idr0StLevel, Idr1, StrtabBase, StrtabBaseCfg, StrtabBaseCfgFmt,
+    StrtabBaseCfgSplit,
+};
 use smmuv3::structs::{
     Cd, CdIps, CdIr0, CdOr0, CdSh0, CdTg0, L1std, Ste, SteConfig, SteS1Fmt, SteS1cir, SteS1cor,
     SteS1csh, SteS1dss, SteStrw, TtS1BlockPage, TtS1BlockPageAp, TtS1BlockPageSh, TtTable,
@@ -137,12 +140,8 @@ fn linear_strtab(base: u64) {
 }
 
 fn small_q(log2: u32) -> Cmdq {
-    let cmdqs = (r32(Register::IDR1) >> 21) & 0x1f;
-    Cmdq {
-        base: CMDQ,
-        log2: log2.min(cmdqs),
-        prod: 0,
-    }
+    let cmdqs = u32::from(Idr1(r32(Register::IDR1)).cmdqs());
+    Cmdq::new(CMDQ, log2.min(cmdqs))
 }
 
 // ---- 1. the flood ---------------------------------------------------------
@@ -161,7 +160,7 @@ fn flood(rng: &mut Rng) {
         if free == 0 {
             cons = r32(Register::CMDQ_CONS);
             reads += 1;
-            if (cons >> 24) & 0x7f != 0 && smmu::ack_gerror(Some(&q), &mut e) {
+            if smmu::cons_error(cons) && smmu::ack_gerror(Some(&q), &mut e) {
                 continue;
             }
             if reads > 4 * (sent / q.size() + 16) + 4 * POLLS_SLACK {
@@ -341,11 +340,7 @@ fn wild(rng: &mut Rng) {
     let mut e = Errors::default();
     let (mut consumed, mut stuck) = (0u32, 0u32);
     for (i, &base) in WILD.iter().enumerate() {
-        let mut q = Cmdq {
-            base,
-            log2: [4, 31, 0, 19][i % 4],
-            prod: 0,
-        };
+        let mut q = Cmdq::new(base, [4, 31, 0, 19][i % 4]);
         reset(&mut q);
         cr0(CMDQEN);
         for prod in [1u32, 0x7fff_ffff, 0x00ff_ffff, rng.next() as u32, 0] {
@@ -452,7 +447,7 @@ fn random_tables(rng: &mut Rng, edu: Option<&edu::Edu>) {
         }
     }
     // Two-level tables with wild L1 descriptors.
-    let two_level = (r32(Register::IDR0) >> 27) & 3 == 1;
+    let two_level = Idr0(r32(Register::IDR0)).st_level() == Idr0StLevel::TWO_LEVEL;
     if two_level {
         for i in 0..(1u64 << (SID_LOG2 - 8)) * 2 {
             let l2 = match rng.below(3) {
@@ -528,10 +523,10 @@ fn games(rng: &mut Rng) {
                 let _ = r32(Register::GERROR);
                 smmu::ack_gerror(Some(&q), &mut e);
             }
-            _ => w32(Register::CMDQ_PROD, q.prod ^ (1 << q.log2)),
+            _ => w32(Register::CMDQ_PROD, q.prod ^ q.size()),
         }
         // Queue state is garbage after those: resynchronise from CONS.
-        q.prod = r32(Register::CMDQ_CONS) & ((2 << q.log2) - 1);
+        q.prod = q.q.ptr(CmdqCons(r32(Register::CMDQ_CONS)).rd());
         w32(Register::CMDQ_PROD, q.prod);
     }
     let ok = {

@@ -3,7 +3,8 @@
 //! all with bounded polling (the payload never hangs on the vSMMU).
 
 use smmuv3::cmd::{CmdCfgiSte, CmdSync};
-use smmuv3::regs::{CmdqBase, Cr0};
+use smmuv3::queue::{GlobalErrors, Queue, COMMAND_BYTES};
+use smmuv3::regs::{CmdqBase, CmdqCons, CmdqConsErr, Cr0, Gerror, Gerrorn, Idr1};
 use smmuv3::Register;
 
 use crate::rt::wr64;
@@ -51,47 +52,63 @@ pub struct Errors {
 /// Acknowledges every active global error as Linux's handler does: for
 /// CMDQ_ERR with CERROR_ILL the offending entry is replaced by a CMD_SYNC.
 pub fn ack_gerror(q: Option<&Cmdq>, e: &mut Errors) -> bool {
-    let g = r32(Register::GERROR);
-    let active = g ^ r32(Register::GERRORN);
-    if active == 0 {
+    let errors = GlobalErrors::new(
+        Gerror(r32(Register::GERROR)),
+        Gerrorn(r32(Register::GERRORN)),
+    );
+    if errors.active().0 == 0 {
         return false;
     }
-    if active & 1 != 0 {
-        let cons = r32(Register::CMDQ_CONS);
-        match (cons >> 24) & 0x7f {
-            1 => {
+    if errors.any_active(Gerror(0).with_cmdq_err(true)) {
+        let cons = CmdqCons(r32(Register::CMDQ_CONS));
+        match cons.err() {
+            CmdqConsErr::CERROR_ILL => {
                 e.ill += 1;
                 if let Some(q) = q {
-                    q.put(cons, CmdSync::new().encode());
+                    q.put(cons.rd(), CmdSync::new().encode());
                 }
             }
-            2 => e.abt += 1,
+            CmdqConsErr::CERROR_ABT => e.abt += 1,
             _ => e.other += 1,
         }
     }
     e.gerror_acks += 1;
-    w32(Register::GERRORN, g);
+    w32(Register::GERRORN, errors.acknowledge_all().0);
     true
+}
+
+/// Whether CONS reports a command error.
+pub fn cons_error(cons: u32) -> bool {
+    CmdqCons(cons).err() != CmdqConsErr::CERROR_NONE
 }
 
 pub struct Cmdq {
     pub base: u64,
+    /// LOG2SIZE as programmed (wild values included).
     pub log2: u32,
     pub prod: u32,
+    /// The geometry the SMMU uses: LOG2SIZE capped at IDR1.CMDQS.
+    pub q: Queue,
 }
 
 impl Cmdq {
-    pub fn size(&self) -> u32 {
-        1 << self.log2
+    pub fn new(base: u64, log2: u32) -> Self {
+        let cmdqs = u32::from(Idr1(r32(Register::IDR1)).cmdqs());
+        Cmdq {
+            base,
+            log2,
+            prod: 0,
+            q: Queue::new(base, log2, cmdqs, COMMAND_BYTES),
+        }
     }
-    fn wrap_mask(&self) -> u32 {
-        (2 << self.log2) - 1
+    pub fn size(&self) -> u32 {
+        self.q.entries()
     }
     /// Writes an entry at the queue position `pos` (index bits only).
     pub fn put(&self, pos: u32, cmd: [u64; 2]) {
-        let slot = u64::from(pos & (self.size() - 1));
-        wr64(self.base + slot * 16, cmd[0]);
-        wr64(self.base + slot * 16 + 8, cmd[1]);
+        let at = self.q.slot(pos);
+        wr64(at, cmd[0]);
+        wr64(at + 8, cmd[1]);
     }
     /// Programs the queue (CMDQEN must be off) and resets both indices.
     pub fn program(&mut self) {
@@ -105,12 +122,12 @@ impl Cmdq {
     }
     /// Entries in use as of `cons`.
     pub fn used(&self, cons: u32) -> u32 {
-        self.prod.wrapping_sub(cons) & self.wrap_mask()
+        self.q.used(self.prod, cons)
     }
     /// Appends without ringing; the caller checked the space.
     pub fn push(&mut self, cmd: [u64; 2]) {
         self.put(self.prod, cmd);
-        self.prod = self.prod.wrapping_add(1) & self.wrap_mask();
+        self.prod = self.q.next(self.prod);
     }
     pub fn ring(&self) {
         w32(Register::CMDQ_PROD, self.prod);
@@ -122,7 +139,7 @@ impl Cmdq {
             if self.used(cons) == 0 {
                 return true;
             }
-            if (cons >> 24) & 0x7f != 0 || ack_gerror(Some(self), e) {
+            if cons_error(cons) || ack_gerror(Some(self), e) {
                 ack_gerror(Some(self), e);
             }
         }
