@@ -8,7 +8,8 @@
 
 use crate::cmd::{CmdCfgiSteRange, CmdTlbiEl2All, CmdTlbiNsnhAll, Command};
 use crate::regs::{
-    CmdqBase, Cr0, Cr0Atschk, Cr1, Cr2, EventqBase, IrqCtrl, StrtabBase, StrtabBaseCfg,
+    CmdqBase, Cr0, Cr0Atschk, Cr1, Cr1QueueIc, Cr1QueueOc, Cr1QueueSh, Cr1TableIc, Cr1TableOc,
+    Cr1TableSh, Cr2, EventqBase, IrqCtrl, StrtabBase, StrtabBaseCfg,
 };
 use crate::Register;
 
@@ -36,6 +37,17 @@ pub struct Setup {
     /// finds the SMMU enabled.
     pub abort_while_disabled: bool,
 }
+
+/// CR1 for tables and queues in inner-shareable write-back memory: what
+/// Linux programs on a coherent SMMU, and what a hypervisor's own
+/// structures in normal memory need.
+pub const WRITE_BACK_CR1: Cr1 = Cr1(0)
+    .with_table_sh(Cr1TableSh::ISH)
+    .with_table_oc(Cr1TableOc::WB)
+    .with_table_ic(Cr1TableIc::WB)
+    .with_queue_sh(Cr1QueueSh::ISH)
+    .with_queue_oc(Cr1QueueOc::WB)
+    .with_queue_ic(Cr1QueueIc::WB);
 
 /// The register and command-queue operations a bring-up needs.
 pub trait ResetBus {

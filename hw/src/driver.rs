@@ -246,14 +246,6 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
     fn reset(&self) -> Result<(), ProbeError> {
         let l = self.layout;
         self.init_stream_table();
-        let wb = 1;
-        let cr1 = Cr1(0)
-            .with_table_sh(Cr1TableSh(3))
-            .with_table_oc(Cr1TableOc(wb))
-            .with_table_ic(Cr1TableIc(wb))
-            .with_queue_sh(Cr1QueueSh(3))
-            .with_queue_oc(Cr1QueueOc(wb))
-            .with_queue_ic(Cr1QueueIc(wb));
         let irqs = if l.irqs {
             IrqCtrl(0).with_eventq_irqen(true).with_gerror_irqen(true)
         } else {
@@ -270,7 +262,7 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
                 .with_wa(true)
                 .with_addr(l.evtq)
                 .with_log2size(l.evtq_log2 as u8),
-            cr1,
+            cr1: bringup::WRITE_BACK_CR1,
             cr2: Cr2(0).with_recinvsid(true),
             hyp: self.ids.idr0.hyp(),
             ats_check: false,

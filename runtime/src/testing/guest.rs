@@ -397,13 +397,6 @@ impl<P: GuestPlatform> LinuxGuest<P> {
     /// event-queue and GERROR interrupts.
     fn reset_setup(&self, p: &Probe) -> bringup::Setup {
         let l = self.layout;
-        let cr1 = Cr1(0)
-            .with_table_sh(Cr1TableSh(3))
-            .with_table_oc(Cr1TableOc(1))
-            .with_table_ic(Cr1TableIc(1))
-            .with_queue_sh(Cr1QueueSh(3))
-            .with_queue_oc(Cr1QueueOc(1))
-            .with_queue_ic(Cr1QueueIc(1));
         bringup::Setup {
             strtab: StrtabBase(0).with_ra(true).with_addr(l.strtab),
             strtab_cfg: linux::strtab_base_cfg(p),
@@ -415,7 +408,7 @@ impl<P: GuestPlatform> LinuxGuest<P> {
                 .with_wa(true)
                 .with_addr(l.evtq)
                 .with_log2size(l.evtq_log2 as u8),
-            cr1,
+            cr1: bringup::WRITE_BACK_CR1,
             cr2: Cr2(0).with_ptm(true).with_recinvsid(true),
             hyp: p.hyp,
             ats_check: p.ats,
