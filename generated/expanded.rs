@@ -4,23 +4,528 @@
 //   spec/registers.yaml
 //   spec/structures.yaml
 //   spec/translation.yaml
-// spec hash (FNV-1a): 249888b5883a8b51
+//   spec/values.yaml
+// spec hash (FNV-1a): 62677e7d7d7de626
 // Do not edit: edit the YAML and run `vsmmu regen`.
 // This file is for reading and review; the smmuv3 crate expands the same code
 // at compile time through smmuv3-codegen-macro.
 
-/// Register values: one type per register, with its fields.
-pub mod regs {
-    ///SMMU_IDR0 (§6.3.1, page 0 offset 0x0, 32-bit): Features of the Non-secure programming interface
-    #[doc(alias = "IDR0")]
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-    #[repr(transparent)]
-    pub struct Idr0(pub u32);
-    ///Values of `IDR0.ST_LEVEL`: Stream table formats supported
+/// Value lists the spec names once (`enum/NAME`) and several fields
+/// share; each field's own name for the type is another name of one of these.
+pub mod values {
+    ///Size of a physical or intermediate physical address space (§5.2). Values of `CD.IPS`, `STE.S2PS`.
     #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
     #[repr(transparent)]
-    pub struct Idr0StLevel(pub u8);
-    impl Idr0StLevel {
+    pub struct AddressSize(pub u8);
+    impl AddressSize {
+        ///`PS_32_BIT` = 0x0
+        pub const PS_32_BIT: Self = Self(0);
+        ///`PS_36_BIT` = 0x1
+        pub const PS_36_BIT: Self = Self(1);
+        ///`PS_40_BIT` = 0x2
+        pub const PS_40_BIT: Self = Self(2);
+        ///`PS_42_BIT` = 0x3
+        pub const PS_42_BIT: Self = Self(3);
+        ///`PS_44_BIT` = 0x4
+        pub const PS_44_BIT: Self = Self(4);
+        ///`PS_48_BIT` = 0x5
+        pub const PS_48_BIT: Self = Self(5);
+        ///`PS_52_BIT` = 0x6
+        pub const PS_52_BIT: Self = Self(6);
+        ///`PS_56_BIT` = 0x7
+        pub const PS_56_BIT: Self = Self(7);
+        /// The architecture's name for this value, if it has one.
+        pub const fn name(self) -> Option<&'static str> {
+            match self.0 {
+                0 => Some("PS_32_BIT"),
+                1 => Some("PS_36_BIT"),
+                2 => Some("PS_40_BIT"),
+                3 => Some("PS_42_BIT"),
+                4 => Some("PS_44_BIT"),
+                5 => Some("PS_48_BIT"),
+                6 => Some("PS_52_BIT"),
+                7 => Some("PS_56_BIT"),
+                _ => None,
+            }
+        }
+    }
+    impl core::fmt::Debug for AddressSize {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self.name() {
+                Some(n) => f.write_str(n),
+                None => write!(f, "{:#x}", self.0),
+            }
+        }
+    }
+    impl core::fmt::Display for AddressSize {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            core::fmt::Debug::fmt(self, f)
+        }
+    }
+    ///Cacheability of translation table walks (§5.2). Values of `CD.IR0`, `CD.OR0`, `CD.IR1`, `CD.OR1`, `STE.S2IR0`, `STE.S2OR0`.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+    #[repr(transparent)]
+    pub struct Cacheability(pub u8);
+    impl Cacheability {
+        ///`NON_CACHEABLE` = 0x0
+        pub const NON_CACHEABLE: Self = Self(0);
+        ///`WB_RA_WA` = 0x1
+        pub const WB_RA_WA: Self = Self(1);
+        ///`WT_RA` = 0x2
+        pub const WT_RA: Self = Self(2);
+        ///`WB_RA_NO_WA` = 0x3
+        pub const WB_RA_NO_WA: Self = Self(3);
+        /// The architecture's name for this value, if it has one.
+        pub const fn name(self) -> Option<&'static str> {
+            match self.0 {
+                0 => Some("NON_CACHEABLE"),
+                1 => Some("WB_RA_WA"),
+                2 => Some("WT_RA"),
+                3 => Some("WB_RA_NO_WA"),
+                _ => None,
+            }
+        }
+    }
+    impl core::fmt::Debug for Cacheability {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self.name() {
+                Some(n) => f.write_str(n),
+                None => write!(f, "{:#x}", self.0),
+            }
+        }
+    }
+    impl core::fmt::Display for Cacheability {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            core::fmt::Debug::fmt(self, f)
+        }
+    }
+    ///Cacheability of CD table fetches (§5.2). Values of `STE.S1CIR`, `STE.S1COR`.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+    #[repr(transparent)]
+    pub struct CdTableCacheability(pub u8);
+    impl CdTableCacheability {
+        ///`NON_CACHEABLE` = 0x0
+        pub const NON_CACHEABLE: Self = Self(0);
+        ///`WB_RA` = 0x1
+        pub const WB_RA: Self = Self(1);
+        ///`WT_RA` = 0x2
+        pub const WT_RA: Self = Self(2);
+        ///`WB_NO_RA` = 0x3
+        pub const WB_NO_RA: Self = Self(3);
+        /// The architecture's name for this value, if it has one.
+        pub const fn name(self) -> Option<&'static str> {
+            match self.0 {
+                0 => Some("NON_CACHEABLE"),
+                1 => Some("WB_RA"),
+                2 => Some("WT_RA"),
+                3 => Some("WB_NO_RA"),
+                _ => None,
+            }
+        }
+    }
+    impl core::fmt::Debug for CdTableCacheability {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self.name() {
+                Some(n) => f.write_str(n),
+                None => write!(f, "{:#x}", self.0),
+            }
+        }
+    }
+    impl core::fmt::Display for CdTableCacheability {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            core::fmt::Debug::fmt(self, f)
+        }
+    }
+    ///Cacheability of the SMMU's table and queue accesses (§6.3.11). Values of `CR1.TABLE_OC`, `CR1.TABLE_IC`, `CR1.QUEUE_OC`, `CR1.QUEUE_IC`.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+    #[repr(transparent)]
+    pub struct Cr1Cacheability(pub u8);
+    impl Cr1Cacheability {
+        ///`NC` = 0x0
+        pub const NC: Self = Self(0);
+        ///`WB` = 0x1
+        pub const WB: Self = Self(1);
+        ///`WT` = 0x2
+        pub const WT: Self = Self(2);
+        /// The architecture's name for this value, if it has one.
+        pub const fn name(self) -> Option<&'static str> {
+            match self.0 {
+                0 => Some("NC"),
+                1 => Some("WB"),
+                2 => Some("WT"),
+                _ => None,
+            }
+        }
+    }
+    impl core::fmt::Debug for Cr1Cacheability {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self.name() {
+                Some(n) => f.write_str(n),
+                None => write!(f, "{:#x}", self.0),
+            }
+        }
+    }
+    impl core::fmt::Display for Cr1Cacheability {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            core::fmt::Debug::fmt(self, f)
+        }
+    }
+    ///What the faulting access was: a CD fetch, a descriptor fetch or the input transaction (§7.3.13). Values of `F_WALK_EABT.CLASS`, `F_TRANSLATION.CLASS`, `F_ADDR_SIZE.CLASS`, `F_ACCESS.CLASS`, `F_PERMISSION.CLASS`.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+    #[repr(transparent)]
+    pub struct FaultClass(pub u8);
+    impl FaultClass {
+        ///`CD` = 0x0
+        pub const CD: Self = Self(0);
+        ///`TTD` = 0x1
+        pub const TTD: Self = Self(1);
+        ///`IN` = 0x2
+        pub const IN: Self = Self(2);
+        /// The architecture's name for this value, if it has one.
+        pub const fn name(self) -> Option<&'static str> {
+            match self.0 {
+                0 => Some("CD"),
+                1 => Some("TTD"),
+                2 => Some("IN"),
+                _ => None,
+            }
+        }
+    }
+    impl core::fmt::Debug for FaultClass {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self.name() {
+                Some(n) => f.write_str(n),
+                None => write!(f, "{:#x}", self.0),
+            }
+        }
+    }
+    impl core::fmt::Display for FaultClass {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            core::fmt::Debug::fmt(self, f)
+        }
+    }
+    ///Translation granule in the TG0 encoding (§5.2). Values of `CD.TG0`, `STE.S2TG`, `STE.S_S2TG`.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+    #[repr(transparent)]
+    pub struct GranuleTg0(pub u8);
+    impl GranuleTg0 {
+        ///`GRANULE_4KB` = 0x0
+        pub const GRANULE_4KB: Self = Self(0);
+        ///`GRANULE_64KB` = 0x1
+        pub const GRANULE_64KB: Self = Self(1);
+        ///`GRANULE_16KB` = 0x2
+        pub const GRANULE_16KB: Self = Self(2);
+        /// The architecture's name for this value, if it has one.
+        pub const fn name(self) -> Option<&'static str> {
+            match self.0 {
+                0 => Some("GRANULE_4KB"),
+                1 => Some("GRANULE_64KB"),
+                2 => Some("GRANULE_16KB"),
+                _ => None,
+            }
+        }
+    }
+    impl core::fmt::Debug for GranuleTg0 {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self.name() {
+                Some(n) => f.write_str(n),
+                None => write!(f, "{:#x}", self.0),
+            }
+        }
+    }
+    impl core::fmt::Display for GranuleTg0 {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            core::fmt::Debug::fmt(self, f)
+        }
+    }
+    ///Instruction/data attribute of a transaction: the incoming one or an override (§5.2). Values of `GBPA.INSTCFG`, `STE.INSTCFG`.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+    #[repr(transparent)]
+    pub struct Instcfg(pub u8);
+    impl Instcfg {
+        ///`USE_INCOMING` = 0x0
+        pub const USE_INCOMING: Self = Self(0);
+        ///`DATA` = 0x2
+        pub const DATA: Self = Self(2);
+        ///`INSTRUCTION` = 0x3
+        pub const INSTRUCTION: Self = Self(3);
+        /// The architecture's name for this value, if it has one.
+        pub const fn name(self) -> Option<&'static str> {
+            match self.0 {
+                0 => Some("USE_INCOMING"),
+                2 => Some("DATA"),
+                3 => Some("INSTRUCTION"),
+                _ => None,
+            }
+        }
+    }
+    impl core::fmt::Debug for Instcfg {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self.name() {
+                Some(n) => f.write_str(n),
+                None => write!(f, "{:#x}", self.0),
+            }
+        }
+    }
+    impl core::fmt::Display for Instcfg {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            core::fmt::Debug::fmt(self, f)
+        }
+    }
+    ///Privilege attribute of a transaction: the incoming one or an override (§5.2). Values of `GBPA.PRIVCFG`, `STE.PRIVCFG`.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+    #[repr(transparent)]
+    pub struct Privcfg(pub u8);
+    impl Privcfg {
+        ///`USE_INCOMING` = 0x0
+        pub const USE_INCOMING: Self = Self(0);
+        ///`UNPRIVILEGED` = 0x2
+        pub const UNPRIVILEGED: Self = Self(2);
+        ///`PRIVILEGED` = 0x3
+        pub const PRIVILEGED: Self = Self(3);
+        /// The architecture's name for this value, if it has one.
+        pub const fn name(self) -> Option<&'static str> {
+            match self.0 {
+                0 => Some("USE_INCOMING"),
+                2 => Some("UNPRIVILEGED"),
+                3 => Some("PRIVILEGED"),
+                _ => None,
+            }
+        }
+    }
+    impl core::fmt::Debug for Privcfg {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self.name() {
+                Some(n) => f.write_str(n),
+                None => write!(f, "{:#x}", self.0),
+            }
+        }
+    }
+    impl core::fmt::Display for Privcfg {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            core::fmt::Debug::fmt(self, f)
+        }
+    }
+    ///Stage 1 base permissions of a PIIndex, encoded as the Arm ARM's PIR_ELx (§5.4). Values of `CD.PIIU0`, `CD.PIIU1`, `CD.PIIU2`, `CD.PIIU3`, `CD.PIIU4`, `CD.PIIU5`, `CD.PIIU6`, `CD.PIIU7`, `CD.PIIU8`, `CD.PIIU9`, `CD.PIIU10`, `CD.PIIU11`, `CD.PIIU12`, `CD.PIIU13`, `CD.PIIU14`, `CD.PIIU15`, `CD.PIIP0`, `CD.PIIP1`, `CD.PIIP2`, `CD.PIIP3`, `CD.PIIP4`, `CD.PIIP5`, `CD.PIIP6`, `CD.PIIP7`, `CD.PIIP8`, `CD.PIIP9`, `CD.PIIP10`, `CD.PIIP11`, `CD.PIIP12`, `CD.PIIP13`, `CD.PIIP14`, `CD.PIIP15`.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+    #[repr(transparent)]
+    pub struct S1Permission(pub u8);
+    impl S1Permission {
+        ///`NO_ACCESS` = 0x0
+        pub const NO_ACCESS: Self = Self(0);
+        ///`RO` = 0x1
+        pub const RO: Self = Self(1);
+        ///`XO` = 0x2
+        pub const XO: Self = Self(2);
+        ///`RX` = 0x3
+        pub const RX: Self = Self(3);
+        ///`RW` = 0x5
+        pub const RW: Self = Self(5);
+        ///`RWX` = 0x7
+        pub const RWX: Self = Self(7);
+        /// The architecture's name for this value, if it has one.
+        pub const fn name(self) -> Option<&'static str> {
+            match self.0 {
+                0 => Some("NO_ACCESS"),
+                1 => Some("RO"),
+                2 => Some("XO"),
+                3 => Some("RX"),
+                5 => Some("RW"),
+                7 => Some("RWX"),
+                _ => None,
+            }
+        }
+    }
+    impl core::fmt::Debug for S1Permission {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self.name() {
+                Some(n) => f.write_str(n),
+                None => write!(f, "{:#x}", self.0),
+            }
+        }
+    }
+    impl core::fmt::Display for S1Permission {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            core::fmt::Debug::fmt(self, f)
+        }
+    }
+    ///Stage 2 permissions of a PIIndex or POIndex, encoded as the Arm ARM's S2PIR_EL2 and S2POR_EL1 (§6.3.17). Values of `S2PII.S2PII0`, `S2PII.S2PII1`, `S2PII.S2PII2`, `S2PII.S2PII3`, `S2PII.S2PII4`, `S2PII.S2PII5`, `S2PII.S2PII6`, `S2PII.S2PII7`, `S2PII.S2PII8`, `S2PII.S2PII9`, `S2PII.S2PII10`, `S2PII.S2PII11`, `S2PII.S2PII12`, `S2PII.S2PII13`, `S2PII.S2PII14`, `S2PII.S2PII15`, `STE.S2POI0`, `STE.S2POI1`, `STE.S2POI2`, `STE.S2POI3`, `STE.S2POI4`, `STE.S2POI5`, `STE.S2POI6`, `STE.S2POI7`, `STE.S2POI8`, `STE.S2POI9`, `STE.S2POI10`, `STE.S2POI11`, `STE.S2POI12`, `STE.S2POI13`, `STE.S2POI14`, `STE.S2POI15`.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+    #[repr(transparent)]
+    pub struct S2Permission(pub u8);
+    impl S2Permission {
+        ///`NO_ACCESS` = 0x0
+        pub const NO_ACCESS: Self = Self(0);
+        ///`MRO` = 0x2
+        pub const MRO: Self = Self(2);
+        ///`MRO_TL1` = 0x3
+        pub const MRO_TL1: Self = Self(3);
+        ///`WO` = 0x4
+        pub const WO: Self = Self(4);
+        ///`MRO_TL0` = 0x6
+        pub const MRO_TL0: Self = Self(6);
+        ///`MRO_TL01` = 0x7
+        pub const MRO_TL01: Self = Self(7);
+        ///`RO` = 0x8
+        pub const RO: Self = Self(8);
+        ///`RO_UX` = 0x9
+        pub const RO_UX: Self = Self(9);
+        ///`RO_PX` = 0xa
+        pub const RO_PX: Self = Self(10);
+        ///`RO_PUX` = 0xb
+        pub const RO_PUX: Self = Self(11);
+        ///`RW` = 0xc
+        pub const RW: Self = Self(12);
+        ///`RW_UX` = 0xd
+        pub const RW_UX: Self = Self(13);
+        ///`RW_PX` = 0xe
+        pub const RW_PX: Self = Self(14);
+        ///`RW_PUX` = 0xf
+        pub const RW_PUX: Self = Self(15);
+        /// The architecture's name for this value, if it has one.
+        pub const fn name(self) -> Option<&'static str> {
+            match self.0 {
+                0 => Some("NO_ACCESS"),
+                2 => Some("MRO"),
+                3 => Some("MRO_TL1"),
+                4 => Some("WO"),
+                6 => Some("MRO_TL0"),
+                7 => Some("MRO_TL01"),
+                8 => Some("RO"),
+                9 => Some("RO_UX"),
+                10 => Some("RO_PX"),
+                11 => Some("RO_PUX"),
+                12 => Some("RW"),
+                13 => Some("RW_UX"),
+                14 => Some("RW_PX"),
+                15 => Some("RW_PUX"),
+                _ => None,
+            }
+        }
+    }
+    impl core::fmt::Debug for S2Permission {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self.name() {
+                Some(n) => f.write_str(n),
+                None => write!(f, "{:#x}", self.0),
+            }
+        }
+    }
+    impl core::fmt::Display for S2Permission {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            core::fmt::Debug::fmt(self, f)
+        }
+    }
+    ///Shareability of an SMMU access (table and queue walks, MSIs, GATOS results) (§6.3.11). Values of `CR1.TABLE_SH`, `CR1.QUEUE_SH`, `GERROR_IRQ_CFG2.SH`, `EVENTQ_IRQ_CFG2.SH`, `PRIQ_IRQ_CFG2.SH`, `GATOS_PAR.SH`, `CMD_SYNC.MSH`.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+    #[repr(transparent)]
+    pub struct Sh(pub u8);
+    impl Sh {
+        ///`NSH` = 0x0
+        pub const NSH: Self = Self(0);
+        ///`OSH` = 0x2
+        pub const OSH: Self = Self(2);
+        ///`ISH` = 0x3
+        pub const ISH: Self = Self(3);
+        /// The architecture's name for this value, if it has one.
+        pub const fn name(self) -> Option<&'static str> {
+            match self.0 {
+                0 => Some("NSH"),
+                2 => Some("OSH"),
+                3 => Some("ISH"),
+                _ => None,
+            }
+        }
+    }
+    impl core::fmt::Debug for Sh {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self.name() {
+                Some(n) => f.write_str(n),
+                None => write!(f, "{:#x}", self.0),
+            }
+        }
+    }
+    impl core::fmt::Display for Sh {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            core::fmt::Debug::fmt(self, f)
+        }
+    }
+    ///Shareability of a translation table walk or of its output (§5.2). Values of `CD.SH0`, `CD.SH1`, `STE.S1CSH`, `STE.S2SH0`, `TT_S1_BLOCK_PAGE.SH`, `TT_S2_BLOCK_PAGE.SH`.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+    #[repr(transparent)]
+    pub struct Shareability(pub u8);
+    impl Shareability {
+        ///`NON_SHAREABLE` = 0x0
+        pub const NON_SHAREABLE: Self = Self(0);
+        ///`OUTER_SHAREABLE` = 0x2
+        pub const OUTER_SHAREABLE: Self = Self(2);
+        ///`INNER_SHAREABLE` = 0x3
+        pub const INNER_SHAREABLE: Self = Self(3);
+        /// The architecture's name for this value, if it has one.
+        pub const fn name(self) -> Option<&'static str> {
+            match self.0 {
+                0 => Some("NON_SHAREABLE"),
+                2 => Some("OUTER_SHAREABLE"),
+                3 => Some("INNER_SHAREABLE"),
+                _ => None,
+            }
+        }
+    }
+    impl core::fmt::Debug for Shareability {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self.name() {
+                Some(n) => f.write_str(n),
+                None => write!(f, "{:#x}", self.0),
+            }
+        }
+    }
+    impl core::fmt::Display for Shareability {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            core::fmt::Debug::fmt(self, f)
+        }
+    }
+    ///Levels skipped at the start of a VMSAv9-128 walk (§5.2). Values of `STE.S2SKL`, `STE.S_S2SKL`.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+    #[repr(transparent)]
+    pub struct SkipLevel(pub u8);
+    impl SkipLevel {
+        ///`SKIP_0` = 0x0
+        pub const SKIP_0: Self = Self(0);
+        ///`SKIP_1` = 0x1
+        pub const SKIP_1: Self = Self(1);
+        ///`SKIP_2` = 0x2
+        pub const SKIP_2: Self = Self(2);
+        ///`SKIP_3` = 0x3
+        pub const SKIP_3: Self = Self(3);
+        /// The architecture's name for this value, if it has one.
+        pub const fn name(self) -> Option<&'static str> {
+            match self.0 {
+                0 => Some("SKIP_0"),
+                1 => Some("SKIP_1"),
+                2 => Some("SKIP_2"),
+                3 => Some("SKIP_3"),
+                _ => None,
+            }
+        }
+    }
+    impl core::fmt::Debug for SkipLevel {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self.name() {
+                Some(n) => f.write_str(n),
+                None => write!(f, "{:#x}", self.0),
+            }
+        }
+    }
+    impl core::fmt::Display for SkipLevel {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            core::fmt::Debug::fmt(self, f)
+        }
+    }
+    ///Stream table format (§6.3.25). Values of `IDR0.ST_LEVEL`, `STRTAB_BASE_CFG.FMT`.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+    #[repr(transparent)]
+    pub struct StrtabFmt(pub u8);
+    impl StrtabFmt {
         ///`LINEAR` = 0x0
         pub const LINEAR: Self = Self(0);
         ///`TWO_LEVEL` = 0x1
@@ -34,7 +539,7 @@ pub mod regs {
             }
         }
     }
-    impl core::fmt::Debug for Idr0StLevel {
+    impl core::fmt::Debug for StrtabFmt {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             match self.name() {
                 Some(n) => f.write_str(n),
@@ -42,11 +547,20 @@ pub mod regs {
             }
         }
     }
-    impl core::fmt::Display for Idr0StLevel {
+    impl core::fmt::Display for StrtabFmt {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             core::fmt::Debug::fmt(self, f)
         }
     }
+}
+/// Register values: one type per register, with its fields.
+pub mod regs {
+    ///SMMU_IDR0 (§6.3.1, page 0 offset 0x0, 32-bit): Features of the Non-secure programming interface
+    #[doc(alias = "IDR0")]
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+    #[repr(transparent)]
+    pub struct Idr0(pub u32);
+    pub use crate::values::StrtabFmt as Idr0StLevel;
     ///Values of `IDR0.TERM_MODEL`: 1: a terminated transaction is always aborted (CD.A must be 1); 0: CD.A chooses abort or RAZ/WI
     #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
     #[repr(transparent)]
@@ -2851,77 +3365,8 @@ pub mod regs {
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
     #[repr(transparent)]
     pub struct Cr0ack(pub u32);
-    ///Values of `CR0ACK.VMW`: Acknowledged VMID wildcard setting
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct Cr0ackVmw(pub u8);
-    impl Cr0ackVmw {
-        ///`EXACT` = 0x0
-        pub const EXACT: Self = Self(0);
-        ///`IGNORE_1` = 0x1
-        pub const IGNORE_1: Self = Self(1);
-        ///`IGNORE_2` = 0x2
-        pub const IGNORE_2: Self = Self(2);
-        ///`IGNORE_3` = 0x3
-        pub const IGNORE_3: Self = Self(3);
-        ///`IGNORE_4` = 0x4
-        pub const IGNORE_4: Self = Self(4);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("EXACT"),
-                1 => Some("IGNORE_1"),
-                2 => Some("IGNORE_2"),
-                3 => Some("IGNORE_3"),
-                4 => Some("IGNORE_4"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for Cr0ackVmw {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for Cr0ackVmw {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CR0ACK.ATSCHK`: Acknowledged ATS check mode
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct Cr0ackAtschk(pub u8);
-    impl Cr0ackAtschk {
-        ///`FAST` = 0x0
-        pub const FAST: Self = Self(0);
-        ///`SAFE` = 0x1
-        pub const SAFE: Self = Self(1);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("FAST"),
-                1 => Some("SAFE"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for Cr0ackAtschk {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for Cr0ackAtschk {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::regs::Cr0Vmw as Cr0ackVmw;
+    pub use crate::regs::Cr0Atschk as Cr0ackAtschk;
     impl Cr0ack {
         /// The register this value belongs to.
         pub const REGISTER: crate::Register = crate::Register::CR0ACK;
@@ -2933,7 +3378,7 @@ pub mod regs {
         pub const FIELDS: &'static [crate::FieldInfo] = &[
             crate::FieldInfo {
                 name: "DPT_WALK_EN",
-                description: "Acknowledged DPT walk enable",
+                description: "Enable Non-secure DPT walks; read-only while an update is pending",
                 word: 0u8,
                 lo: 10u8,
                 width: 1u8,
@@ -2942,7 +3387,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "VMW",
-                description: "Acknowledged VMID wildcard setting",
+                description: "How many VMID low bits TLB invalidations ignore; reserved values act as EXACT",
                 word: 0u8,
                 lo: 6u8,
                 width: 3u8,
@@ -2957,7 +3402,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "ATSCHK",
-                description: "Acknowledged ATS check mode",
+                description: "Whether ATS Translated traffic is checked against STE.EATS",
                 word: 0u8,
                 lo: 4u8,
                 width: 1u8,
@@ -2966,7 +3411,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "CMDQEN",
-                description: "Command queue processing enable, as acknowledged",
+                description: "Enable consumption of the Non-secure Command queue",
                 word: 0u8,
                 lo: 3u8,
                 width: 1u8,
@@ -2975,7 +3420,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "EVENTQEN",
-                description: "Event queue write enable, as acknowledged",
+                description: "Enable writes of records to the Non-secure Event queue",
                 word: 0u8,
                 lo: 2u8,
                 width: 1u8,
@@ -2984,7 +3429,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "PRIQEN",
-                description: "PRI queue write enable, as acknowledged",
+                description: "Enable writes of page requests to the PRI queue",
                 word: 0u8,
                 lo: 1u8,
                 width: 1u8,
@@ -2993,7 +3438,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "SMMUEN",
-                description: "Non-secure translation enable, as acknowledged",
+                description: "Enable translation of Non-secure streams; when 0 they follow GBPA",
                 word: 0u8,
                 lo: 0u8,
                 width: 1u8,
@@ -3025,7 +3470,7 @@ pub mod regs {
             }
             mask
         }
-        ///`DPT_WALK_EN`, bits [10]: Acknowledged DPT walk enable
+        ///`DPT_WALK_EN`, bits [10]: Enable Non-secure DPT walks; read-only while an update is pending
         #[inline]
         pub const fn dpt_walk_en(&self) -> bool {
             (((self.0 as u64) & 0x400) >> 10) != 0
@@ -3042,7 +3487,7 @@ pub mod regs {
             self.set_dpt_walk_en(v);
             self
         }
-        ///`VMW`, bits [8:6]: Acknowledged VMID wildcard setting
+        ///`VMW`, bits [8:6]: How many VMID low bits TLB invalidations ignore; reserved values act as EXACT
         #[inline]
         pub const fn vmw(&self) -> Cr0ackVmw {
             Cr0ackVmw((((self.0 as u64) & 0x1c0) >> 6) as u8)
@@ -3059,7 +3504,7 @@ pub mod regs {
             self.set_vmw(v);
             self
         }
-        ///`ATSCHK`, bits [4]: Acknowledged ATS check mode
+        ///`ATSCHK`, bits [4]: Whether ATS Translated traffic is checked against STE.EATS
         #[inline]
         pub const fn atschk(&self) -> Cr0ackAtschk {
             Cr0ackAtschk((((self.0 as u64) & 0x10) >> 4) as u8)
@@ -3076,7 +3521,7 @@ pub mod regs {
             self.set_atschk(v);
             self
         }
-        ///`CMDQEN`, bits [3]: Command queue processing enable, as acknowledged
+        ///`CMDQEN`, bits [3]: Enable consumption of the Non-secure Command queue
         #[inline]
         pub const fn cmdqen(&self) -> bool {
             (((self.0 as u64) & 0x8) >> 3) != 0
@@ -3093,7 +3538,7 @@ pub mod regs {
             self.set_cmdqen(v);
             self
         }
-        ///`EVENTQEN`, bits [2]: Event queue write enable, as acknowledged
+        ///`EVENTQEN`, bits [2]: Enable writes of records to the Non-secure Event queue
         #[inline]
         pub const fn eventqen(&self) -> bool {
             (((self.0 as u64) & 0x4) >> 2) != 0
@@ -3110,7 +3555,7 @@ pub mod regs {
             self.set_eventqen(v);
             self
         }
-        ///`PRIQEN`, bits [1]: PRI queue write enable, as acknowledged
+        ///`PRIQEN`, bits [1]: Enable writes of page requests to the PRI queue
         #[inline]
         pub const fn priqen(&self) -> bool {
             (((self.0 as u64) & 0x2) >> 1) != 0
@@ -3127,7 +3572,7 @@ pub mod regs {
             self.set_priqen(v);
             self
         }
-        ///`SMMUEN`, bits [0]: Non-secure translation enable, as acknowledged
+        ///`SMMUEN`, bits [0]: Enable translation of Non-secure streams; when 0 they follow GBPA
         #[inline]
         pub const fn smmuen(&self) -> bool {
             (((self.0 as u64) & 0x1) >> 0) != 0
@@ -3160,210 +3605,12 @@ pub mod regs {
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
     #[repr(transparent)]
     pub struct Cr1(pub u32);
-    ///Values of `CR1.TABLE_SH`: Shareability of Stream table accesses; 0b01 acts as NSH
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct Cr1TableSh(pub u8);
-    impl Cr1TableSh {
-        ///`NSH` = 0x0
-        pub const NSH: Self = Self(0);
-        ///`OSH` = 0x2
-        pub const OSH: Self = Self(2);
-        ///`ISH` = 0x3
-        pub const ISH: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NSH"),
-                2 => Some("OSH"),
-                3 => Some("ISH"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for Cr1TableSh {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for Cr1TableSh {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CR1.TABLE_OC`: Outer cacheability of Stream table accesses; 0b11 acts as NC
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct Cr1TableOc(pub u8);
-    impl Cr1TableOc {
-        ///`NC` = 0x0
-        pub const NC: Self = Self(0);
-        ///`WB` = 0x1
-        pub const WB: Self = Self(1);
-        ///`WT` = 0x2
-        pub const WT: Self = Self(2);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NC"),
-                1 => Some("WB"),
-                2 => Some("WT"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for Cr1TableOc {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for Cr1TableOc {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CR1.TABLE_IC`: Inner cacheability of Stream table accesses; 0b11 acts as NC
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct Cr1TableIc(pub u8);
-    impl Cr1TableIc {
-        ///`NC` = 0x0
-        pub const NC: Self = Self(0);
-        ///`WB` = 0x1
-        pub const WB: Self = Self(1);
-        ///`WT` = 0x2
-        pub const WT: Self = Self(2);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NC"),
-                1 => Some("WB"),
-                2 => Some("WT"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for Cr1TableIc {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for Cr1TableIc {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CR1.QUEUE_SH`: Shareability of queue accesses; 0b01 acts as NSH
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct Cr1QueueSh(pub u8);
-    impl Cr1QueueSh {
-        ///`NSH` = 0x0
-        pub const NSH: Self = Self(0);
-        ///`OSH` = 0x2
-        pub const OSH: Self = Self(2);
-        ///`ISH` = 0x3
-        pub const ISH: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NSH"),
-                2 => Some("OSH"),
-                3 => Some("ISH"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for Cr1QueueSh {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for Cr1QueueSh {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CR1.QUEUE_OC`: Outer cacheability of queue accesses; 0b11 acts as NC
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct Cr1QueueOc(pub u8);
-    impl Cr1QueueOc {
-        ///`NC` = 0x0
-        pub const NC: Self = Self(0);
-        ///`WB` = 0x1
-        pub const WB: Self = Self(1);
-        ///`WT` = 0x2
-        pub const WT: Self = Self(2);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NC"),
-                1 => Some("WB"),
-                2 => Some("WT"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for Cr1QueueOc {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for Cr1QueueOc {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CR1.QUEUE_IC`: Inner cacheability of queue accesses; 0b11 acts as NC
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct Cr1QueueIc(pub u8);
-    impl Cr1QueueIc {
-        ///`NC` = 0x0
-        pub const NC: Self = Self(0);
-        ///`WB` = 0x1
-        pub const WB: Self = Self(1);
-        ///`WT` = 0x2
-        pub const WT: Self = Self(2);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NC"),
-                1 => Some("WB"),
-                2 => Some("WT"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for Cr1QueueIc {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for Cr1QueueIc {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::Sh as Cr1TableSh;
+    pub use crate::values::Cr1Cacheability as Cr1TableOc;
+    pub use crate::values::Cr1Cacheability as Cr1TableIc;
+    pub use crate::values::Sh as Cr1QueueSh;
+    pub use crate::values::Cr1Cacheability as Cr1QueueOc;
+    pub use crate::values::Cr1Cacheability as Cr1QueueIc;
     impl Cr1 {
         /// The register this value belongs to.
         pub const REGISTER: crate::Register = crate::Register::CR1;
@@ -3719,1078 +3966,22 @@ pub mod regs {
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
     #[repr(transparent)]
     pub struct S2pii(pub u64);
-    ///Values of `S2PII.S2PII0`: Permissions for stage 2 PIIndex 0
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct S2piiS2pii0(pub u8);
-    impl S2piiS2pii0 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for S2piiS2pii0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for S2piiS2pii0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `S2PII.S2PII1`: Permissions for stage 2 PIIndex 1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct S2piiS2pii1(pub u8);
-    impl S2piiS2pii1 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for S2piiS2pii1 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for S2piiS2pii1 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `S2PII.S2PII2`: Permissions for stage 2 PIIndex 2
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct S2piiS2pii2(pub u8);
-    impl S2piiS2pii2 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for S2piiS2pii2 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for S2piiS2pii2 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `S2PII.S2PII3`: Permissions for stage 2 PIIndex 3
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct S2piiS2pii3(pub u8);
-    impl S2piiS2pii3 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for S2piiS2pii3 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for S2piiS2pii3 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `S2PII.S2PII4`: Permissions for stage 2 PIIndex 4
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct S2piiS2pii4(pub u8);
-    impl S2piiS2pii4 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for S2piiS2pii4 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for S2piiS2pii4 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `S2PII.S2PII5`: Permissions for stage 2 PIIndex 5
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct S2piiS2pii5(pub u8);
-    impl S2piiS2pii5 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for S2piiS2pii5 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for S2piiS2pii5 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `S2PII.S2PII6`: Permissions for stage 2 PIIndex 6
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct S2piiS2pii6(pub u8);
-    impl S2piiS2pii6 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for S2piiS2pii6 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for S2piiS2pii6 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `S2PII.S2PII7`: Permissions for stage 2 PIIndex 7
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct S2piiS2pii7(pub u8);
-    impl S2piiS2pii7 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for S2piiS2pii7 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for S2piiS2pii7 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `S2PII.S2PII8`: Permissions for stage 2 PIIndex 8
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct S2piiS2pii8(pub u8);
-    impl S2piiS2pii8 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for S2piiS2pii8 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for S2piiS2pii8 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `S2PII.S2PII9`: Permissions for stage 2 PIIndex 9
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct S2piiS2pii9(pub u8);
-    impl S2piiS2pii9 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for S2piiS2pii9 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for S2piiS2pii9 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `S2PII.S2PII10`: Permissions for stage 2 PIIndex 10
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct S2piiS2pii10(pub u8);
-    impl S2piiS2pii10 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for S2piiS2pii10 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for S2piiS2pii10 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `S2PII.S2PII11`: Permissions for stage 2 PIIndex 11
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct S2piiS2pii11(pub u8);
-    impl S2piiS2pii11 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for S2piiS2pii11 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for S2piiS2pii11 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `S2PII.S2PII12`: Permissions for stage 2 PIIndex 12
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct S2piiS2pii12(pub u8);
-    impl S2piiS2pii12 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for S2piiS2pii12 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for S2piiS2pii12 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `S2PII.S2PII13`: Permissions for stage 2 PIIndex 13
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct S2piiS2pii13(pub u8);
-    impl S2piiS2pii13 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for S2piiS2pii13 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for S2piiS2pii13 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `S2PII.S2PII14`: Permissions for stage 2 PIIndex 14
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct S2piiS2pii14(pub u8);
-    impl S2piiS2pii14 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for S2piiS2pii14 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for S2piiS2pii14 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `S2PII.S2PII15`: Permissions for stage 2 PIIndex 15
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct S2piiS2pii15(pub u8);
-    impl S2piiS2pii15 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for S2piiS2pii15 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for S2piiS2pii15 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::S2Permission as S2piiS2pii0;
+    pub use crate::values::S2Permission as S2piiS2pii1;
+    pub use crate::values::S2Permission as S2piiS2pii2;
+    pub use crate::values::S2Permission as S2piiS2pii3;
+    pub use crate::values::S2Permission as S2piiS2pii4;
+    pub use crate::values::S2Permission as S2piiS2pii5;
+    pub use crate::values::S2Permission as S2piiS2pii6;
+    pub use crate::values::S2Permission as S2piiS2pii7;
+    pub use crate::values::S2Permission as S2piiS2pii8;
+    pub use crate::values::S2Permission as S2piiS2pii9;
+    pub use crate::values::S2Permission as S2piiS2pii10;
+    pub use crate::values::S2Permission as S2piiS2pii11;
+    pub use crate::values::S2Permission as S2piiS2pii12;
+    pub use crate::values::S2Permission as S2piiS2pii13;
+    pub use crate::values::S2Permission as S2piiS2pii14;
+    pub use crate::values::S2Permission as S2piiS2pii15;
     impl S2pii {
         /// The register this value belongs to.
         pub const REGISTER: crate::Register = crate::Register::S2PII;
@@ -5550,74 +4741,8 @@ pub mod regs {
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
     #[repr(transparent)]
     pub struct Gbpa(pub u32);
-    ///Values of `GBPA.INSTCFG`: Instruction/data override for reads; 0b01 acts as USE_INCOMING
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct GbpaInstcfg(pub u8);
-    impl GbpaInstcfg {
-        ///`USE_INCOMING` = 0x0
-        pub const USE_INCOMING: Self = Self(0);
-        ///`DATA` = 0x2
-        pub const DATA: Self = Self(2);
-        ///`INSTRUCTION` = 0x3
-        pub const INSTRUCTION: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("USE_INCOMING"),
-                2 => Some("DATA"),
-                3 => Some("INSTRUCTION"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for GbpaInstcfg {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for GbpaInstcfg {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `GBPA.PRIVCFG`: Privilege override; 0b01 acts as USE_INCOMING
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct GbpaPrivcfg(pub u8);
-    impl GbpaPrivcfg {
-        ///`USE_INCOMING` = 0x0
-        pub const USE_INCOMING: Self = Self(0);
-        ///`UNPRIVILEGED` = 0x2
-        pub const UNPRIVILEGED: Self = Self(2);
-        ///`PRIVILEGED` = 0x3
-        pub const PRIVILEGED: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("USE_INCOMING"),
-                2 => Some("UNPRIVILEGED"),
-                3 => Some("PRIVILEGED"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for GbpaPrivcfg {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for GbpaPrivcfg {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::Instcfg as GbpaInstcfg;
+    pub use crate::values::Privcfg as GbpaPrivcfg;
     ///Values of `GBPA.SHCFG`: Shareability override
     #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
     #[repr(transparent)]
@@ -6086,7 +5211,7 @@ pub mod regs {
         pub const FIELDS: &'static [crate::FieldInfo] = &[
             crate::FieldInfo {
                 name: "EVENTQ_IRQEN",
-                description: "Event queue interrupt acknowledged enable",
+                description: "Event queue interrupt enable",
                 word: 0u8,
                 lo: 2u8,
                 width: 1u8,
@@ -6095,7 +5220,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "PRIQ_IRQEN",
-                description: "PRI queue interrupt acknowledged enable",
+                description: "PRI queue interrupt enable",
                 word: 0u8,
                 lo: 1u8,
                 width: 1u8,
@@ -6104,7 +5229,7 @@ pub mod regs {
             },
             crate::FieldInfo {
                 name: "GERROR_IRQEN",
-                description: "Global error interrupt acknowledged enable",
+                description: "Global error interrupt enable",
                 word: 0u8,
                 lo: 0u8,
                 width: 1u8,
@@ -6124,7 +5249,7 @@ pub mod regs {
             }
             mask
         }
-        ///`EVENTQ_IRQEN`, bits [2]: Event queue interrupt acknowledged enable
+        ///`EVENTQ_IRQEN`, bits [2]: Event queue interrupt enable
         #[inline]
         pub const fn eventq_irqen(&self) -> bool {
             (((self.0 as u64) & 0x4) >> 2) != 0
@@ -6141,7 +5266,7 @@ pub mod regs {
             self.set_eventq_irqen(v);
             self
         }
-        ///`PRIQ_IRQEN`, bits [1]: PRI queue interrupt acknowledged enable
+        ///`PRIQ_IRQEN`, bits [1]: PRI queue interrupt enable
         #[inline]
         pub const fn priq_irqen(&self) -> bool {
             (((self.0 as u64) & 0x2) >> 1) != 0
@@ -6158,7 +5283,7 @@ pub mod regs {
             self.set_priq_irqen(v);
             self
         }
-        ///`GERROR_IRQEN`, bits [0]: Global error interrupt acknowledged enable
+        ///`GERROR_IRQEN`, bits [0]: Global error interrupt enable
         #[inline]
         pub const fn gerror_irqen(&self) -> bool {
             (((self.0 as u64) & 0x1) >> 0) != 0
@@ -6959,40 +6084,7 @@ pub mod regs {
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
     #[repr(transparent)]
     pub struct GerrorIrqCfg2(pub u32);
-    ///Values of `GERROR_IRQ_CFG2.SH`: Shareability of the MSI write; ignored (Outer Shareable) for Device MemAttr
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct GerrorIrqCfg2Sh(pub u8);
-    impl GerrorIrqCfg2Sh {
-        ///`NSH` = 0x0
-        pub const NSH: Self = Self(0);
-        ///`OSH` = 0x2
-        pub const OSH: Self = Self(2);
-        ///`ISH` = 0x3
-        pub const ISH: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NSH"),
-                2 => Some("OSH"),
-                3 => Some("ISH"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for GerrorIrqCfg2Sh {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for GerrorIrqCfg2Sh {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::Sh as GerrorIrqCfg2Sh;
     impl GerrorIrqCfg2 {
         /// The register this value belongs to.
         pub const REGISTER: crate::Register = crate::Register::GERROR_IRQ_CFG2;
@@ -7171,37 +6263,7 @@ pub mod regs {
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
     #[repr(transparent)]
     pub struct StrtabBaseCfg(pub u32);
-    ///Values of `STRTAB_BASE_CFG.FMT`: Linear or 2-level table; other values act as LINEAR
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct StrtabBaseCfgFmt(pub u8);
-    impl StrtabBaseCfgFmt {
-        ///`LINEAR` = 0x0
-        pub const LINEAR: Self = Self(0);
-        ///`TWO_LEVEL` = 0x1
-        pub const TWO_LEVEL: Self = Self(1);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("LINEAR"),
-                1 => Some("TWO_LEVEL"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for StrtabBaseCfgFmt {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for StrtabBaseCfgFmt {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::StrtabFmt as StrtabBaseCfgFmt;
     ///Values of `STRTAB_BASE_CFG.SPLIT`: StreamID bits indexing a level 2 table; other values act as 6
     #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
     #[repr(transparent)]
@@ -7905,40 +6967,7 @@ pub mod regs {
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
     #[repr(transparent)]
     pub struct EventqIrqCfg2(pub u32);
-    ///Values of `EVENTQ_IRQ_CFG2.SH`: Shareability of the MSI write; ignored (Outer Shareable) for Device MemAttr
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct EventqIrqCfg2Sh(pub u8);
-    impl EventqIrqCfg2Sh {
-        ///`NSH` = 0x0
-        pub const NSH: Self = Self(0);
-        ///`OSH` = 0x2
-        pub const OSH: Self = Self(2);
-        ///`ISH` = 0x3
-        pub const ISH: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NSH"),
-                2 => Some("OSH"),
-                3 => Some("ISH"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for EventqIrqCfg2Sh {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for EventqIrqCfg2Sh {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::Sh as EventqIrqCfg2Sh;
     impl EventqIrqCfg2 {
         /// The register this value belongs to.
         pub const REGISTER: crate::Register = crate::Register::EVENTQ_IRQ_CFG2;
@@ -8264,40 +7293,7 @@ pub mod regs {
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
     #[repr(transparent)]
     pub struct PriqIrqCfg2(pub u32);
-    ///Values of `PRIQ_IRQ_CFG2.SH`: Shareability of the MSI write; ignored (Outer Shareable) for Device MemAttr
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct PriqIrqCfg2Sh(pub u8);
-    impl PriqIrqCfg2Sh {
-        ///`NSH` = 0x0
-        pub const NSH: Self = Self(0);
-        ///`OSH` = 0x2
-        pub const OSH: Self = Self(2);
-        ///`ISH` = 0x3
-        pub const ISH: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NSH"),
-                2 => Some("OSH"),
-                3 => Some("ISH"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for PriqIrqCfg2Sh {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for PriqIrqCfg2Sh {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::Sh as PriqIrqCfg2Sh;
     impl PriqIrqCfg2 {
         /// The register this value belongs to.
         pub const REGISTER: crate::Register = crate::Register::PRIQ_IRQ_CFG2;
@@ -8816,40 +7812,7 @@ pub mod regs {
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
     #[repr(transparent)]
     pub struct GatosPar(pub u64);
-    ///Values of `GATOS_PAR.SH`: Shareability of the result
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct GatosParSh(pub u8);
-    impl GatosParSh {
-        ///`NSH` = 0x0
-        pub const NSH: Self = Self(0);
-        ///`OSH` = 0x2
-        pub const OSH: Self = Self(2);
-        ///`ISH` = 0x3
-        pub const ISH: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NSH"),
-                2 => Some("OSH"),
-                3 => Some("ISH"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for GatosParSh {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for GatosParSh {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::Sh as GatosParSh;
     ///Values of `GATOS_PAR.REASON`: Stage and cause of the fault (FAULT == 1)
     #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
     #[repr(transparent)]
@@ -14363,6 +13326,51 @@ pub mod cmd {
                 why: "Valid only on the Secure Command queue (§4.4.2.6); also ILLEGAL whenever IDR0.RME_IMPL == 1",
                 uses_registers: false,
             },
+            crate::IllegalRule {
+                condition: "TG != 0 && NUM == 0 && SCALE == 0 && TTL == 0",
+                why: "Reserved combination NUM == 0, SCALE == 0, TTL == 0 with TG != 0 (§4.4.1.1)",
+                uses_registers: false,
+            },
+            crate::IllegalRule {
+                condition: "IDR5.DS == 0 && TG == 0b10 && TTL == 0b01 && NUM == 0 && SCALE == 0",
+                why: "16KB TTL == 0b01 is treated as 0b00 without DS, giving the Reserved combination (§4.4.1.1)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
+                condition: "IDR3.RIL == 0 && TG != 0",
+                why: "TG is RES0 when range invalidation is not implemented (§4.4.1.1)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
+                condition: "TG == 0 && NUM != 0",
+                why: "NUM is RES0 when TG == 0b00 (§4.4.1.1)",
+                uses_registers: false,
+            },
+            crate::IllegalRule {
+                condition: "TG == 0 && SCALE != 0",
+                why: "SCALE is RES0 when TG == 0b00 (§4.4.1.1)",
+                uses_registers: false,
+            },
+            crate::IllegalRule {
+                condition: "TG == 0 && TTL != 0",
+                why: "TTL is RES0 when TG == 0b00 (§4.4.1.1)",
+                uses_registers: false,
+            },
+            crate::IllegalRule {
+                condition: "TTL == 0 && TTL128 != 0",
+                why: "TTL128 is RES0 when TG or TTL is 0b00 (§4.4.1.1)",
+                uses_registers: false,
+            },
+            crate::IllegalRule {
+                condition: "IDR5.DS == 0 && SCALE > 31",
+                why: "SCALE bit 25 is RES0 without IDR5.DS (§4.4.1.1); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
+                condition: "IDR5.D128 == 0 && TTL128 != 0",
+                why: "TTL128 is RES0 without 128-bit descriptors (IDR5.D128, §4.4.1.1); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
         ];
         /// A value with every field zero (and the opcode or type set).
         pub const fn new() -> Self {
@@ -14413,6 +13421,57 @@ pub mod cmd {
             let _ = regs;
             if true {
                 return Some(&Self::ILLEGAL[0]);
+            }
+            if (((self.0[1]) >> 10) & 0x3) != 0x0 && (((self.0[0]) >> 12) & 0x1f) == 0x0
+                && (((self.0[0]) >> 20) & 0x3f) == 0x0
+                && (((self.0[1]) >> 8) & 0x3) == 0x0
+            {
+                return Some(&Self::ILLEGAL[1]);
+            }
+            if let Some(regs) = regs {
+                if (((self.0[1]) >> 10) & 0x3) == 0x2
+                    && (((self.0[1]) >> 8) & 0x3) == 0x1
+                    && (((self.0[0]) >> 12) & 0x1f) == 0x0
+                    && (((self.0[0]) >> 20) & 0x3f) == 0x0
+                    && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[2]);
+                }
+            }
+            if let Some(regs) = regs {
+                if (((self.0[1]) >> 10) & 0x3) != 0x0
+                    && (((regs.value(crate::Register::IDR3)) >> 10) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[3]);
+                }
+            }
+            if (((self.0[1]) >> 10) & 0x3) == 0x0 && (((self.0[0]) >> 12) & 0x1f) != 0x0
+            {
+                return Some(&Self::ILLEGAL[4]);
+            }
+            if (((self.0[1]) >> 10) & 0x3) == 0x0 && (((self.0[0]) >> 20) & 0x3f) != 0x0
+            {
+                return Some(&Self::ILLEGAL[5]);
+            }
+            if (((self.0[1]) >> 10) & 0x3) == 0x0 && (((self.0[1]) >> 8) & 0x3) != 0x0 {
+                return Some(&Self::ILLEGAL[6]);
+            }
+            if (((self.0[1]) >> 8) & 0x3) == 0x0 && (((self.0[1]) >> 7) & 0x1) != 0x0 {
+                return Some(&Self::ILLEGAL[7]);
+            }
+            if let Some(regs) = regs {
+                if (((self.0[0]) >> 20) & 0x3f) > 0x1f
+                    && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[8]);
+                }
+            }
+            if let Some(regs) = regs {
+                if (((self.0[1]) >> 7) & 0x1) != 0x0
+                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[9]);
+                }
             }
             None
         }
@@ -17823,40 +16882,7 @@ pub mod cmd {
             core::fmt::Debug::fmt(self, f)
         }
     }
-    ///Values of `CMD_SYNC.MSH`: Shareability of the completion MSI write; 0b01 behaves as 0b00
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CmdSyncMsh(pub u8);
-    impl CmdSyncMsh {
-        ///`NSH` = 0x0
-        pub const NSH: Self = Self(0);
-        ///`OSH` = 0x2
-        pub const OSH: Self = Self(2);
-        ///`ISH` = 0x3
-        pub const ISH: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NSH"),
-                2 => Some("OSH"),
-                3 => Some("ISH"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CmdSyncMsh {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CmdSyncMsh {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::Sh as CmdSyncMsh;
     impl CmdSync {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_SYNC";
@@ -18579,6 +17605,51 @@ pub mod cmd {
                 why: "ILLEGAL on the Non-secure Command queue (§4.4.2.12)",
                 uses_registers: false,
             },
+            crate::IllegalRule {
+                condition: "TG != 0 && NUM == 0 && SCALE == 0 && TTL == 0",
+                why: "Reserved combination NUM == 0, SCALE == 0, TTL == 0 with TG != 0 (§4.4.1.1)",
+                uses_registers: false,
+            },
+            crate::IllegalRule {
+                condition: "IDR5.DS == 0 && TG == 0b10 && TTL == 0b01 && NUM == 0 && SCALE == 0",
+                why: "16KB TTL == 0b01 is treated as 0b00 without DS, giving the Reserved combination (§4.4.1.1)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
+                condition: "IDR3.RIL == 0 && TG != 0",
+                why: "TG is RES0 when range invalidation is not implemented (§4.4.1.1)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
+                condition: "TG == 0 && NUM != 0",
+                why: "NUM is RES0 when TG == 0b00 (§4.4.1.1)",
+                uses_registers: false,
+            },
+            crate::IllegalRule {
+                condition: "TG == 0 && SCALE != 0",
+                why: "SCALE is RES0 when TG == 0b00 (§4.4.1.1)",
+                uses_registers: false,
+            },
+            crate::IllegalRule {
+                condition: "TG == 0 && TTL != 0",
+                why: "TTL is RES0 when TG == 0b00 (§4.4.1.1)",
+                uses_registers: false,
+            },
+            crate::IllegalRule {
+                condition: "TTL == 0 && TTL128 != 0",
+                why: "TTL128 is RES0 when TG or TTL is 0b00 (§4.4.1.1)",
+                uses_registers: false,
+            },
+            crate::IllegalRule {
+                condition: "IDR5.DS == 0 && SCALE > 31",
+                why: "SCALE bit 25 is RES0 without IDR5.DS (§4.4.1.1); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
+                condition: "IDR5.D128 == 0 && TTL128 != 0",
+                why: "TTL128 is RES0 without 128-bit descriptors (IDR5.D128, §4.4.1.1); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
         ];
         /// A value with every field zero (and the opcode or type set).
         pub const fn new() -> Self {
@@ -18629,6 +17700,57 @@ pub mod cmd {
             let _ = regs;
             if true {
                 return Some(&Self::ILLEGAL[0]);
+            }
+            if (((self.0[1]) >> 10) & 0x3) != 0x0 && (((self.0[0]) >> 12) & 0x1f) == 0x0
+                && (((self.0[0]) >> 20) & 0x3f) == 0x0
+                && (((self.0[1]) >> 8) & 0x3) == 0x0
+            {
+                return Some(&Self::ILLEGAL[1]);
+            }
+            if let Some(regs) = regs {
+                if (((self.0[1]) >> 10) & 0x3) == 0x2
+                    && (((self.0[1]) >> 8) & 0x3) == 0x1
+                    && (((self.0[0]) >> 12) & 0x1f) == 0x0
+                    && (((self.0[0]) >> 20) & 0x3f) == 0x0
+                    && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[2]);
+                }
+            }
+            if let Some(regs) = regs {
+                if (((self.0[1]) >> 10) & 0x3) != 0x0
+                    && (((regs.value(crate::Register::IDR3)) >> 10) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[3]);
+                }
+            }
+            if (((self.0[1]) >> 10) & 0x3) == 0x0 && (((self.0[0]) >> 12) & 0x1f) != 0x0
+            {
+                return Some(&Self::ILLEGAL[4]);
+            }
+            if (((self.0[1]) >> 10) & 0x3) == 0x0 && (((self.0[0]) >> 20) & 0x3f) != 0x0
+            {
+                return Some(&Self::ILLEGAL[5]);
+            }
+            if (((self.0[1]) >> 10) & 0x3) == 0x0 && (((self.0[1]) >> 8) & 0x3) != 0x0 {
+                return Some(&Self::ILLEGAL[6]);
+            }
+            if (((self.0[1]) >> 8) & 0x3) == 0x0 && (((self.0[1]) >> 7) & 0x1) != 0x0 {
+                return Some(&Self::ILLEGAL[7]);
+            }
+            if let Some(regs) = regs {
+                if (((self.0[0]) >> 20) & 0x3f) > 0x1f
+                    && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[8]);
+                }
+            }
+            if let Some(regs) = regs {
+                if (((self.0[1]) >> 7) & 0x1) != 0x0
+                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[9]);
+                }
             }
             None
         }
@@ -18954,6 +18076,51 @@ pub mod cmd {
                 why: "ILLEGAL on the Non-secure Command queue (§4.4.2.13)",
                 uses_registers: false,
             },
+            crate::IllegalRule {
+                condition: "TG != 0 && NUM == 0 && SCALE == 0 && TTL == 0",
+                why: "Reserved combination NUM == 0, SCALE == 0, TTL == 0 with TG != 0 (§4.4.1.1)",
+                uses_registers: false,
+            },
+            crate::IllegalRule {
+                condition: "IDR5.DS == 0 && TG == 0b10 && TTL == 0b01 && NUM == 0 && SCALE == 0",
+                why: "16KB TTL == 0b01 is treated as 0b00 without DS, giving the Reserved combination (§4.4.1.1)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
+                condition: "IDR3.RIL == 0 && TG != 0",
+                why: "TG is RES0 when range invalidation is not implemented (§4.4.1.1)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
+                condition: "TG == 0 && NUM != 0",
+                why: "NUM is RES0 when TG == 0b00 (§4.4.1.1)",
+                uses_registers: false,
+            },
+            crate::IllegalRule {
+                condition: "TG == 0 && SCALE != 0",
+                why: "SCALE is RES0 when TG == 0b00 (§4.4.1.1)",
+                uses_registers: false,
+            },
+            crate::IllegalRule {
+                condition: "TG == 0 && TTL != 0",
+                why: "TTL is RES0 when TG == 0b00 (§4.4.1.1)",
+                uses_registers: false,
+            },
+            crate::IllegalRule {
+                condition: "TTL == 0 && TTL128 != 0",
+                why: "TTL128 is RES0 when TG or TTL is 0b00 (§4.4.1.1)",
+                uses_registers: false,
+            },
+            crate::IllegalRule {
+                condition: "IDR5.DS == 0 && SCALE > 31",
+                why: "SCALE bit 25 is RES0 without IDR5.DS (§4.4.1.1); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
+                condition: "IDR5.D128 == 0 && TTL128 != 0",
+                why: "TTL128 is RES0 without 128-bit descriptors (IDR5.D128, §4.4.1.1); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
         ];
         /// A value with every field zero (and the opcode or type set).
         pub const fn new() -> Self {
@@ -19004,6 +18171,57 @@ pub mod cmd {
             let _ = regs;
             if true {
                 return Some(&Self::ILLEGAL[0]);
+            }
+            if (((self.0[1]) >> 10) & 0x3) != 0x0 && (((self.0[0]) >> 12) & 0x1f) == 0x0
+                && (((self.0[0]) >> 20) & 0x3f) == 0x0
+                && (((self.0[1]) >> 8) & 0x3) == 0x0
+            {
+                return Some(&Self::ILLEGAL[1]);
+            }
+            if let Some(regs) = regs {
+                if (((self.0[1]) >> 10) & 0x3) == 0x2
+                    && (((self.0[1]) >> 8) & 0x3) == 0x1
+                    && (((self.0[0]) >> 12) & 0x1f) == 0x0
+                    && (((self.0[0]) >> 20) & 0x3f) == 0x0
+                    && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[2]);
+                }
+            }
+            if let Some(regs) = regs {
+                if (((self.0[1]) >> 10) & 0x3) != 0x0
+                    && (((regs.value(crate::Register::IDR3)) >> 10) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[3]);
+                }
+            }
+            if (((self.0[1]) >> 10) & 0x3) == 0x0 && (((self.0[0]) >> 12) & 0x1f) != 0x0
+            {
+                return Some(&Self::ILLEGAL[4]);
+            }
+            if (((self.0[1]) >> 10) & 0x3) == 0x0 && (((self.0[0]) >> 20) & 0x3f) != 0x0
+            {
+                return Some(&Self::ILLEGAL[5]);
+            }
+            if (((self.0[1]) >> 10) & 0x3) == 0x0 && (((self.0[1]) >> 8) & 0x3) != 0x0 {
+                return Some(&Self::ILLEGAL[6]);
+            }
+            if (((self.0[1]) >> 8) & 0x3) == 0x0 && (((self.0[1]) >> 7) & 0x1) != 0x0 {
+                return Some(&Self::ILLEGAL[7]);
+            }
+            if let Some(regs) = regs {
+                if (((self.0[0]) >> 20) & 0x3f) > 0x1f
+                    && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[8]);
+                }
+            }
+            if let Some(regs) = regs {
+                if (((self.0[1]) >> 7) & 0x1) != 0x0
+                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[9]);
+                }
             }
             None
         }
@@ -19493,6 +18711,51 @@ pub mod cmd {
                 why: "ILLEGAL on the Non-secure Command queue (§4.4.3.3)",
                 uses_registers: false,
             },
+            crate::IllegalRule {
+                condition: "TG != 0 && NUM == 0 && SCALE == 0 && TTL == 0",
+                why: "Reserved combination NUM == 0, SCALE == 0, TTL == 0 with TG != 0 (§4.4.1.1)",
+                uses_registers: false,
+            },
+            crate::IllegalRule {
+                condition: "IDR5.DS == 0 && TG == 0b10 && TTL == 0b01 && NUM == 0 && SCALE == 0",
+                why: "16KB TTL == 0b01 is treated as 0b00 without DS, giving the Reserved combination (§4.4.1.1)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
+                condition: "IDR3.RIL == 0 && TG != 0",
+                why: "TG is RES0 when range invalidation is not implemented (§4.4.1.1)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
+                condition: "TG == 0 && NUM != 0",
+                why: "NUM is RES0 when TG == 0b00 (§4.4.1.1)",
+                uses_registers: false,
+            },
+            crate::IllegalRule {
+                condition: "TG == 0 && SCALE != 0",
+                why: "SCALE is RES0 when TG == 0b00 (§4.4.1.1)",
+                uses_registers: false,
+            },
+            crate::IllegalRule {
+                condition: "TG == 0 && TTL != 0",
+                why: "TTL is RES0 when TG == 0b00 (§4.4.1.1)",
+                uses_registers: false,
+            },
+            crate::IllegalRule {
+                condition: "TTL == 0 && TTL128 != 0",
+                why: "TTL128 is RES0 when TG or TTL is 0b00 (§4.4.1.1)",
+                uses_registers: false,
+            },
+            crate::IllegalRule {
+                condition: "IDR5.DS == 0 && SCALE > 31",
+                why: "SCALE bit 25 is RES0 without IDR5.DS (§4.4.1.1); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
+            crate::IllegalRule {
+                condition: "IDR5.D128 == 0 && TTL128 != 0",
+                why: "TTL128 is RES0 without 128-bit descriptors (IDR5.D128, §4.4.1.1); an SMMU may refuse it (§4.1.5)",
+                uses_registers: true,
+            },
         ];
         /// A value with every field zero (and the opcode or type set).
         pub const fn new() -> Self {
@@ -19543,6 +18806,57 @@ pub mod cmd {
             let _ = regs;
             if true {
                 return Some(&Self::ILLEGAL[0]);
+            }
+            if (((self.0[1]) >> 10) & 0x3) != 0x0 && (((self.0[0]) >> 12) & 0x1f) == 0x0
+                && (((self.0[0]) >> 20) & 0x3f) == 0x0
+                && (((self.0[1]) >> 8) & 0x3) == 0x0
+            {
+                return Some(&Self::ILLEGAL[1]);
+            }
+            if let Some(regs) = regs {
+                if (((self.0[1]) >> 10) & 0x3) == 0x2
+                    && (((self.0[1]) >> 8) & 0x3) == 0x1
+                    && (((self.0[0]) >> 12) & 0x1f) == 0x0
+                    && (((self.0[0]) >> 20) & 0x3f) == 0x0
+                    && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[2]);
+                }
+            }
+            if let Some(regs) = regs {
+                if (((self.0[1]) >> 10) & 0x3) != 0x0
+                    && (((regs.value(crate::Register::IDR3)) >> 10) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[3]);
+                }
+            }
+            if (((self.0[1]) >> 10) & 0x3) == 0x0 && (((self.0[0]) >> 12) & 0x1f) != 0x0
+            {
+                return Some(&Self::ILLEGAL[4]);
+            }
+            if (((self.0[1]) >> 10) & 0x3) == 0x0 && (((self.0[0]) >> 20) & 0x3f) != 0x0
+            {
+                return Some(&Self::ILLEGAL[5]);
+            }
+            if (((self.0[1]) >> 10) & 0x3) == 0x0 && (((self.0[1]) >> 8) & 0x3) != 0x0 {
+                return Some(&Self::ILLEGAL[6]);
+            }
+            if (((self.0[1]) >> 8) & 0x3) == 0x0 && (((self.0[1]) >> 7) & 0x1) != 0x0 {
+                return Some(&Self::ILLEGAL[7]);
+            }
+            if let Some(regs) = regs {
+                if (((self.0[0]) >> 20) & 0x3f) > 0x1f
+                    && (((regs.value(crate::Register::IDR5)) >> 7) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[8]);
+                }
+            }
+            if let Some(regs) = regs {
+                if (((self.0[1]) >> 7) & 0x1) != 0x0
+                    && (((regs.value(crate::Register::IDR5)) >> 8) & 0x1) == 0x0
+                {
+                    return Some(&Self::ILLEGAL[9]);
+                }
             }
             None
         }
@@ -23201,40 +22515,7 @@ pub mod evt {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct FWalkEabt(pub [u64; 4]);
-    ///Values of `F_WALK_EABT.CLASS`: What was being accessed: the CD fetch, a stage 1 table walk, or the input address
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct FWalkEabtClass(pub u8);
-    impl FWalkEabtClass {
-        ///`CD` = 0x0
-        pub const CD: Self = Self(0);
-        ///`TTD` = 0x1
-        pub const TTD: Self = Self(1);
-        ///`IN` = 0x2
-        pub const IN: Self = Self(2);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("CD"),
-                1 => Some("TTD"),
-                2 => Some("IN"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for FWalkEabtClass {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for FWalkEabtClass {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::FaultClass as FWalkEabtClass;
     impl FWalkEabt {
         /// The architecture's name.
         pub const NAME: &'static str = "F_WALK_EABT";
@@ -23680,40 +22961,7 @@ pub mod evt {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct FTranslation(pub [u64; 4]);
-    ///Values of `F_TRANSLATION.CLASS`: What was being accessed: the CD fetch, a stage 1 table walk, or the input address
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct FTranslationClass(pub u8);
-    impl FTranslationClass {
-        ///`CD` = 0x0
-        pub const CD: Self = Self(0);
-        ///`TTD` = 0x1
-        pub const TTD: Self = Self(1);
-        ///`IN` = 0x2
-        pub const IN: Self = Self(2);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("CD"),
-                1 => Some("TTD"),
-                2 => Some("IN"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for FTranslationClass {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for FTranslationClass {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::FaultClass as FTranslationClass;
     impl FTranslation {
         /// The architecture's name.
         pub const NAME: &'static str = "F_TRANSLATION";
@@ -24186,40 +23434,7 @@ pub mod evt {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct FAddrSize(pub [u64; 4]);
-    ///Values of `F_ADDR_SIZE.CLASS`: What was being accessed: the CD fetch, a stage 1 table walk, or the input address
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct FAddrSizeClass(pub u8);
-    impl FAddrSizeClass {
-        ///`CD` = 0x0
-        pub const CD: Self = Self(0);
-        ///`TTD` = 0x1
-        pub const TTD: Self = Self(1);
-        ///`IN` = 0x2
-        pub const IN: Self = Self(2);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("CD"),
-                1 => Some("TTD"),
-                2 => Some("IN"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for FAddrSizeClass {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for FAddrSizeClass {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::FaultClass as FAddrSizeClass;
     impl FAddrSize {
         /// The architecture's name.
         pub const NAME: &'static str = "F_ADDR_SIZE";
@@ -24692,40 +23907,7 @@ pub mod evt {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct FAccess(pub [u64; 4]);
-    ///Values of `F_ACCESS.CLASS`: What was being accessed: the CD fetch, a stage 1 table walk, or the input address
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct FAccessClass(pub u8);
-    impl FAccessClass {
-        ///`CD` = 0x0
-        pub const CD: Self = Self(0);
-        ///`TTD` = 0x1
-        pub const TTD: Self = Self(1);
-        ///`IN` = 0x2
-        pub const IN: Self = Self(2);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("CD"),
-                1 => Some("TTD"),
-                2 => Some("IN"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for FAccessClass {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for FAccessClass {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::FaultClass as FAccessClass;
     impl FAccess {
         /// The architecture's name.
         pub const NAME: &'static str = "F_ACCESS";
@@ -25198,40 +24380,7 @@ pub mod evt {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct FPermission(pub [u64; 4]);
-    ///Values of `F_PERMISSION.CLASS`: What was being accessed: the CD fetch, a stage 1 table walk, or the input address
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct FPermissionClass(pub u8);
-    impl FPermissionClass {
-        ///`CD` = 0x0
-        pub const CD: Self = Self(0);
-        ///`TTD` = 0x1
-        pub const TTD: Self = Self(1);
-        ///`IN` = 0x2
-        pub const IN: Self = Self(2);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("CD"),
-                1 => Some("TTD"),
-                2 => Some("IN"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for FPermissionClass {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for FPermissionClass {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::FaultClass as FPermissionClass;
     impl FPermission {
         /// The architecture's name.
         pub const NAME: &'static str = "F_PERMISSION";
@@ -27418,148 +26567,10 @@ pub mod structs {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct Cd(pub [u64; 8]);
-    ///Values of `CD.TG0`: Translation granule of TTB0
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdTg0(pub u8);
-    impl CdTg0 {
-        ///`GRANULE_4KB` = 0x0
-        pub const GRANULE_4KB: Self = Self(0);
-        ///`GRANULE_64KB` = 0x1
-        pub const GRANULE_64KB: Self = Self(1);
-        ///`GRANULE_16KB` = 0x2
-        pub const GRANULE_16KB: Self = Self(2);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("GRANULE_4KB"),
-                1 => Some("GRANULE_64KB"),
-                2 => Some("GRANULE_16KB"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdTg0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdTg0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.IR0`: Inner cacheability of walks through TTB0
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdIr0(pub u8);
-    impl CdIr0 {
-        ///`NON_CACHEABLE` = 0x0
-        pub const NON_CACHEABLE: Self = Self(0);
-        ///`WB_RA_WA` = 0x1
-        pub const WB_RA_WA: Self = Self(1);
-        ///`WT_RA` = 0x2
-        pub const WT_RA: Self = Self(2);
-        ///`WB_RA_NO_WA` = 0x3
-        pub const WB_RA_NO_WA: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NON_CACHEABLE"),
-                1 => Some("WB_RA_WA"),
-                2 => Some("WT_RA"),
-                3 => Some("WB_RA_NO_WA"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdIr0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdIr0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.OR0`: Outer cacheability of walks through TTB0
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdOr0(pub u8);
-    impl CdOr0 {
-        ///`NON_CACHEABLE` = 0x0
-        pub const NON_CACHEABLE: Self = Self(0);
-        ///`WB_RA_WA` = 0x1
-        pub const WB_RA_WA: Self = Self(1);
-        ///`WT_RA` = 0x2
-        pub const WT_RA: Self = Self(2);
-        ///`WB_RA_NO_WA` = 0x3
-        pub const WB_RA_NO_WA: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NON_CACHEABLE"),
-                1 => Some("WB_RA_WA"),
-                2 => Some("WT_RA"),
-                3 => Some("WB_RA_NO_WA"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdOr0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdOr0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.SH0`: Shareability of walks through TTB0
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdSh0(pub u8);
-    impl CdSh0 {
-        ///`NON_SHAREABLE` = 0x0
-        pub const NON_SHAREABLE: Self = Self(0);
-        ///`OUTER_SHAREABLE` = 0x2
-        pub const OUTER_SHAREABLE: Self = Self(2);
-        ///`INNER_SHAREABLE` = 0x3
-        pub const INNER_SHAREABLE: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NON_SHAREABLE"),
-                2 => Some("OUTER_SHAREABLE"),
-                3 => Some("INNER_SHAREABLE"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdSh0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdSh0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::GranuleTg0 as CdTg0;
+    pub use crate::values::Cacheability as CdIr0;
+    pub use crate::values::Cacheability as CdOr0;
+    pub use crate::values::Shareability as CdSh0;
     ///Values of `CD.TG1`: Translation granule of TTB1 (TCR_ELx.TG1 encoding, not that of TG0)
     #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
     #[repr(transparent)]
@@ -27594,1539 +26605,42 @@ pub mod structs {
             core::fmt::Debug::fmt(self, f)
         }
     }
-    ///Values of `CD.IR1`: Inner cacheability of walks through TTB1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdIr1(pub u8);
-    impl CdIr1 {
-        ///`NON_CACHEABLE` = 0x0
-        pub const NON_CACHEABLE: Self = Self(0);
-        ///`WB_RA_WA` = 0x1
-        pub const WB_RA_WA: Self = Self(1);
-        ///`WT_RA` = 0x2
-        pub const WT_RA: Self = Self(2);
-        ///`WB_RA_NO_WA` = 0x3
-        pub const WB_RA_NO_WA: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NON_CACHEABLE"),
-                1 => Some("WB_RA_WA"),
-                2 => Some("WT_RA"),
-                3 => Some("WB_RA_NO_WA"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdIr1 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdIr1 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.OR1`: Outer cacheability of walks through TTB1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdOr1(pub u8);
-    impl CdOr1 {
-        ///`NON_CACHEABLE` = 0x0
-        pub const NON_CACHEABLE: Self = Self(0);
-        ///`WB_RA_WA` = 0x1
-        pub const WB_RA_WA: Self = Self(1);
-        ///`WT_RA` = 0x2
-        pub const WT_RA: Self = Self(2);
-        ///`WB_RA_NO_WA` = 0x3
-        pub const WB_RA_NO_WA: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NON_CACHEABLE"),
-                1 => Some("WB_RA_WA"),
-                2 => Some("WT_RA"),
-                3 => Some("WB_RA_NO_WA"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdOr1 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdOr1 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.SH1`: Shareability of walks through TTB1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdSh1(pub u8);
-    impl CdSh1 {
-        ///`NON_SHAREABLE` = 0x0
-        pub const NON_SHAREABLE: Self = Self(0);
-        ///`OUTER_SHAREABLE` = 0x2
-        pub const OUTER_SHAREABLE: Self = Self(2);
-        ///`INNER_SHAREABLE` = 0x3
-        pub const INNER_SHAREABLE: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NON_SHAREABLE"),
-                2 => Some("OUTER_SHAREABLE"),
-                3 => Some("INNER_SHAREABLE"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdSh1 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdSh1 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.IPS`: Stage 1 output (intermediate physical) address size, capped at SMMU_IDR5.OAS
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdIps(pub u8);
-    impl CdIps {
-        ///`PS_32_BIT` = 0x0
-        pub const PS_32_BIT: Self = Self(0);
-        ///`PS_36_BIT` = 0x1
-        pub const PS_36_BIT: Self = Self(1);
-        ///`PS_40_BIT` = 0x2
-        pub const PS_40_BIT: Self = Self(2);
-        ///`PS_42_BIT` = 0x3
-        pub const PS_42_BIT: Self = Self(3);
-        ///`PS_44_BIT` = 0x4
-        pub const PS_44_BIT: Self = Self(4);
-        ///`PS_48_BIT` = 0x5
-        pub const PS_48_BIT: Self = Self(5);
-        ///`PS_52_BIT` = 0x6
-        pub const PS_52_BIT: Self = Self(6);
-        ///`PS_56_BIT` = 0x7
-        pub const PS_56_BIT: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("PS_32_BIT"),
-                1 => Some("PS_36_BIT"),
-                2 => Some("PS_40_BIT"),
-                3 => Some("PS_42_BIT"),
-                4 => Some("PS_44_BIT"),
-                5 => Some("PS_48_BIT"),
-                6 => Some("PS_52_BIT"),
-                7 => Some("PS_56_BIT"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdIps {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdIps {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIU0`: Unprivileged base permission for PIIndex 0
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiiu0(pub u8);
-    impl CdPiiu0 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiiu0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiiu0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIU1`: Unprivileged base permission for PIIndex 1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiiu1(pub u8);
-    impl CdPiiu1 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiiu1 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiiu1 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIU2`: Unprivileged base permission for PIIndex 2
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiiu2(pub u8);
-    impl CdPiiu2 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiiu2 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiiu2 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIU3`: Unprivileged base permission for PIIndex 3
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiiu3(pub u8);
-    impl CdPiiu3 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiiu3 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiiu3 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIU4`: Unprivileged base permission for PIIndex 4
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiiu4(pub u8);
-    impl CdPiiu4 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiiu4 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiiu4 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIU5`: Unprivileged base permission for PIIndex 5
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiiu5(pub u8);
-    impl CdPiiu5 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiiu5 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiiu5 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIU6`: Unprivileged base permission for PIIndex 6
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiiu6(pub u8);
-    impl CdPiiu6 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiiu6 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiiu6 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIU7`: Unprivileged base permission for PIIndex 7
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiiu7(pub u8);
-    impl CdPiiu7 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiiu7 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiiu7 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIU8`: Unprivileged base permission for PIIndex 8
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiiu8(pub u8);
-    impl CdPiiu8 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiiu8 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiiu8 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIU9`: Unprivileged base permission for PIIndex 9
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiiu9(pub u8);
-    impl CdPiiu9 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiiu9 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiiu9 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIU10`: Unprivileged base permission for PIIndex 10
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiiu10(pub u8);
-    impl CdPiiu10 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiiu10 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiiu10 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIU11`: Unprivileged base permission for PIIndex 11
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiiu11(pub u8);
-    impl CdPiiu11 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiiu11 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiiu11 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIU12`: Unprivileged base permission for PIIndex 12
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiiu12(pub u8);
-    impl CdPiiu12 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiiu12 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiiu12 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIU13`: Unprivileged base permission for PIIndex 13
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiiu13(pub u8);
-    impl CdPiiu13 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiiu13 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiiu13 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIU14`: Unprivileged base permission for PIIndex 14
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiiu14(pub u8);
-    impl CdPiiu14 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiiu14 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiiu14 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIU15`: Unprivileged base permission for PIIndex 15
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiiu15(pub u8);
-    impl CdPiiu15 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiiu15 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiiu15 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIP0`: Privileged base permission for PIIndex 0
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiip0(pub u8);
-    impl CdPiip0 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiip0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiip0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIP1`: Privileged base permission for PIIndex 1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiip1(pub u8);
-    impl CdPiip1 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiip1 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiip1 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIP2`: Privileged base permission for PIIndex 2
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiip2(pub u8);
-    impl CdPiip2 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiip2 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiip2 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIP3`: Privileged base permission for PIIndex 3
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiip3(pub u8);
-    impl CdPiip3 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiip3 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiip3 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIP4`: Privileged base permission for PIIndex 4
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiip4(pub u8);
-    impl CdPiip4 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiip4 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiip4 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIP5`: Privileged base permission for PIIndex 5
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiip5(pub u8);
-    impl CdPiip5 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiip5 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiip5 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIP6`: Privileged base permission for PIIndex 6
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiip6(pub u8);
-    impl CdPiip6 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiip6 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiip6 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIP7`: Privileged base permission for PIIndex 7
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiip7(pub u8);
-    impl CdPiip7 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiip7 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiip7 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIP8`: Privileged base permission for PIIndex 8
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiip8(pub u8);
-    impl CdPiip8 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiip8 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiip8 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIP9`: Privileged base permission for PIIndex 9
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiip9(pub u8);
-    impl CdPiip9 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiip9 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiip9 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIP10`: Privileged base permission for PIIndex 10
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiip10(pub u8);
-    impl CdPiip10 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiip10 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiip10 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIP11`: Privileged base permission for PIIndex 11
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiip11(pub u8);
-    impl CdPiip11 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiip11 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiip11 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIP12`: Privileged base permission for PIIndex 12
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiip12(pub u8);
-    impl CdPiip12 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiip12 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiip12 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIP13`: Privileged base permission for PIIndex 13
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiip13(pub u8);
-    impl CdPiip13 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiip13 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiip13 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIP14`: Privileged base permission for PIIndex 14
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiip14(pub u8);
-    impl CdPiip14 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiip14 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiip14 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `CD.PIIP15`: Privileged base permission for PIIndex 15
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct CdPiip15(pub u8);
-    impl CdPiip15 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`RO` = 0x1
-        pub const RO: Self = Self(1);
-        ///`XO` = 0x2
-        pub const XO: Self = Self(2);
-        ///`RX` = 0x3
-        pub const RX: Self = Self(3);
-        ///`RW` = 0x5
-        pub const RW: Self = Self(5);
-        ///`RWX` = 0x7
-        pub const RWX: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                1 => Some("RO"),
-                2 => Some("XO"),
-                3 => Some("RX"),
-                5 => Some("RW"),
-                7 => Some("RWX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for CdPiip15 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for CdPiip15 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::Cacheability as CdIr1;
+    pub use crate::values::Cacheability as CdOr1;
+    pub use crate::values::Shareability as CdSh1;
+    pub use crate::values::AddressSize as CdIps;
+    pub use crate::values::S1Permission as CdPiiu0;
+    pub use crate::values::S1Permission as CdPiiu1;
+    pub use crate::values::S1Permission as CdPiiu2;
+    pub use crate::values::S1Permission as CdPiiu3;
+    pub use crate::values::S1Permission as CdPiiu4;
+    pub use crate::values::S1Permission as CdPiiu5;
+    pub use crate::values::S1Permission as CdPiiu6;
+    pub use crate::values::S1Permission as CdPiiu7;
+    pub use crate::values::S1Permission as CdPiiu8;
+    pub use crate::values::S1Permission as CdPiiu9;
+    pub use crate::values::S1Permission as CdPiiu10;
+    pub use crate::values::S1Permission as CdPiiu11;
+    pub use crate::values::S1Permission as CdPiiu12;
+    pub use crate::values::S1Permission as CdPiiu13;
+    pub use crate::values::S1Permission as CdPiiu14;
+    pub use crate::values::S1Permission as CdPiiu15;
+    pub use crate::values::S1Permission as CdPiip0;
+    pub use crate::values::S1Permission as CdPiip1;
+    pub use crate::values::S1Permission as CdPiip2;
+    pub use crate::values::S1Permission as CdPiip3;
+    pub use crate::values::S1Permission as CdPiip4;
+    pub use crate::values::S1Permission as CdPiip5;
+    pub use crate::values::S1Permission as CdPiip6;
+    pub use crate::values::S1Permission as CdPiip7;
+    pub use crate::values::S1Permission as CdPiip8;
+    pub use crate::values::S1Permission as CdPiip9;
+    pub use crate::values::S1Permission as CdPiip10;
+    pub use crate::values::S1Permission as CdPiip11;
+    pub use crate::values::S1Permission as CdPiip12;
+    pub use crate::values::S1Permission as CdPiip13;
+    pub use crate::values::S1Permission as CdPiip14;
+    pub use crate::values::S1Permission as CdPiip15;
     impl Cd {
         /// The architecture's name.
         pub const NAME: &'static str = "CD";
@@ -33143,114 +30657,9 @@ pub mod structs {
             core::fmt::Debug::fmt(self, f)
         }
     }
-    ///Values of `STE.S1CIR`: Inner cacheability of CD and L1CD fetches through S1ContextPtr
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS1cir(pub u8);
-    impl SteS1cir {
-        ///`NON_CACHEABLE` = 0x0
-        pub const NON_CACHEABLE: Self = Self(0);
-        ///`WB_RA` = 0x1
-        pub const WB_RA: Self = Self(1);
-        ///`WT_RA` = 0x2
-        pub const WT_RA: Self = Self(2);
-        ///`WB_NO_RA` = 0x3
-        pub const WB_NO_RA: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NON_CACHEABLE"),
-                1 => Some("WB_RA"),
-                2 => Some("WT_RA"),
-                3 => Some("WB_NO_RA"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS1cir {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS1cir {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S1COR`: Outer cacheability of CD and L1CD fetches through S1ContextPtr
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS1cor(pub u8);
-    impl SteS1cor {
-        ///`NON_CACHEABLE` = 0x0
-        pub const NON_CACHEABLE: Self = Self(0);
-        ///`WB_RA` = 0x1
-        pub const WB_RA: Self = Self(1);
-        ///`WT_RA` = 0x2
-        pub const WT_RA: Self = Self(2);
-        ///`WB_NO_RA` = 0x3
-        pub const WB_NO_RA: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NON_CACHEABLE"),
-                1 => Some("WB_RA"),
-                2 => Some("WT_RA"),
-                3 => Some("WB_NO_RA"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS1cor {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS1cor {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S1CSH`: Shareability of CD and L1CD fetches through S1ContextPtr
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS1csh(pub u8);
-    impl SteS1csh {
-        ///`NON_SHAREABLE` = 0x0
-        pub const NON_SHAREABLE: Self = Self(0);
-        ///`OUTER_SHAREABLE` = 0x2
-        pub const OUTER_SHAREABLE: Self = Self(2);
-        ///`INNER_SHAREABLE` = 0x3
-        pub const INNER_SHAREABLE: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NON_SHAREABLE"),
-                2 => Some("OUTER_SHAREABLE"),
-                3 => Some("INNER_SHAREABLE"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS1csh {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS1csh {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::CdTableCacheability as SteS1cir;
+    pub use crate::values::CdTableCacheability as SteS1cor;
+    pub use crate::values::Shareability as SteS1csh;
     ///Values of `STE.EATS`: Whether ATS Translation Requests are served and Translated traffic may pass
     #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
     #[repr(transparent)]
@@ -33390,265 +30799,13 @@ pub mod structs {
             core::fmt::Debug::fmt(self, f)
         }
     }
-    ///Values of `STE.PRIVCFG`: Privilege attribute override
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct StePrivcfg(pub u8);
-    impl StePrivcfg {
-        ///`USE_INCOMING` = 0x0
-        pub const USE_INCOMING: Self = Self(0);
-        ///`UNPRIVILEGED` = 0x2
-        pub const UNPRIVILEGED: Self = Self(2);
-        ///`PRIVILEGED` = 0x3
-        pub const PRIVILEGED: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("USE_INCOMING"),
-                2 => Some("UNPRIVILEGED"),
-                3 => Some("PRIVILEGED"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for StePrivcfg {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for StePrivcfg {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.INSTCFG`: Instruction/data attribute override for reads
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteInstcfg(pub u8);
-    impl SteInstcfg {
-        ///`USE_INCOMING` = 0x0
-        pub const USE_INCOMING: Self = Self(0);
-        ///`DATA` = 0x2
-        pub const DATA: Self = Self(2);
-        ///`INSTRUCTION` = 0x3
-        pub const INSTRUCTION: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("USE_INCOMING"),
-                2 => Some("DATA"),
-                3 => Some("INSTRUCTION"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteInstcfg {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteInstcfg {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2IR0`: Inner cacheability of stage 2 table walks
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2ir0(pub u8);
-    impl SteS2ir0 {
-        ///`NON_CACHEABLE` = 0x0
-        pub const NON_CACHEABLE: Self = Self(0);
-        ///`WB_RA_WA` = 0x1
-        pub const WB_RA_WA: Self = Self(1);
-        ///`WT_RA` = 0x2
-        pub const WT_RA: Self = Self(2);
-        ///`WB_RA_NO_WA` = 0x3
-        pub const WB_RA_NO_WA: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NON_CACHEABLE"),
-                1 => Some("WB_RA_WA"),
-                2 => Some("WT_RA"),
-                3 => Some("WB_RA_NO_WA"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2ir0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2ir0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2OR0`: Outer cacheability of stage 2 table walks
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2or0(pub u8);
-    impl SteS2or0 {
-        ///`NON_CACHEABLE` = 0x0
-        pub const NON_CACHEABLE: Self = Self(0);
-        ///`WB_RA_WA` = 0x1
-        pub const WB_RA_WA: Self = Self(1);
-        ///`WT_RA` = 0x2
-        pub const WT_RA: Self = Self(2);
-        ///`WB_RA_NO_WA` = 0x3
-        pub const WB_RA_NO_WA: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NON_CACHEABLE"),
-                1 => Some("WB_RA_WA"),
-                2 => Some("WT_RA"),
-                3 => Some("WB_RA_NO_WA"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2or0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2or0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2SH0`: Shareability of stage 2 table walks
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2sh0(pub u8);
-    impl SteS2sh0 {
-        ///`NON_SHAREABLE` = 0x0
-        pub const NON_SHAREABLE: Self = Self(0);
-        ///`OUTER_SHAREABLE` = 0x2
-        pub const OUTER_SHAREABLE: Self = Self(2);
-        ///`INNER_SHAREABLE` = 0x3
-        pub const INNER_SHAREABLE: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NON_SHAREABLE"),
-                2 => Some("OUTER_SHAREABLE"),
-                3 => Some("INNER_SHAREABLE"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2sh0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2sh0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2TG`: Stage 2 translation granule
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2tg(pub u8);
-    impl SteS2tg {
-        ///`GRANULE_4KB` = 0x0
-        pub const GRANULE_4KB: Self = Self(0);
-        ///`GRANULE_64KB` = 0x1
-        pub const GRANULE_64KB: Self = Self(1);
-        ///`GRANULE_16KB` = 0x2
-        pub const GRANULE_16KB: Self = Self(2);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("GRANULE_4KB"),
-                1 => Some("GRANULE_64KB"),
-                2 => Some("GRANULE_16KB"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2tg {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2tg {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2PS`: Stage 2 output address size, capped at SMMU_IDR5.OAS
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2ps(pub u8);
-    impl SteS2ps {
-        ///`PS_32_BIT` = 0x0
-        pub const PS_32_BIT: Self = Self(0);
-        ///`PS_36_BIT` = 0x1
-        pub const PS_36_BIT: Self = Self(1);
-        ///`PS_40_BIT` = 0x2
-        pub const PS_40_BIT: Self = Self(2);
-        ///`PS_42_BIT` = 0x3
-        pub const PS_42_BIT: Self = Self(3);
-        ///`PS_44_BIT` = 0x4
-        pub const PS_44_BIT: Self = Self(4);
-        ///`PS_48_BIT` = 0x5
-        pub const PS_48_BIT: Self = Self(5);
-        ///`PS_52_BIT` = 0x6
-        pub const PS_52_BIT: Self = Self(6);
-        ///`PS_56_BIT` = 0x7
-        pub const PS_56_BIT: Self = Self(7);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("PS_32_BIT"),
-                1 => Some("PS_36_BIT"),
-                2 => Some("PS_40_BIT"),
-                3 => Some("PS_42_BIT"),
-                4 => Some("PS_44_BIT"),
-                5 => Some("PS_48_BIT"),
-                6 => Some("PS_52_BIT"),
-                7 => Some("PS_56_BIT"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2ps {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2ps {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::Privcfg as StePrivcfg;
+    pub use crate::values::Instcfg as SteInstcfg;
+    pub use crate::values::Cacheability as SteS2ir0;
+    pub use crate::values::Cacheability as SteS2or0;
+    pub use crate::values::Shareability as SteS2sh0;
+    pub use crate::values::GranuleTg0 as SteS2tg;
+    pub use crate::values::AddressSize as SteS2ps;
     ///Values of `STE.DPT_VMATCH`: VMID match requirement of DPT checks when EATS selects FULL_ATS_DPT
     #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
     #[repr(transparent)]
@@ -33683,1186 +30840,25 @@ pub mod structs {
             core::fmt::Debug::fmt(self, f)
         }
     }
-    ///Values of `STE.S2SKL`: Levels skipped at the start of a VMSAv9-128 stage 2 walk through S2TTB
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2skl(pub u8);
-    impl SteS2skl {
-        ///`SKIP_0` = 0x0
-        pub const SKIP_0: Self = Self(0);
-        ///`SKIP_1` = 0x1
-        pub const SKIP_1: Self = Self(1);
-        ///`SKIP_2` = 0x2
-        pub const SKIP_2: Self = Self(2);
-        ///`SKIP_3` = 0x3
-        pub const SKIP_3: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("SKIP_0"),
-                1 => Some("SKIP_1"),
-                2 => Some("SKIP_2"),
-                3 => Some("SKIP_3"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2skl {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2skl {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S_S2TG`: Granule of the tables at S_S2TTB; RES0 in a Non-secure STE
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteSS2tg(pub u8);
-    impl SteSS2tg {
-        ///`GRANULE_4KB` = 0x0
-        pub const GRANULE_4KB: Self = Self(0);
-        ///`GRANULE_64KB` = 0x1
-        pub const GRANULE_64KB: Self = Self(1);
-        ///`GRANULE_16KB` = 0x2
-        pub const GRANULE_16KB: Self = Self(2);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("GRANULE_4KB"),
-                1 => Some("GRANULE_64KB"),
-                2 => Some("GRANULE_16KB"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteSS2tg {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteSS2tg {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S_S2SKL`: Levels skipped at the start of a VMSAv9-128 walk through S_S2TTB; RES0 in a Non-secure STE
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteSS2skl(pub u8);
-    impl SteSS2skl {
-        ///`SKIP_0` = 0x0
-        pub const SKIP_0: Self = Self(0);
-        ///`SKIP_1` = 0x1
-        pub const SKIP_1: Self = Self(1);
-        ///`SKIP_2` = 0x2
-        pub const SKIP_2: Self = Self(2);
-        ///`SKIP_3` = 0x3
-        pub const SKIP_3: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("SKIP_0"),
-                1 => Some("SKIP_1"),
-                2 => Some("SKIP_2"),
-                3 => Some("SKIP_3"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteSS2skl {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteSS2skl {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2POI0`: Stage 2 overlay permission for POIndex 0, as S2POR_EL1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2poi0(pub u8);
-    impl SteS2poi0 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2poi0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2poi0 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2POI1`: Stage 2 overlay permission for POIndex 1, as S2POR_EL1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2poi1(pub u8);
-    impl SteS2poi1 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2poi1 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2poi1 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2POI2`: Stage 2 overlay permission for POIndex 2, as S2POR_EL1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2poi2(pub u8);
-    impl SteS2poi2 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2poi2 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2poi2 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2POI3`: Stage 2 overlay permission for POIndex 3, as S2POR_EL1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2poi3(pub u8);
-    impl SteS2poi3 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2poi3 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2poi3 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2POI4`: Stage 2 overlay permission for POIndex 4, as S2POR_EL1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2poi4(pub u8);
-    impl SteS2poi4 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2poi4 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2poi4 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2POI5`: Stage 2 overlay permission for POIndex 5, as S2POR_EL1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2poi5(pub u8);
-    impl SteS2poi5 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2poi5 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2poi5 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2POI6`: Stage 2 overlay permission for POIndex 6, as S2POR_EL1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2poi6(pub u8);
-    impl SteS2poi6 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2poi6 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2poi6 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2POI7`: Stage 2 overlay permission for POIndex 7, as S2POR_EL1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2poi7(pub u8);
-    impl SteS2poi7 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2poi7 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2poi7 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2POI8`: Stage 2 overlay permission for POIndex 8, as S2POR_EL1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2poi8(pub u8);
-    impl SteS2poi8 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2poi8 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2poi8 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2POI9`: Stage 2 overlay permission for POIndex 9, as S2POR_EL1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2poi9(pub u8);
-    impl SteS2poi9 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2poi9 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2poi9 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2POI10`: Stage 2 overlay permission for POIndex 10, as S2POR_EL1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2poi10(pub u8);
-    impl SteS2poi10 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2poi10 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2poi10 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2POI11`: Stage 2 overlay permission for POIndex 11, as S2POR_EL1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2poi11(pub u8);
-    impl SteS2poi11 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2poi11 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2poi11 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2POI12`: Stage 2 overlay permission for POIndex 12, as S2POR_EL1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2poi12(pub u8);
-    impl SteS2poi12 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2poi12 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2poi12 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2POI13`: Stage 2 overlay permission for POIndex 13, as S2POR_EL1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2poi13(pub u8);
-    impl SteS2poi13 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2poi13 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2poi13 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2POI14`: Stage 2 overlay permission for POIndex 14, as S2POR_EL1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2poi14(pub u8);
-    impl SteS2poi14 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2poi14 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2poi14 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
-    ///Values of `STE.S2POI15`: Stage 2 overlay permission for POIndex 15, as S2POR_EL1
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct SteS2poi15(pub u8);
-    impl SteS2poi15 {
-        ///`NO_ACCESS` = 0x0
-        pub const NO_ACCESS: Self = Self(0);
-        ///`MRO` = 0x2
-        pub const MRO: Self = Self(2);
-        ///`MRO_TL1` = 0x3
-        pub const MRO_TL1: Self = Self(3);
-        ///`WO` = 0x4
-        pub const WO: Self = Self(4);
-        ///`MRO_TL0` = 0x6
-        pub const MRO_TL0: Self = Self(6);
-        ///`MRO_TL01` = 0x7
-        pub const MRO_TL01: Self = Self(7);
-        ///`RO` = 0x8
-        pub const RO: Self = Self(8);
-        ///`RO_UX` = 0x9
-        pub const RO_UX: Self = Self(9);
-        ///`RO_PX` = 0xa
-        pub const RO_PX: Self = Self(10);
-        ///`RO_PUX` = 0xb
-        pub const RO_PUX: Self = Self(11);
-        ///`RW` = 0xc
-        pub const RW: Self = Self(12);
-        ///`RW_UX` = 0xd
-        pub const RW_UX: Self = Self(13);
-        ///`RW_PX` = 0xe
-        pub const RW_PX: Self = Self(14);
-        ///`RW_PUX` = 0xf
-        pub const RW_PUX: Self = Self(15);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NO_ACCESS"),
-                2 => Some("MRO"),
-                3 => Some("MRO_TL1"),
-                4 => Some("WO"),
-                6 => Some("MRO_TL0"),
-                7 => Some("MRO_TL01"),
-                8 => Some("RO"),
-                9 => Some("RO_UX"),
-                10 => Some("RO_PX"),
-                11 => Some("RO_PUX"),
-                12 => Some("RW"),
-                13 => Some("RW_UX"),
-                14 => Some("RW_PX"),
-                15 => Some("RW_PUX"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for SteS2poi15 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for SteS2poi15 {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::SkipLevel as SteS2skl;
+    pub use crate::values::GranuleTg0 as SteSS2tg;
+    pub use crate::values::SkipLevel as SteSS2skl;
+    pub use crate::values::S2Permission as SteS2poi0;
+    pub use crate::values::S2Permission as SteS2poi1;
+    pub use crate::values::S2Permission as SteS2poi2;
+    pub use crate::values::S2Permission as SteS2poi3;
+    pub use crate::values::S2Permission as SteS2poi4;
+    pub use crate::values::S2Permission as SteS2poi5;
+    pub use crate::values::S2Permission as SteS2poi6;
+    pub use crate::values::S2Permission as SteS2poi7;
+    pub use crate::values::S2Permission as SteS2poi8;
+    pub use crate::values::S2Permission as SteS2poi9;
+    pub use crate::values::S2Permission as SteS2poi10;
+    pub use crate::values::S2Permission as SteS2poi11;
+    pub use crate::values::S2Permission as SteS2poi12;
+    pub use crate::values::S2Permission as SteS2poi13;
+    pub use crate::values::S2Permission as SteS2poi14;
+    pub use crate::values::S2Permission as SteS2poi15;
     impl Ste {
         /// The architecture's name.
         pub const NAME: &'static str = "STE";
@@ -39777,40 +35773,7 @@ pub mod structs {
             core::fmt::Debug::fmt(self, f)
         }
     }
-    ///Values of `TT_S1_BLOCK_PAGE.SH`: Shareability of the output (OA[51:50] when DS == 1 with 4KB/16KB granules)
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct TtS1BlockPageSh(pub u8);
-    impl TtS1BlockPageSh {
-        ///`NON_SHAREABLE` = 0x0
-        pub const NON_SHAREABLE: Self = Self(0);
-        ///`OUTER_SHAREABLE` = 0x2
-        pub const OUTER_SHAREABLE: Self = Self(2);
-        ///`INNER_SHAREABLE` = 0x3
-        pub const INNER_SHAREABLE: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NON_SHAREABLE"),
-                2 => Some("OUTER_SHAREABLE"),
-                3 => Some("INNER_SHAREABLE"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for TtS1BlockPageSh {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for TtS1BlockPageSh {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::Shareability as TtS1BlockPageSh;
     impl TtS1BlockPage {
         /// The architecture's name.
         pub const NAME: &'static str = "TT_S1_BLOCK_PAGE";
@@ -40392,40 +36355,7 @@ pub mod structs {
             core::fmt::Debug::fmt(self, f)
         }
     }
-    ///Values of `TT_S2_BLOCK_PAGE.SH`: Shareability of the output (OA[51:50] when STE.S2DS == 1 with 4KB/16KB granules)
-    #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-    #[repr(transparent)]
-    pub struct TtS2BlockPageSh(pub u8);
-    impl TtS2BlockPageSh {
-        ///`NON_SHAREABLE` = 0x0
-        pub const NON_SHAREABLE: Self = Self(0);
-        ///`OUTER_SHAREABLE` = 0x2
-        pub const OUTER_SHAREABLE: Self = Self(2);
-        ///`INNER_SHAREABLE` = 0x3
-        pub const INNER_SHAREABLE: Self = Self(3);
-        /// The architecture's name for this value, if it has one.
-        pub const fn name(self) -> Option<&'static str> {
-            match self.0 {
-                0 => Some("NON_SHAREABLE"),
-                2 => Some("OUTER_SHAREABLE"),
-                3 => Some("INNER_SHAREABLE"),
-                _ => None,
-            }
-        }
-    }
-    impl core::fmt::Debug for TtS2BlockPageSh {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            match self.name() {
-                Some(n) => f.write_str(n),
-                None => write!(f, "{:#x}", self.0),
-            }
-        }
-    }
-    impl core::fmt::Display for TtS2BlockPageSh {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            core::fmt::Debug::fmt(self, f)
-        }
-    }
+    pub use crate::values::Shareability as TtS2BlockPageSh;
     ///Values of `TT_S2_BLOCK_PAGE.XN`: Stage 2 execute permissions; bit [53] is RES0 unless SMMU_IDR3.XNX == 1 (PIIndex[3:2] with STE.S2PIE)
     #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
     #[repr(transparent)]
@@ -42894,7 +38824,7 @@ pub mod mmio {
             fields: &[
                 crate::FieldInfo {
                     name: "DPT_WALK_EN",
-                    description: "Acknowledged DPT walk enable",
+                    description: "Enable Non-secure DPT walks; read-only while an update is pending",
                     word: 0u8,
                     lo: 10u8,
                     width: 1u8,
@@ -42903,7 +38833,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "VMW",
-                    description: "Acknowledged VMID wildcard setting",
+                    description: "How many VMID low bits TLB invalidations ignore; reserved values act as EXACT",
                     word: 0u8,
                     lo: 6u8,
                     width: 3u8,
@@ -42918,7 +38848,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "ATSCHK",
-                    description: "Acknowledged ATS check mode",
+                    description: "Whether ATS Translated traffic is checked against STE.EATS",
                     word: 0u8,
                     lo: 4u8,
                     width: 1u8,
@@ -42927,7 +38857,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "CMDQEN",
-                    description: "Command queue processing enable, as acknowledged",
+                    description: "Enable consumption of the Non-secure Command queue",
                     word: 0u8,
                     lo: 3u8,
                     width: 1u8,
@@ -42936,7 +38866,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "EVENTQEN",
-                    description: "Event queue write enable, as acknowledged",
+                    description: "Enable writes of records to the Non-secure Event queue",
                     word: 0u8,
                     lo: 2u8,
                     width: 1u8,
@@ -42945,7 +38875,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "PRIQEN",
-                    description: "PRI queue write enable, as acknowledged",
+                    description: "Enable writes of page requests to the PRI queue",
                     word: 0u8,
                     lo: 1u8,
                     width: 1u8,
@@ -42954,7 +38884,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "SMMUEN",
-                    description: "Non-secure translation enable, as acknowledged",
+                    description: "Enable translation of Non-secure streams; when 0 they follow GBPA",
                     word: 0u8,
                     lo: 0u8,
                     width: 1u8,
@@ -43669,7 +39599,7 @@ pub mod mmio {
             write_mask: 0x7,
             emulation: crate::Emulation::Control,
             ack: Some(crate::Register::IRQ_CTRLACK),
-            on_write: Some("write_irq_ctrl"),
+            on_write: None,
             queue: None,
             role: None,
             writable_if: None,
@@ -43725,7 +39655,7 @@ pub mod mmio {
             fields: &[
                 crate::FieldInfo {
                     name: "EVENTQ_IRQEN",
-                    description: "Event queue interrupt acknowledged enable",
+                    description: "Event queue interrupt enable",
                     word: 0u8,
                     lo: 2u8,
                     width: 1u8,
@@ -43734,7 +39664,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "PRIQ_IRQEN",
-                    description: "PRI queue interrupt acknowledged enable",
+                    description: "PRI queue interrupt enable",
                     word: 0u8,
                     lo: 1u8,
                     width: 1u8,
@@ -43743,7 +39673,7 @@ pub mod mmio {
                 },
                 crate::FieldInfo {
                     name: "GERROR_IRQEN",
-                    description: "Global error interrupt acknowledged enable",
+                    description: "Global error interrupt enable",
                     word: 0u8,
                     lo: 0u8,
                     width: 1u8,
@@ -44624,7 +40554,7 @@ pub mod mmio {
             write_mask: 0x1,
             emulation: crate::Emulation::Plain,
             ack: None,
-            on_write: Some("write_gatos_ctrl"),
+            on_write: None,
             queue: None,
             role: None,
             writable_if: Some("GATOS_CTRL.RUN == 0"),
@@ -45723,7 +41653,7 @@ pub mod mmio {
             write_mask: 0x800f_ffff,
             emulation: crate::Emulation::QueuePointer,
             ack: None,
-            on_write: Some("write_priq_cons"),
+            on_write: None,
             queue: Some("PRIQ"),
             role: Some(crate::QueueRole::Cons),
             writable_if: None,
@@ -46317,22 +42247,16 @@ pub mod mmio {
         fn write_cr0(&mut self, old: u64, new: u64);
         ///Called after a guest write to SMMU_GBPA has been stored: `old` and `new` are the whole register.
         fn write_gbpa(&mut self, old: u64, new: u64);
-        ///Called after a guest write to SMMU_IRQ_CTRL has been stored: `old` and `new` are the whole register.
-        fn write_irq_ctrl(&mut self, old: u64, new: u64);
         ///Called after a guest write to SMMU_GERRORN has been stored: `old` and `new` are the whole register.
         fn write_gerrorn(&mut self, old: u64, new: u64);
         ///Called after a guest write to SMMU_CMDQ_PROD has been stored: `old` and `new` are the whole register.
         fn write_cmdq_prod(&mut self, old: u64, new: u64);
-        ///Called after a guest write to SMMU_GATOS_CTRL has been stored: `old` and `new` are the whole register.
-        fn write_gatos_ctrl(&mut self, old: u64, new: u64);
         ///Called after a guest write to SMMU_GMPAM has been stored: `old` and `new` are the whole register.
         fn write_gmpam(&mut self, old: u64, new: u64);
         ///Called after a guest write to SMMU_GBPMPAM has been stored: `old` and `new` are the whole register.
         fn write_gbpmpam(&mut self, old: u64, new: u64);
         ///Called after a guest write to SMMU_EVENTQ_CONS has been stored: `old` and `new` are the whole register.
         fn write_eventq_cons(&mut self, old: u64, new: u64);
-        ///Called after a guest write to SMMU_PRIQ_CONS has been stored: `old` and `new` are the whole register.
-        fn write_priq_cons(&mut self, old: u64, new: u64);
     }
     /// Register values as conditions see them: `ident` registers through
     /// `MmioHandlers::ident`, the others through `load`.
@@ -46847,7 +42771,6 @@ pub mod mmio {
                     as u64;
                 let new = ((old & !present) | (half.merge(old, value) & present)) & 0x7;
                 h.store(reg, new);
-                h.write_irq_ctrl(old, new);
                 let acked = h.load(reg) & 0x7 & present;
                 h.store(crate::Register::IRQ_CTRLACK, acked);
                 crate::WriteEffect::Stored
@@ -46967,7 +42890,6 @@ pub mod mmio {
                 let old = h.load(reg);
                 let new = half.merge(old, value) & 0x1;
                 h.store(reg, new);
-                h.write_gatos_ctrl(old, new);
                 crate::WriteEffect::Stored
             }
             crate::Register::GATOS_SID => {
@@ -47040,12 +42962,52 @@ pub mod mmio {
                 let old = h.load(reg);
                 let new = half.merge(old, value) & 0x800f_ffff;
                 h.store(reg, new);
-                h.write_priq_cons(old, new);
                 crate::WriteEffect::Stored
             }
             _ => crate::WriteEffect::Ignored,
         }
     }
+    /// The base, producer and consumer registers of one queue.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct QueueRegisters {
+        /// The queue's name in the spec (`CMDQ`).
+        pub name: &'static str,
+        /// `*_BASE`: address and log2 size.
+        pub base: crate::Register,
+        /// `*_PROD`: the producer index and wrap flag.
+        pub prod: crate::Register,
+        /// `*_CONS`: the consumer index and wrap flag.
+        pub cons: crate::Register,
+    }
+    impl QueueRegisters {
+        ///The CMDQ registers: CMDQ_BASE, CMDQ_PROD and CMDQ_CONS.
+        pub const CMDQ: QueueRegisters = QueueRegisters {
+            name: "CMDQ",
+            base: crate::Register::CMDQ_BASE,
+            prod: crate::Register::CMDQ_PROD,
+            cons: crate::Register::CMDQ_CONS,
+        };
+        ///The EVENTQ registers: EVENTQ_BASE, EVENTQ_PROD and EVENTQ_CONS.
+        pub const EVENTQ: QueueRegisters = QueueRegisters {
+            name: "EVENTQ",
+            base: crate::Register::EVENTQ_BASE,
+            prod: crate::Register::EVENTQ_PROD,
+            cons: crate::Register::EVENTQ_CONS,
+        };
+        ///The PRIQ registers: PRIQ_BASE, PRIQ_PROD and PRIQ_CONS.
+        pub const PRIQ: QueueRegisters = QueueRegisters {
+            name: "PRIQ",
+            base: crate::Register::PRIQ_BASE,
+            prod: crate::Register::PRIQ_PROD,
+            cons: crate::Register::PRIQ_CONS,
+        };
+    }
+    /// Every queue of the spec, by name.
+    pub const QUEUES: [QueueRegisters; 3usize] = [
+        QueueRegisters::CMDQ,
+        QueueRegisters::EVENTQ,
+        QueueRegisters::PRIQ,
+    ];
 }
 /// tock-registers definitions, for real MMIO (`hw/`).
 #[allow(
@@ -47170,17 +43132,21 @@ pub mod tock {
         "Enable writes of page requests to the PRI queue"] PRIQEN OFFSET(1) NUMBITS(1)
         [], #[doc = "Enable translation of Non-secure streams; when 0 they follow GBPA"]
         SMMUEN OFFSET(0) NUMBITS(1) []], pub CR0ACK[#[doc =
-        "Acknowledged DPT walk enable"] DPT_WALK_EN OFFSET(10) NUMBITS(1) [], #[doc =
-        "Acknowledged VMID wildcard setting"] VMW OFFSET(6) NUMBITS(3) [Exact = 0,
-        Ignore1 = 1, Ignore2 = 2, Ignore3 = 3, Ignore4 = 4], #[doc =
-        "Acknowledged ATS check mode"] ATSCHK OFFSET(4) NUMBITS(1) [Fast = 0, Safe = 1],
-        #[doc = "Command queue processing enable, as acknowledged"] CMDQEN OFFSET(3)
-        NUMBITS(1) [], #[doc = "Event queue write enable, as acknowledged"] EVENTQEN
-        OFFSET(2) NUMBITS(1) [], #[doc = "PRI queue write enable, as acknowledged"]
-        PRIQEN OFFSET(1) NUMBITS(1) [], #[doc =
-        "Non-secure translation enable, as acknowledged"] SMMUEN OFFSET(0) NUMBITS(1)
-        []], pub CR1[#[doc = "Shareability of Stream table accesses; 0b01 acts as NSH"]
-        TABLE_SH OFFSET(10) NUMBITS(2) [Nsh = 0, Osh = 2, Ish = 3], #[doc =
+        "Enable Non-secure DPT walks; read-only while an update is pending"] DPT_WALK_EN
+        OFFSET(10) NUMBITS(1) [], #[doc =
+        "How many VMID low bits TLB invalidations ignore; reserved values act as EXACT"]
+        VMW OFFSET(6) NUMBITS(3) [Exact = 0, Ignore1 = 1, Ignore2 = 2, Ignore3 = 3,
+        Ignore4 = 4], #[doc =
+        "Whether ATS Translated traffic is checked against STE.EATS"] ATSCHK OFFSET(4)
+        NUMBITS(1) [Fast = 0, Safe = 1], #[doc =
+        "Enable consumption of the Non-secure Command queue"] CMDQEN OFFSET(3) NUMBITS(1)
+        [], #[doc = "Enable writes of records to the Non-secure Event queue"] EVENTQEN
+        OFFSET(2) NUMBITS(1) [], #[doc =
+        "Enable writes of page requests to the PRI queue"] PRIQEN OFFSET(1) NUMBITS(1)
+        [], #[doc = "Enable translation of Non-secure streams; when 0 they follow GBPA"]
+        SMMUEN OFFSET(0) NUMBITS(1) []], pub CR1[#[doc =
+        "Shareability of Stream table accesses; 0b01 acts as NSH"] TABLE_SH OFFSET(10)
+        NUMBITS(2) [Nsh = 0, Osh = 2, Ish = 3], #[doc =
         "Outer cacheability of Stream table accesses; 0b11 acts as NC"] TABLE_OC
         OFFSET(8) NUMBITS(2) [Nc = 0, Wb = 1, Wt = 2], #[doc =
         "Inner cacheability of Stream table accesses; 0b11 acts as NC"] TABLE_IC
@@ -47217,11 +43183,10 @@ pub mod tock {
         NUMBITS(4) []], pub IRQ_CTRL[#[doc = "Event queue interrupt enable"] EVENTQ_IRQEN
         OFFSET(2) NUMBITS(1) [], #[doc = "PRI queue interrupt enable"] PRIQ_IRQEN
         OFFSET(1) NUMBITS(1) [], #[doc = "Global error interrupt enable"] GERROR_IRQEN
-        OFFSET(0) NUMBITS(1) []], pub IRQ_CTRLACK[#[doc =
-        "Event queue interrupt acknowledged enable"] EVENTQ_IRQEN OFFSET(2) NUMBITS(1)
-        [], #[doc = "PRI queue interrupt acknowledged enable"] PRIQ_IRQEN OFFSET(1)
-        NUMBITS(1) [], #[doc = "Global error interrupt acknowledged enable"] GERROR_IRQEN
-        OFFSET(0) NUMBITS(1) []], pub GERROR[#[doc =
+        OFFSET(0) NUMBITS(1) []], pub IRQ_CTRLACK[#[doc = "Event queue interrupt enable"]
+        EVENTQ_IRQEN OFFSET(2) NUMBITS(1) [], #[doc = "PRI queue interrupt enable"]
+        PRIQ_IRQEN OFFSET(1) NUMBITS(1) [], #[doc = "Global error interrupt enable"]
+        GERROR_IRQEN OFFSET(0) NUMBITS(1) []], pub GERROR[#[doc =
         "Toggled when a DPT lookup fault was recorded in DPT_CFG_FAR"] DPT_ERR OFFSET(10)
         NUMBITS(1) [], #[doc =
         "Toggled when a Command queue control page interface hit an error"] CMDQP_ERR
@@ -47538,7 +43503,7 @@ pub mod tock {
         (0xd0 => _reserved2), (0x1_0000 => @ END), }
     }
 }
-pub use self::mmio::{Register, REGISTERS};
+pub use self::mmio::{QueueRegisters, Register, QUEUES, REGISTERS};
 /// The identification registers of one SMMU: every register the
 /// spec marks `emulation: ident`, typed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

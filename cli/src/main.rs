@@ -2,12 +2,15 @@
 //!
 //! - `vsmmu demo` runs a scripted guest on the embedded model;
 //! - `vsmmu decode KIND WORD...` decodes SMMUv3 words copied from a log;
-//! - `vsmmu regen [--check]` rewrites (or checks) what is generated from spec/.
+//! - `vsmmu regen [--check]` rewrites (or checks) what is generated from spec/;
+//! - `vsmmu spec fmt [--check]` / `vsmmu spec lint` keep spec/ canonical and
+//!   saying each thing once.
 
 mod decode;
 mod demo;
 mod regen;
 mod replay;
+mod spec;
 
 use std::process::ExitCode;
 
@@ -26,7 +29,13 @@ usage:
       a register by name (CR0) or offset in the 128 KiB frame (0x20, 0x100a8)
   vsmmu regen [--check] [--root DIR]
       write generated/expanded.rs and book/src/reference/ from spec/;
-      --check exits 1 when what is committed is stale";
+      --check exits 1 when what is committed is stale
+  vsmmu spec fmt [--check] [--root DIR]
+      rewrite spec/*.yaml in the canonical layout (key order, indentation,
+      quoting; comments kept); --check exits 1 and names the files that differ
+  vsmmu spec lint [--root DIR]
+      report repeated value lists, unused fragments and enums, ACK registers
+      that repeat their control register, and prose conditions without data";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,12 +44,14 @@ fn main() -> ExitCode {
         Some("regen") => regen::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
         Some("replay") => replay::run(&args[1..]),
+        Some("spec") => spec::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
         }
         _ => Err(
-            "expected a subcommand: demo, replay, decode or regen (see `vsmmu --help`)".to_string(),
+            "expected a subcommand: demo, replay, decode, regen or spec (see `vsmmu --help`)"
+                .to_string(),
         ),
     };
     match result {

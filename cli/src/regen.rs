@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 /// The repository root: `--root`, else the first ancestor of the current
 /// directory with `spec/` and `generated/`, else where this tool was built from.
-fn find_root(explicit: Option<&str>) -> Result<PathBuf, String> {
+pub fn find_root(explicit: Option<&str>) -> Result<PathBuf, String> {
     if let Some(r) = explicit {
         return Ok(PathBuf::from(r));
     }

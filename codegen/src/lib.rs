@@ -8,6 +8,8 @@ pub mod book;
 mod emit;
 pub mod error;
 pub mod expr;
+pub mod format;
+pub mod lint;
 pub mod model;
 pub mod names;
 mod parse;

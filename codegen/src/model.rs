@@ -16,19 +16,52 @@ pub struct Origin {
     pub line: Option<usize>,
 }
 
+impl Origin {
+    /// The same entry, at a more precise line (a field's) when one is known.
+    pub fn with_line(&self, line: Option<usize>) -> Origin {
+        Origin {
+            line: line.or(self.line),
+            ..self.clone()
+        }
+    }
+}
+
+/// Where a field's named values are defined when not by the field itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ValuesOf {
+    /// An `enum/NAME` entry.
+    Enum(String),
+    /// A field of another register, whose layout this register shares.
+    Field(String, String),
+}
+
+/// A value list named once (`enum/NAME`) and referenced by fields (`enum: NAME`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedEnum {
+    pub name: String,
+    pub spec: String,
+    pub description: String,
+    pub origin: Origin,
+    pub values: Vec<(String, u64)>,
+}
+
 /// One named bit range of a word.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Field {
     pub name: String,
     pub description: String,
+    /// 1-based line of the field's `name:` in its file, when found.
+    pub line: Option<usize>,
     /// Index of the 64-bit word (always 0 for registers).
     pub word: usize,
     pub hi: u32,
     pub lo: u32,
     /// The value is an address kept in place: getters and setters do not shift.
     pub address: bool,
-    /// Named values, in spec order.
+    /// Named values, in spec order (the field's own, or those of `values_of`).
     pub values: Vec<(String, u64)>,
+    /// Set when the values are defined elsewhere (a named enum, a shared layout).
+    pub values_of: Option<ValuesOf>,
     /// Registers only: the feature condition without which the field is RES0
     /// (reads as zero, writes have no effect).
     pub present_if: Option<(Cond, String)>,
@@ -108,6 +141,8 @@ pub struct Record {
     pub fields: Vec<Field>,
     pub illegal: Vec<Illegal>,
     pub aliases: Vec<Alias>,
+    /// The fragments whose fields (and rules) come first, in order.
+    pub includes: Vec<String>,
 }
 
 impl Record {
@@ -197,6 +232,8 @@ pub struct Register {
     pub reset: Option<u64>,
     pub emulation: Emulation,
     pub ack: Option<String>,
+    /// The register whose fields this one has (an ACK register's control register).
+    pub layout: Option<String>,
     pub on_write: Option<String>,
     pub writable_if: Option<(Cond, String)>,
     pub present_if: Option<(Cond, String)>,
@@ -235,10 +272,35 @@ pub struct Spec {
     pub events: Vec<Record>,
     /// Sorted by name.
     pub structs: Vec<Record>,
+    /// Named value lists, sorted by name.
+    pub enums: Vec<NamedEnum>,
+    /// Names of the `fragment/NAME` entries (their fields live in the includers).
+    pub fragments: Vec<String>,
 }
 
 impl Spec {
     pub fn register(&self, name: &str) -> Option<&Register> {
         self.registers.iter().find(|r| r.name == name)
+    }
+
+    /// (owner, field) for every field whose values are `enum/NAME`'s.
+    pub fn enum_users<'a>(&'a self, name: &'a str) -> impl Iterator<Item = (&'a str, &'a Field)> {
+        let regs = self
+            .registers
+            .iter()
+            .flat_map(|r| r.fields.iter().map(move |f| (r.name.as_str(), f)));
+        let recs = self
+            .records()
+            .flat_map(|r| r.fields.iter().map(move |f| (r.name.as_str(), f)));
+        regs.chain(recs)
+            .filter(move |(_, f)| matches!(&f.values_of, Some(ValuesOf::Enum(n)) if n == name))
+    }
+
+    /// Every command, event and structure.
+    pub fn records(&self) -> impl Iterator<Item = &Record> {
+        self.commands
+            .iter()
+            .chain(&self.events)
+            .chain(&self.structs)
     }
 }

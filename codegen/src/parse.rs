@@ -48,9 +48,17 @@ struct RawField {
     present_if: Option<String>,
     #[serde(default)]
     writable_if: Option<String>,
+    /// The name of an `enum/NAME` entry whose values the field takes.
+    #[serde(default, rename = "enum")]
+    enum_name: Option<String>,
+    /// An array: `count` fields named `NAME{n}`, `stride` bits apart.
+    #[serde(default)]
+    count: Option<u32>,
+    #[serde(default)]
+    stride: Option<u32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawIllegal {
     #[serde(rename = "if")]
@@ -101,6 +109,8 @@ struct RawRegister {
     #[serde(default)]
     ack: Option<String>,
     #[serde(default)]
+    layout: Option<String>,
+    #[serde(default)]
     on_write: Option<String>,
     #[serde(default)]
     writable_if: Option<String>,
@@ -120,6 +130,32 @@ struct Entry {
     kind: String,
     name: String,
     value: Value,
+    /// Line of each field's `name:`, for errors that point at the field.
+    field_lines: BTreeMap<String, usize>,
+}
+
+/// The 1-based line of each `name: X` in the entry that starts at `entry_line`
+/// (block `- name: X` or flow `- {name: X, ...}`), up to the next top-level key.
+/// serde_yaml values carry no positions, so the text is scanned.
+fn field_lines(text: &str, entry_line: Option<usize>) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    let Some(start) = entry_line else {
+        return out;
+    };
+    for (i, line) in text.lines().enumerate().skip(start) {
+        if line.starts_with(|c: char| !c.is_whitespace() && c != '#') {
+            break;
+        }
+        let t = line.trim_start();
+        let t = t.strip_prefix('-').unwrap_or(t).trim_start();
+        let t = t.strip_prefix('{').unwrap_or(t).trim_start();
+        if let Some(rest) = t.strip_prefix("name:") {
+            let name = rest.split([',', '}']).next().unwrap_or("");
+            out.entry(name.trim().trim_matches('"').to_string())
+                .or_insert(i + 1);
+        }
+    }
+    out
 }
 
 fn line_of(text: &str, key: &str) -> Option<usize> {
@@ -138,7 +174,7 @@ fn yaml_error_line(e: &serde_yaml::Error) -> Option<usize> {
     e.location().map(|l| l.line())
 }
 
-const KINDS: [&str; 5] = ["register", "command", "event", "struct", "fragment"];
+const KINDS: [&str; 6] = ["register", "command", "event", "struct", "fragment", "enum"];
 
 fn split_entries(file: &str, text: &str, errors: &mut Vec<SpecError>) -> Vec<Entry> {
     let map: serde_yaml::Mapping = match serde_yaml::from_str(text) {
@@ -178,6 +214,7 @@ fn split_entries(file: &str, text: &str, errors: &mut Vec<SpecError>) -> Vec<Ent
         };
         match key.split_once('/') {
             Some((kind, name)) if KINDS.contains(&kind) && is_name(name) => out.push(Entry {
+                field_lines: field_lines(text, origin.line),
                 origin,
                 kind: kind.to_string(),
                 name: name.to_string(),
@@ -224,9 +261,50 @@ fn parse_bits(v: &Value) -> Result<(u32, u32), String> {
     Ok((hi, lo))
 }
 
-fn build_field(
-    raw: RawField,
+/// What a field needs from the rest of the spec while it is built.
+struct FieldCtx<'a> {
+    origin: &'a Origin,
+    /// `name:` lines of the entry's fields (see [`field_lines`]).
+    lines: &'a BTreeMap<String, usize>,
+    enums: &'a Enums,
+    /// `Some(0)` for registers (which have no `word`), `None` for records.
     default_word: Option<usize>,
+}
+
+/// A field as written, expanded: one field, or `count` fields of an array.
+fn build_fields(raw: RawField, cx: &FieldCtx, errors: &mut Vec<SpecError>) -> Vec<Field> {
+    let origin = cx.origin.with_line(cx.lines.get(&raw.name).copied());
+    let ctx = |m: String| SpecError::at(&origin, format!("field {}: {m}", raw.name));
+    let Some(one) = build_field(&raw, cx, &origin, errors) else {
+        return Vec::new();
+    };
+    let (count, stride) = match (raw.count, raw.stride) {
+        (None, None) => return vec![one],
+        (None, Some(_)) => {
+            errors.push(ctx("`stride` without `count`".into()));
+            return vec![one];
+        }
+        (Some(n), stride) => (n, stride.unwrap_or(one.width())),
+    };
+    if !raw.name.contains("{n}") {
+        errors.push(ctx("an array's name must contain `{n}`".into()));
+        return Vec::new();
+    }
+    // Element n is the first one moved up by n strides, `{n}` spelled out.
+    (0..count)
+        .map(|n| Field {
+            name: raw.name.replace("{n}", &n.to_string()),
+            description: raw.description.replace("{n}", &n.to_string()),
+            hi: one.hi + n * stride,
+            lo: one.lo + n * stride,
+            ..one.clone()
+        })
+        .collect()
+}
+
+fn build_field(
+    raw: &RawField,
+    cx: &FieldCtx,
     origin: &Origin,
     errors: &mut Vec<SpecError>,
 ) -> Option<Field> {
@@ -238,7 +316,7 @@ fn build_field(
             return None;
         }
     };
-    let word = match (raw.word, default_word) {
+    let word = match (raw.word, cx.default_word) {
         (Some(w), None) => w,
         (None, Some(w)) => w,
         (Some(_), Some(_)) => {
@@ -258,22 +336,12 @@ fn build_field(
             false
         }
     };
-    let mut values = Vec::new();
-    for (k, v) in raw.values.unwrap_or_default() {
-        let name = k
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{k:?}"));
-        match serde_yaml::from_value::<Num>(v) {
-            Ok(Num(n)) => values.push((name, n)),
-            Err(e) => errors.push(ctx(format!("value {name}: {e}"))),
-        }
-    }
-    let _ = raw.spec;
+    let _ = &raw.spec;
+    let (values, values_of) = field_values(raw, cx.enums, &ctx, errors);
     // Field conditions belong to registers (default_word is Some only there).
     let mut cond = |text: &Option<String>, what: &str| {
         let text = text.as_ref()?;
-        if default_word.is_none() {
+        if cx.default_word.is_none() {
             errors.push(ctx(format!("{what}: only register fields have one")));
             return None;
         }
@@ -283,16 +351,64 @@ fn build_field(
     let present_if = cond(&raw.present_if, "present_if");
     let writable_if = cond(&raw.writable_if, "writable_if");
     Some(Field {
-        name: raw.name,
-        description: raw.description,
+        name: raw.name.clone(),
+        description: raw.description.clone(),
+        line: origin.line,
         word,
         hi,
         lo,
         address,
         values,
+        values_of,
         present_if,
         writable_if,
     })
+}
+
+/// The named values of a field: its own `values:` list, or those of the
+/// `enum/NAME` it names (never both).
+fn field_values(
+    raw: &RawField,
+    enums: &Enums,
+    ctx: &dyn Fn(String) -> SpecError,
+    errors: &mut Vec<SpecError>,
+) -> (Vec<(String, u64)>, Option<ValuesOf>) {
+    match (&raw.values, &raw.enum_name) {
+        (Some(_), Some(e)) => {
+            errors.push(ctx(format!("has both `values` and `enum: {e}`")));
+            (Vec::new(), None)
+        }
+        (None, Some(e)) => match enums.get(e) {
+            Some(named) => (named.values.clone(), Some(ValuesOf::Enum(e.clone()))),
+            None => {
+                errors.push(ctx(format!("enum: no enum/{e}")));
+                (Vec::new(), None)
+            }
+        },
+        (Some(map), None) => {
+            let (values, problems) = value_list(map);
+            errors.extend(problems.into_iter().map(ctx));
+            (values, None)
+        }
+        (None, None) => (Vec::new(), None),
+    }
+}
+
+/// `NAME: integer` pairs, in the order written, and the problems found.
+fn value_list(map: &serde_yaml::Mapping) -> (Vec<(String, u64)>, Vec<String>) {
+    let mut values = Vec::new();
+    let mut problems = Vec::new();
+    for (k, v) in map {
+        let name = k
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{k:?}"));
+        match serde_yaml::from_value::<Num>(v.clone()) {
+            Ok(Num(n)) => values.push((name, n)),
+            Err(e) => problems.push(format!("value {name}: {e}")),
+        }
+    }
+    (values, problems)
 }
 
 fn build_cond(
@@ -324,6 +440,7 @@ fn build_record(
     entry: &Entry,
     raw: RawRecord,
     fragments: &Fragments,
+    enums: &Enums,
     errors: &mut Vec<SpecError>,
 ) -> Option<Record> {
     let origin = &entry.origin;
@@ -397,34 +514,43 @@ fn build_record(
         }
     };
     let mut fields = Vec::new();
-    for inc in &raw.include {
-        match fragments.get(inc) {
-            Some((forigin, frag)) => {
-                for f in frag {
-                    if let Some(f) = build_field(f.clone(), None, forigin, errors) {
-                        fields.push(f);
-                    }
-                }
+    let mut shared_rules = Vec::new();
+    let included = raw
+        .include
+        .iter()
+        .filter_map(|inc| match fragments.get(inc) {
+            Some(frag) => Some(frag),
+            None => {
+                errors.push(SpecError::at(origin, format!("include: no fragment/{inc}")));
+                None
             }
-            None => errors.push(SpecError::at(origin, format!("include: no fragment/{inc}"))),
+        });
+    // A fragment brings its rules with its fields: each includer gets both.
+    #[allow(clippy::needless_collect)]
+    for frag in included.collect::<Vec<_>>() {
+        let cx = FieldCtx {
+            origin: &frag.origin,
+            lines: &frag.field_lines,
+            enums,
+            default_word: None,
+        };
+        for f in &frag.fields {
+            fields.extend(build_fields(f.clone(), &cx, errors));
         }
+        shared_rules.extend(build_illegal(&frag.illegal, &frag.origin, errors));
     }
+    let cx = FieldCtx {
+        origin,
+        lines: &entry.field_lines,
+        enums,
+        default_word: None,
+    };
     for f in raw.fields {
-        if let Some(f) = build_field(f, None, origin, errors) {
-            fields.push(f);
-        }
+        fields.extend(build_fields(f, &cx, errors));
     }
-    let illegal = raw
-        .illegal
-        .into_iter()
-        .filter_map(|i| {
-            build_cond(&i.cond, "illegal", origin, errors).map(|cond| Illegal {
-                cond,
-                text: i.cond.clone(),
-                why: i.why,
-            })
-        })
-        .collect();
+    // The entry's own rules first: the first rule that holds is the reason given.
+    let mut illegal = build_illegal(&raw.illegal, origin, errors);
+    illegal.extend(shared_rules);
     let aliases = raw
         .aliases
         .into_iter()
@@ -443,15 +569,64 @@ fn build_record(
         fields,
         illegal,
         aliases,
+        includes: raw.include,
     })
 }
 
-/// Fragment fields are kept raw so that each includer builds (and reports) them.
-type Fragments = BTreeMap<String, (Origin, Vec<RawField>)>;
+fn build_illegal(raw: &[RawIllegal], origin: &Origin, errors: &mut Vec<SpecError>) -> Vec<Illegal> {
+    raw.iter()
+        .filter_map(|i| {
+            build_cond(&i.cond, "illegal", origin, errors).map(|cond| Illegal {
+                cond,
+                text: i.cond.clone(),
+                why: i.why.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A fragment is kept raw so that each includer builds (and reports) its
+/// fields and rules.
+struct Fragment {
+    origin: Origin,
+    field_lines: BTreeMap<String, usize>,
+    fields: Vec<RawField>,
+    illegal: Vec<RawIllegal>,
+}
+
+type Fragments = BTreeMap<String, Fragment>;
+
+/// Named value lists (`enum/NAME`), by name.
+type Enums = BTreeMap<String, NamedEnum>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnum {
+    spec: String,
+    description: String,
+    values: serde_yaml::Mapping,
+}
+
+fn build_enum(entry: &Entry, raw: RawEnum, errors: &mut Vec<SpecError>) -> NamedEnum {
+    let (values, problems) = value_list(&raw.values);
+    errors.extend(
+        problems
+            .into_iter()
+            .map(|m| SpecError::at(&entry.origin, m)),
+    );
+    NamedEnum {
+        name: entry.name.clone(),
+        spec: raw.spec,
+        description: raw.description,
+        origin: entry.origin.clone(),
+        values,
+    }
+}
 
 fn build_register(
     entry: &Entry,
     raw: RawRegister,
+    enums: &Enums,
     errors: &mut Vec<SpecError>,
 ) -> Option<Register> {
     let origin = &entry.origin;
@@ -500,10 +675,22 @@ fn build_register(
     };
     let writable_if = cond(&raw.writable_if, "writable_if", errors);
     let present_if = cond(&raw.present_if, "present_if", errors);
+    let cx = FieldCtx {
+        origin,
+        lines: &entry.field_lines,
+        enums,
+        default_word: Some(0),
+    };
+    if raw.layout.is_some() && !raw.fields.is_empty() {
+        err(
+            errors,
+            "has both `layout` and `fields`: a shared layout is listed once".into(),
+        );
+    }
     let fields = raw
         .fields
         .into_iter()
-        .filter_map(|f| build_field(f, Some(0), origin, errors))
+        .flat_map(|f| build_fields(f, &cx, errors))
         .collect();
     Some(Register {
         name: entry.name.clone(),
@@ -517,6 +704,7 @@ fn build_register(
         reset,
         emulation,
         ack: raw.ack,
+        layout: raw.layout,
         on_write: raw.on_write,
         writable_if,
         present_if,
@@ -524,6 +712,50 @@ fn build_register(
         role,
         fields,
     })
+}
+
+/// `layout: OTHER` gives a register OTHER's fields (an ACK register has its
+/// control register's). Write conditions stay with OTHER: the register that
+/// shares the layout takes no writes of its own through them.
+fn share_layouts(registers: &mut [Register], errors: &mut Vec<SpecError>) {
+    for i in 0..registers.len() {
+        let Some(source) = registers[i].layout.clone() else {
+            continue;
+        };
+        let Some(from) = registers.iter().find(|r| r.name == source) else {
+            errors.push(SpecError::at(
+                &registers[i].origin,
+                format!("layout: no register/{source}"),
+            ));
+            continue;
+        };
+        if from.layout.is_some() {
+            errors.push(SpecError::at(
+                &registers[i].origin,
+                format!("layout: {source} itself borrows a layout"),
+            ));
+            continue;
+        }
+        let fields = from
+            .fields
+            .iter()
+            .map(|f| Field {
+                writable_if: None,
+                values_of: shared_values(&source, f),
+                ..f.clone()
+            })
+            .collect();
+        registers[i].fields = fields;
+    }
+}
+
+/// Where a borrowed field's named values are defined: where the lender's are.
+fn shared_values(owner: &str, f: &Field) -> Option<ValuesOf> {
+    if f.values.is_empty() {
+        return None;
+    }
+    let own = || ValuesOf::Field(owner.to_string(), f.name.clone());
+    Some(f.values_of.clone().unwrap_or_else(own))
 }
 
 /// Parse every file; the result still has to be validated.
@@ -546,9 +778,26 @@ pub fn parse(files: &[(String, String)]) -> (Spec, Vec<SpecError>) {
         }
     }
     let mut fragments = Fragments::new();
-    for e in entries.iter().filter(|e| e.kind == "fragment") {
-        if let Some(raw) = de::<RawRecord>(e, &mut errors) {
-            fragments.insert(e.name.clone(), (e.origin.clone(), raw.fields));
+    let mut enums = Enums::new();
+    for e in &entries {
+        match e.kind.as_str() {
+            "fragment" => {
+                if let Some(raw) = de::<RawRecord>(e, &mut errors) {
+                    let fragment = Fragment {
+                        origin: e.origin.clone(),
+                        field_lines: e.field_lines.clone(),
+                        fields: raw.fields,
+                        illegal: raw.illegal,
+                    };
+                    fragments.insert(e.name.clone(), fragment);
+                }
+            }
+            "enum" => {
+                if let Some(raw) = de::<RawEnum>(e, &mut errors) {
+                    enums.insert(e.name.clone(), build_enum(e, raw, &mut errors));
+                }
+            }
+            _ => {}
         }
     }
     let mut spec = Spec {
@@ -559,14 +808,14 @@ pub fn parse(files: &[(String, String)]) -> (Spec, Vec<SpecError>) {
         match e.kind.as_str() {
             "register" => {
                 if let Some(r) = de::<RawRegister>(e, &mut errors)
-                    .and_then(|raw| build_register(e, raw, &mut errors))
+                    .and_then(|raw| build_register(e, raw, &enums, &mut errors))
                 {
                     spec.registers.push(r);
                 }
             }
             "command" | "event" | "struct" => {
                 if let Some(r) = de::<RawRecord>(e, &mut errors)
-                    .and_then(|raw| build_record(e, raw, &fragments, &mut errors))
+                    .and_then(|raw| build_record(e, raw, &fragments, &enums, &mut errors))
                 {
                     match r.kind {
                         RecordKind::Command => spec.commands.push(r),
@@ -578,6 +827,9 @@ pub fn parse(files: &[(String, String)]) -> (Spec, Vec<SpecError>) {
             _ => {}
         }
     }
+    share_layouts(&mut spec.registers, &mut errors);
+    spec.enums = enums.into_values().collect();
+    spec.fragments = fragments.into_keys().collect();
     spec.registers.sort_by_key(|r| (r.page, r.offset));
     spec.commands.sort_by_key(|r| r.code);
     spec.events.sort_by_key(|r| r.code);

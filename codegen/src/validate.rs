@@ -39,6 +39,8 @@ pub fn validate(spec: &Spec) -> Vec<SpecError> {
         );
     }
     check_codes(&spec.commands, "opcode", &mut errors);
+    check_queues(spec, &mut errors);
+    check_enums(spec, &mut errors);
     check_codes(&spec.events, "event type", &mut errors);
     errors
 }
@@ -92,7 +94,8 @@ fn check_fields(
             .push(("the opcode/type byte [7:0]", 0xff));
     }
     for f in fields {
-        let at = |m: String| SpecError::at(origin, format!("field {}: {m}", f.name));
+        let here = origin.with_line(f.line);
+        let at = |m: String| SpecError::at(&here, format!("field {}: {m}", f.name));
         if !is_name(&f.name) {
             errors.push(at("name is not an identifier".into()));
         }
@@ -355,22 +358,17 @@ fn check_register(spec: &Spec, r: &Register, errors: &mut Vec<SpecError>) {
         }
     }
     match r.emulation {
-        Emulation::Control => {
-            if r.on_write.is_none() {
-                err(errors, "a control register needs on_write".into());
+        Emulation::Control => match r.ack.as_deref().map(|a| (a, spec.register(a))) {
+            None => err(errors, "a control register needs ack".into()),
+            Some((a, None)) => err(errors, format!("ack: no register/{a}")),
+            Some((a, Some(ack))) if ack.emulation != Emulation::Ack => {
+                err(errors, format!("ack: {a} is not of emulation ack"))
             }
-            match r.ack.as_deref().map(|a| (a, spec.register(a))) {
-                None => err(errors, "a control register needs ack".into()),
-                Some((a, None)) => err(errors, format!("ack: no register/{a}")),
-                Some((a, Some(ack))) if ack.emulation != Emulation::Ack => {
-                    err(errors, format!("ack: {a} is not of emulation ack"))
-                }
-                Some((a, Some(ack))) if ack.width != r.width => {
-                    err(errors, format!("ack: {a} is not as wide as {}", r.name))
-                }
-                _ => {}
+            Some((a, Some(ack))) if ack.width != r.width => {
+                err(errors, format!("ack: {a} is not as wide as {}", r.name))
             }
-        }
+            _ => {}
+        },
         _ if r.ack.is_some() => err(errors, "only a control register has ack".into()),
         _ => {}
     }
@@ -400,6 +398,30 @@ fn check_register(spec: &Spec, r: &Register, errors: &mut Vec<SpecError>) {
         check_field_conds(spec, r, f, errors);
     }
     check_ack_fields(spec, r, errors);
+    check_layout(spec, r, errors);
+}
+
+/// Only an ACK register shares a layout, and only its control register's.
+fn check_layout(spec: &Spec, r: &Register, errors: &mut Vec<SpecError>) {
+    let Some(source) = &r.layout else { return };
+    let control = spec
+        .registers
+        .iter()
+        .find(|c| c.ack.as_deref() == Some(r.name.as_str()));
+    match control {
+        _ if r.emulation != Emulation::Ack => errors.push(SpecError::at(
+            &r.origin,
+            format!("layout: {source}: only an ack register shares its control register's layout"),
+        )),
+        Some(c) if &c.name != source => errors.push(SpecError::at(
+            &r.origin,
+            format!(
+                "layout: {source} is not {}, whose ack this register is",
+                c.name
+            ),
+        )),
+        _ => {}
+    }
 }
 
 /// A field's `present_if` and `writable_if`, reported as `field NAME: ...`.
@@ -535,6 +557,68 @@ fn check_register_layout(spec: &Spec, errors: &mut Vec<SpecError>) {
             errors.push(SpecError::at(
                 &r.origin,
                 "no control register names it as its ack",
+            ));
+        }
+    }
+}
+
+/// Each queue named by `queue:` has one base register and one register of each role.
+fn check_queues(spec: &Spec, errors: &mut Vec<SpecError>) {
+    let names: BTreeSet<&str> = spec
+        .registers
+        .iter()
+        .filter_map(|r| r.queue.as_deref())
+        .collect();
+    for q in names {
+        let of = |e: Emulation, role: Option<Role>| {
+            spec.registers
+                .iter()
+                .filter(|r| r.queue.as_deref() == Some(q) && r.emulation == e && r.role == role)
+                .count()
+        };
+        let first = spec
+            .registers
+            .iter()
+            .find(|r| r.queue.as_deref() == Some(q))
+            .expect("a queue named by a register");
+        for (what, n) in [
+            ("queue_base", of(Emulation::QueueBase, None)),
+            ("prod", of(Emulation::QueuePointer, Some(Role::Prod))),
+            ("cons", of(Emulation::QueuePointer, Some(Role::Cons))),
+        ] {
+            if n != 1 {
+                errors.push(SpecError::at(
+                    &first.origin,
+                    format!("queue {q} has {n} {what} registers, not one"),
+                ));
+            }
+        }
+    }
+}
+
+/// A named value list: identifiers, and one width for every field that uses it
+/// (the generated type holds the raw field).
+fn check_enums(spec: &Spec, errors: &mut Vec<SpecError>) {
+    let mut types = BTreeSet::new();
+    for e in &spec.enums {
+        check_common(&e.spec, &e.description, &e.origin, errors);
+        if !types.insert(names::type_name(&e.name)) {
+            errors.push(SpecError::at(
+                &e.origin,
+                format!(
+                    "its Rust type name `{}` is already used",
+                    names::type_name(&e.name)
+                ),
+            ));
+        }
+        if e.values.is_empty() {
+            errors.push(SpecError::at(&e.origin, "no values"));
+        }
+        let widths: BTreeSet<u32> = spec.enum_users(&e.name).map(|(_, f)| f.width()).collect();
+        if widths.len() > 1 {
+            errors.push(SpecError::at(
+                &e.origin,
+                format!("its fields have different widths {widths:?}"),
             ));
         }
     }

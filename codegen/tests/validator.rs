@@ -525,3 +525,183 @@ fn misplaced_field_conditions_are_refused() {
         "only register fields have one",
     );
 }
+
+#[test]
+fn field_errors_name_the_field_line() {
+    let broken = CMDS.replace(
+        "bits: \"63:32\", description: StreamID}",
+        "bits: \"64:32\", description: StreamID}",
+    );
+    let errs = errors_of(REGS, &broken);
+    let line = broken
+        .lines()
+        .position(|l| l.contains("name: SID"))
+        .unwrap()
+        + 1;
+    assert_eq!(errs[0].line, Some(line), "{}", errs[0]);
+}
+
+#[test]
+fn an_ack_register_shares_its_control_layout() {
+    let shared = REGS.replace(
+        "  emulation: ack\n  fields:\n    - {name: SMMUEN, bits: \"0\", description: Enable}\n    - {name: CMDQEN, bits: \"3\", description: Command queue enable}\n",
+        "  emulation: ack\n  layout: CR0\n",
+    );
+    let spec = load_texts(&files(&shared, CMDS)).unwrap();
+    let ack = spec.register("CR0ACK").unwrap();
+    assert_eq!(ack.fields, spec.register("CR0").unwrap().fields);
+    let both = shared.replace(
+        "  layout: CR0\n",
+        "  layout: CR0\n  fields:\n    - {name: SMMUEN, bits: \"0\", description: Enable}\n",
+    );
+    assert_refused(
+        &both,
+        CMDS,
+        "registers.yaml",
+        "register/CR0ACK",
+        "has both `layout` and `fields`",
+    );
+    let not_ack = shared.replace(
+        "  writable_if: \"CR0.SMMUEN",
+        "  layout: CR0\n  writable_if: \"CR0.SMMUEN",
+    );
+    let not_ack = not_ack.replace(
+        "  fields:\n    - {name: ADDR",
+        "  xfields:\n    - {name: ADDR",
+    );
+    let not_ack = not_ack.replace("  xfields:\n    - {name: ADDR, bits: \"55:6\", kind: address, description: Base address}\n    - {name: RA, bits: \"62\", description: Read allocate hint}\n", "");
+    assert_refused(
+        &not_ack,
+        CMDS,
+        "registers.yaml",
+        "register/STRTAB_BASE",
+        "only an ack register shares",
+    );
+    let missing = shared.replace("layout: CR0", "layout: CR9");
+    assert_refused(
+        &missing,
+        CMDS,
+        "registers.yaml",
+        "register/CR0ACK",
+        "layout: no register/CR9",
+    );
+}
+
+#[test]
+fn a_control_register_may_have_no_handler() {
+    let spec = load_texts(&files(&REGS.replace("  on_write: write_cr0\n", ""), CMDS)).unwrap();
+    assert_eq!(spec.register("CR0").unwrap().on_write, None);
+}
+
+const ENUM: &str =
+    "enum/SWITCH:\n  spec: \"§6.3.9\"\n  description: Off or on\n  values: {OFF: 0, ON: 1}\n";
+
+#[test]
+fn fields_take_named_value_lists() {
+    let regs = format!(
+        "{ENUM}{}",
+        REGS.replace(
+            "description: Command queue enable}",
+            "description: Command queue enable, enum: SWITCH}"
+        )
+    );
+    let spec = load_texts(&files(&regs, CMDS)).unwrap();
+    let f = &spec.register("CR0").unwrap().fields[1];
+    assert_eq!(
+        f.values,
+        vec![("OFF".to_string(), 0), ("ON".to_string(), 1)]
+    );
+    let code = expand_pretty(&spec).unwrap();
+    assert!(code.contains("pub struct Switch(pub u8)"), "{code}");
+    assert!(
+        code.contains("pub use crate::values::Switch as Cr0Cmdqen;"),
+        "{code}"
+    );
+    let unknown = regs.replace("enum: SWITCH}", "enum: SWITCHES}");
+    assert_refused(
+        &unknown,
+        CMDS,
+        "registers.yaml",
+        "register/CR0",
+        "field CMDQEN: enum: no enum/SWITCHES",
+    );
+    let both = regs.replace("enum: SWITCH}", "enum: SWITCH, values: {OFF: 0}}");
+    assert_refused(
+        &both,
+        CMDS,
+        "registers.yaml",
+        "register/CR0",
+        "has both `values` and `enum: SWITCH`",
+    );
+    let widths = regs.replace(
+        "{name: RA, bits: \"62\", description: Read allocate hint}",
+        "{name: RA, bits: \"63:62\", description: Read allocate hint, enum: SWITCH}",
+    );
+    assert_refused(
+        &widths,
+        CMDS,
+        "registers.yaml",
+        "enum/SWITCH",
+        "different widths",
+    );
+}
+
+#[test]
+fn arrays_of_fields_expand_with_their_stride() {
+    let cmds = CMDS.replace(
+        "    - {name: Leaf, word: 1, bits: \"0\", description: Leaf only}\n",
+        "    - {name: \"P{n}\", word: 1, bits: \"5:4\", count: 3, stride: 4, description: \"Slot {n}\"}\n",
+    );
+    let spec = load_texts(&files(REGS, &cmds)).unwrap();
+    let cmd = spec
+        .commands
+        .iter()
+        .find(|c| c.name == "CMD_CFGI_STE")
+        .unwrap();
+    let slots: Vec<_> = cmd
+        .fields
+        .iter()
+        .filter(|f| f.name.starts_with('P'))
+        .map(|f| (f.name.as_str(), f.hi, f.lo, f.description.as_str()))
+        .collect();
+    assert_eq!(
+        slots,
+        [
+            ("P0", 5, 4, "Slot 0"),
+            ("P1", 9, 8, "Slot 1"),
+            ("P2", 13, 12, "Slot 2")
+        ]
+    );
+    let no_n = cmds.replace("name: \"P{n}\"", "name: P");
+    assert_refused(
+        REGS,
+        &no_n,
+        "commands.yaml",
+        "command/CMD_CFGI_STE",
+        "must contain `{n}`",
+    );
+    let too_far = cmds.replace("count: 3", "count: 16");
+    assert_refused(
+        REGS,
+        &too_far,
+        "commands.yaml",
+        "command/CMD_CFGI_STE",
+        "field P15: bits 65:64 do not fit",
+    );
+}
+
+#[test]
+fn a_fragment_brings_its_rules_after_the_includer_s_own() {
+    let cmds = CMDS.replace(
+        "    - {name: NUM, word: 0, bits: \"16:12\", description: Number}\n",
+        "    - {name: NUM, word: 0, bits: \"16:12\", description: Number}\n  illegal:\n    - {if: \"NUM == 31\", why: too many}\n",
+    );
+    let spec = load_texts(&files(REGS, &cmds)).unwrap();
+    let va = spec
+        .commands
+        .iter()
+        .find(|c| c.name == "CMD_TLBI_NH_VA")
+        .unwrap();
+    let whys: Vec<_> = va.illegal.iter().map(|i| i.why.as_str()).collect();
+    assert_eq!(whys, ["no stage 1", "too many"]);
+}

@@ -233,23 +233,14 @@ impl MmioHandlers for Bank {
     fn write_gbpmpam(&mut self, old: u64, new: u64) {
         self.complete_update(Register::GBPMPAM, old, new);
     }
-    fn write_irq_ctrl(&mut self, old: u64, new: u64) {
-        self.called("write_irq_ctrl", old, new);
-    }
     fn write_gerrorn(&mut self, old: u64, new: u64) {
         self.called("write_gerrorn", old, new);
     }
     fn write_cmdq_prod(&mut self, old: u64, new: u64) {
         self.called("write_cmdq_prod", old, new);
     }
-    fn write_gatos_ctrl(&mut self, old: u64, new: u64) {
-        self.called("write_gatos_ctrl", old, new);
-    }
     fn write_eventq_cons(&mut self, old: u64, new: u64) {
         self.called("write_eventq_cons", old, new);
-    }
-    fn write_priq_cons(&mut self, old: u64, new: u64) {
-        self.called("write_priq_cons", old, new);
     }
 }
 

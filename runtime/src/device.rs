@@ -540,9 +540,6 @@ impl MmioHandlers for Ctx<'_, '_, '_> {
             u64::from(Gbpmpam(new as u32).with_update(false).0),
         );
     }
-    fn write_irq_ctrl(&mut self, _old: u64, _new: u64) {
-        // PRIQ_IRQEN is absent without PRI: the dispatch already dropped it.
-    }
     fn write_gerrorn(&mut self, _old: u64, _new: u64) {
         // Acknowledging CMDQ_ERR restarts the command queue (§7.1).
         self.v.pump(self.ports);
@@ -550,7 +547,5 @@ impl MmioHandlers for Ctx<'_, '_, '_> {
     fn write_cmdq_prod(&mut self, _old: u64, _new: u64) {
         self.v.pump(self.ports);
     }
-    fn write_gatos_ctrl(&mut self, _old: u64, _new: u64) {}
     fn write_eventq_cons(&mut self, _old: u64, _new: u64) {}
-    fn write_priq_cons(&mut self, _old: u64, _new: u64) {}
 }

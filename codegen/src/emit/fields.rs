@@ -1,11 +1,11 @@
 //! Accessors, field tables and enums shared by every value type
 //! (registers over one word, commands/events/structures over several).
 
-use proc_macro2::{Literal, TokenStream};
+use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::expr::{Cond, Op, Operand};
-use crate::model::{Field, Spec};
+use crate::model::{Field, Spec, ValuesOf};
 use crate::names;
 
 pub fn lit_u64(v: u64) -> Literal {
@@ -154,50 +154,95 @@ pub fn field_infos(fields: &[Field]) -> TokenStream {
     quote!(&[#(#infos),*])
 }
 
-/// Newtype enums for the fields that have named values.
+/// Newtype enums for the fields that have named values of their own, and
+/// for the others the name they always had, as another name of the type that
+/// defines their values (a named enum, the register whose layout is shared).
 pub fn enums(owner: &str, fields: &[Field]) -> TokenStream {
     let items = fields.iter().filter(|f| !f.values.is_empty()).map(|f| {
         let t = format_ident!("{}", names::enum_type(owner, &f.name));
-        let raw = raw_type(f);
-        let doc = format!("Values of `{owner}.{}`: {}", f.name, f.description);
-        let consts = f.values.iter().map(|(n, v)| {
-            let c = format_ident!("{}", n);
-            let v_doc = format!("`{}` = {v:#x}", n);
-            let v = Literal::u64_unsuffixed(*v);
-            quote!(#[doc = #v_doc] pub const #c: Self = Self(#v);)
-        });
-        let arms = f.values.iter().map(|(n, v)| {
-            let v = Literal::u64_unsuffixed(*v);
-            quote!(#v => Some(#n),)
-        });
-        quote! {
-            #[doc = #doc]
-            #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-            #[repr(transparent)]
-            pub struct #t(pub #raw);
-            impl #t {
-                #(#consts)*
-                /// The architecture's name for this value, if it has one.
-                pub const fn name(self) -> Option<&'static str> {
-                    match self.0 { #(#arms)* _ => None }
-                }
+        match &f.values_of {
+            Some(ValuesOf::Enum(e)) => {
+                let e = format_ident!("{}", names::type_name(e));
+                quote!(pub use crate::values::#e as #t;)
             }
-            impl core::fmt::Debug for #t {
-                fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                    match self.name() {
-                        Some(n) => f.write_str(n),
-                        None => write!(f, "{:#x}", self.0),
-                    }
-                }
+            Some(ValuesOf::Field(reg, field)) => {
+                let e = format_ident!("{}", names::enum_type(reg, field));
+                quote!(pub use crate::regs::#e as #t;)
             }
-            impl core::fmt::Display for #t {
-                fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                    core::fmt::Debug::fmt(self, f)
-                }
+            None => {
+                let doc = format!("Values of `{owner}.{}`: {}", f.name, f.description);
+                value_enum(&t, &raw_type(f), &doc, &f.values)
             }
         }
     });
     quote!(#(#items)*)
+}
+
+/// The `values` module: one type per named value list (`enum/NAME`).
+pub fn named_enums(spec: &Spec) -> TokenStream {
+    let items = spec.enums.iter().map(|e| {
+        let t = format_ident!("{}", names::type_name(&e.name));
+        let users: Vec<String> = spec
+            .enum_users(&e.name)
+            .map(|(owner, f)| format!("`{owner}.{}`", f.name))
+            .collect();
+        let raw = match spec.enum_users(&e.name).next() {
+            Some((_, f)) => raw_type(f),
+            None => quote!(u64),
+        };
+        let doc = format!(
+            "{} ({}). Values of {}.",
+            e.description,
+            e.spec,
+            if users.is_empty() {
+                "no field".to_string()
+            } else {
+                users.join(", ")
+            }
+        );
+        value_enum(&t, &raw, &doc, &e.values)
+    });
+    quote!(#(#items)*)
+}
+
+/// A newtype over the raw field with a constant per named value.
+fn value_enum(t: &Ident, raw: &TokenStream, doc: &str, values: &[(String, u64)]) -> TokenStream {
+    let consts = values.iter().map(|(n, v)| {
+        let c = format_ident!("{}", n);
+        let v_doc = format!("`{}` = {v:#x}", n);
+        let v = Literal::u64_unsuffixed(*v);
+        quote!(#[doc = #v_doc] pub const #c: Self = Self(#v);)
+    });
+    let arms = values.iter().map(|(n, v)| {
+        let v = Literal::u64_unsuffixed(*v);
+        quote!(#v => Some(#n),)
+    });
+    quote! {
+        #[doc = #doc]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+        #[repr(transparent)]
+        pub struct #t(pub #raw);
+        impl #t {
+            #(#consts)*
+            /// The architecture's name for this value, if it has one.
+            pub const fn name(self) -> Option<&'static str> {
+                match self.0 { #(#arms)* _ => None }
+            }
+        }
+        impl core::fmt::Debug for #t {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                match self.name() {
+                    Some(n) => f.write_str(n),
+                    None => write!(f, "{:#x}", self.0),
+                }
+            }
+        }
+        impl core::fmt::Display for #t {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                core::fmt::Debug::fmt(self, f)
+            }
+        }
+    }
 }
 
 /// A condition as a Rust boolean expression. `local` reads a field of `self`

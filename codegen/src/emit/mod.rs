@@ -28,7 +28,15 @@ pub fn expand(spec: &Spec) -> TokenStream {
     let mmio = registers::mmio(spec);
     let tock = registers::tock(spec);
     let id_registers = ident::id_registers(spec);
+    let named_enums = fields::named_enums(spec);
+    let queues = registers::queues(spec);
     quote! {
+        /// Value lists the spec names once (`enum/NAME`) and several fields
+        /// share; each field's own name for the type is another name of one of these.
+        pub mod values {
+            #named_enums
+        }
+
         /// Register values: one type per register, with its fields.
         pub mod regs {
             #(#reg_values)*
@@ -57,6 +65,7 @@ pub fn expand(spec: &Spec) -> TokenStream {
             #table
             #dispatch
             #mmio
+            #queues
         }
 
         /// tock-registers definitions, for real MMIO (`hw/`).
@@ -65,7 +74,7 @@ pub fn expand(spec: &Spec) -> TokenStream {
             #tock
         }
 
-        pub use self::mmio::{Register, REGISTERS};
+        pub use self::mmio::{QueueRegisters, Register, QUEUES, REGISTERS};
 
         #id_registers
     }

@@ -532,6 +532,63 @@ pub fn mmio(spec: &Spec) -> TokenStream {
     }
 }
 
+/// The registers of each queue, grouped by their `queue:` and `role:` keys,
+/// so that a queue's users name the queue rather than three registers.
+pub fn queues(spec: &Spec) -> TokenStream {
+    let mut names: Vec<&str> = spec
+        .registers
+        .iter()
+        .filter_map(|r| r.queue.as_deref())
+        .collect();
+    names.sort();
+    names.dedup();
+    let find = |q: &str, e: Emulation, role: Option<Role>| {
+        let r = spec
+            .registers
+            .iter()
+            .find(|r| r.queue.as_deref() == Some(q) && r.emulation == e && r.role == role)
+            .expect("validated: one register per queue role");
+        reg_ident(r)
+    };
+    let consts = names.iter().map(|q| {
+        let id = format_ident!("{}", q);
+        let base = find(q, Emulation::QueueBase, None);
+        let prod = find(q, Emulation::QueuePointer, Some(Role::Prod));
+        let cons = find(q, Emulation::QueuePointer, Some(Role::Cons));
+        let doc = format!("The {q} registers: {base}, {prod} and {cons}.");
+        quote! {
+            #[doc = #doc]
+            pub const #id: QueueRegisters = QueueRegisters {
+                name: #q, base: crate::Register::#base,
+                prod: crate::Register::#prod, cons: crate::Register::#cons,
+            };
+        }
+    });
+    let ids = names.iter().map(|q| format_ident!("{}", q));
+    let count = names.len();
+    quote! {
+        /// The base, producer and consumer registers of one queue.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct QueueRegisters {
+            /// The queue's name in the spec (`CMDQ`).
+            pub name: &'static str,
+            /// `*_BASE`: address and log2 size.
+            pub base: crate::Register,
+            /// `*_PROD`: the producer index and wrap flag.
+            pub prod: crate::Register,
+            /// `*_CONS`: the consumer index and wrap flag.
+            pub cons: crate::Register,
+        }
+
+        impl QueueRegisters {
+            #(#consts)*
+        }
+
+        /// Every queue of the spec, by name.
+        pub const QUEUES: [QueueRegisters; #count] = [#(QueueRegisters::#ids),*];
+    }
+}
+
 /// tock-registers bitfields for every register and the two page layouts.
 pub fn tock(spec: &Spec) -> TokenStream {
     let bitfields = |width: u32| {

@@ -119,8 +119,6 @@ impl MmioHandlers for Regs {
         self.bank.set(Register::GBPA, done.0 as u64);
     }
 
-    fn write_irq_ctrl(&mut self, _old: u64, _new: u64) {}
-
     fn write_gerrorn(&mut self, _old: u64, _new: u64) {
         // Acknowledging CMDQ_ERR lets consumption resume.
         if !self.cmdq_err_active() {
@@ -132,13 +130,9 @@ impl MmioHandlers for Regs {
         self.pending.cmdq = true;
     }
 
-    fn write_gatos_ctrl(&mut self, _old: u64, _new: u64) {}
-
     fn write_gmpam(&mut self, _old: u64, _new: u64) {}
 
     fn write_gbpmpam(&mut self, _old: u64, _new: u64) {}
 
     fn write_eventq_cons(&mut self, _old: u64, _new: u64) {}
-
-    fn write_priq_cons(&mut self, _old: u64, _new: u64) {}
 }
