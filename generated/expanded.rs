@@ -1416,6 +1416,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for Idr0 {
+        const REGISTER: crate::Register = crate::Register::IDR0;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for Idr0 {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "IDR0", Self::FIELDS, &[self.0 as u64])
@@ -1736,6 +1747,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for Idr1 {
+        const REGISTER: crate::Register = crate::Register::IDR1;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for Idr1 {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "IDR1", Self::FIELDS, &[self.0 as u64])
@@ -1786,6 +1808,17 @@ pub mod regs {
         pub const fn with_ba_vatos(mut self, v: u16) -> Self {
             self.set_ba_vatos(v);
             self
+        }
+    }
+    impl crate::RegisterType for Idr2 {
+        const REGISTER: crate::Register = crate::Register::IDR2;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for Idr2 {
@@ -2377,6 +2410,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for Idr3 {
+        const REGISTER: crate::Register = crate::Register::IDR3;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for Idr3 {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "IDR3", Self::FIELDS, &[self.0 as u64])
@@ -2428,6 +2472,17 @@ pub mod regs {
         pub const fn with_impdef(mut self, v: u32) -> Self {
             self.set_impdef(v);
             self
+        }
+    }
+    impl crate::RegisterType for Idr4 {
+        const REGISTER: crate::Register = crate::Register::IDR4;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for Idr4 {
@@ -2757,6 +2812,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for Idr5 {
+        const REGISTER: crate::Register = crate::Register::IDR5;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for Idr5 {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "IDR5", Self::FIELDS, &[self.0 as u64])
@@ -2887,6 +2953,17 @@ pub mod regs {
         pub const fn with_implementer(mut self, v: u16) -> Self {
             self.set_implementer(v);
             self
+        }
+    }
+    impl crate::RegisterType for Iidr {
+        const REGISTER: crate::Register = crate::Register::IIDR;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for Iidr {
@@ -3039,6 +3116,17 @@ pub mod regs {
         pub const fn with_arch_minor_rev(mut self, v: AidrArchMinorRev) -> Self {
             self.set_arch_minor_rev(v);
             self
+        }
+    }
+    impl crate::RegisterType for Aidr {
+        const REGISTER: crate::Register = crate::Register::AIDR;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for Aidr {
@@ -3350,6 +3438,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for Cr0 {
+        const REGISTER: crate::Register = crate::Register::CR0;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for Cr0 {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "CR0", Self::FIELDS, &[self.0 as u64])
@@ -3590,6 +3689,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for Cr0ack {
+        const REGISTER: crate::Register = crate::Register::CR0ACK;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for Cr0ack {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "CR0ACK", Self::FIELDS, &[self.0 as u64])
@@ -3801,6 +3911,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for Cr1 {
+        const REGISTER: crate::Register = crate::Register::CR1;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for Cr1 {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "CR1", Self::FIELDS, &[self.0 as u64])
@@ -3949,6 +4070,17 @@ pub mod regs {
         pub const fn with_e2h(mut self, v: bool) -> Self {
             self.set_e2h(v);
             self
+        }
+    }
+    impl crate::RegisterType for Cr2 {
+        const REGISTER: crate::Register = crate::Register::CR2;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for Cr2 {
@@ -4662,6 +4794,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for S2pii {
+        const REGISTER: crate::Register = crate::Register::S2PII;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u64)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for S2pii {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "S2PII", Self::FIELDS, &[self.0 as u64])
@@ -4724,6 +4867,17 @@ pub mod regs {
         pub const fn with_dormant(mut self, v: bool) -> Self {
             self.set_dormant(v);
             self
+        }
+    }
+    impl crate::RegisterType for Statusr {
+        const REGISTER: crate::Register = crate::Register::STATUSR;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for Statusr {
@@ -5044,6 +5198,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for Gbpa {
+        const REGISTER: crate::Register = crate::Register::GBPA;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for Gbpa {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "GBPA", Self::FIELDS, &[self.0 as u64])
@@ -5068,6 +5233,17 @@ pub mod regs {
         pub const WRITE_MASK: u32 = 0x0;
         /// Every field, in spec order.
         pub const FIELDS: &'static [crate::FieldInfo] = &[];
+    }
+    impl crate::RegisterType for Agbpa {
+        const REGISTER: crate::Register = crate::Register::AGBPA;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
     }
     impl core::fmt::Debug for Agbpa {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -5185,6 +5361,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for IrqCtrl {
+        const REGISTER: crate::Register = crate::Register::IRQ_CTRL;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for IrqCtrl {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "IRQ_CTRL", Self::FIELDS, &[self.0 as u64])
@@ -5299,6 +5486,17 @@ pub mod regs {
         pub const fn with_gerror_irqen(mut self, v: bool) -> Self {
             self.set_gerror_irqen(v);
             self
+        }
+    }
+    impl crate::RegisterType for IrqCtrlack {
+        const REGISTER: crate::Register = crate::Register::IRQ_CTRLACK;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for IrqCtrlack {
@@ -5627,6 +5825,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for Gerror {
+        const REGISTER: crate::Register = crate::Register::GERROR;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for Gerror {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "GERROR", Self::FIELDS, &[self.0 as u64])
@@ -5943,6 +6152,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for Gerrorn {
+        const REGISTER: crate::Register = crate::Register::GERRORN;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for Gerrorn {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "GERRORN", Self::FIELDS, &[self.0 as u64])
@@ -5994,6 +6214,17 @@ pub mod regs {
         pub const fn with_addr(mut self, v: u64) -> Self {
             self.set_addr(v);
             self
+        }
+    }
+    impl crate::RegisterType for GerrorIrqCfg0 {
+        const REGISTER: crate::Register = crate::Register::GERROR_IRQ_CFG0;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u64)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for GerrorIrqCfg0 {
@@ -6057,6 +6288,17 @@ pub mod regs {
         pub const fn with_data(mut self, v: u32) -> Self {
             self.set_data(v);
             self
+        }
+    }
+    impl crate::RegisterType for GerrorIrqCfg1 {
+        const REGISTER: crate::Register = crate::Register::GERROR_IRQ_CFG1;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for GerrorIrqCfg1 {
@@ -6148,6 +6390,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for GerrorIrqCfg2 {
+        const REGISTER: crate::Register = crate::Register::GERROR_IRQ_CFG2;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for GerrorIrqCfg2 {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(
@@ -6236,6 +6489,17 @@ pub mod regs {
         pub const fn with_addr(mut self, v: u64) -> Self {
             self.set_addr(v);
             self
+        }
+    }
+    impl crate::RegisterType for StrtabBase {
+        const REGISTER: crate::Register = crate::Register::STRTAB_BASE;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u64)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for StrtabBase {
@@ -6404,6 +6668,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for StrtabBaseCfg {
+        const REGISTER: crate::Register = crate::Register::STRTAB_BASE_CFG;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for StrtabBaseCfg {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(
@@ -6520,6 +6795,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for CmdqBase {
+        const REGISTER: crate::Register = crate::Register::CMDQ_BASE;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u64)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for CmdqBase {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "CMDQ_BASE", Self::FIELDS, &[self.0 as u64])
@@ -6576,6 +6862,17 @@ pub mod regs {
         pub const fn with_wr(mut self, v: u32) -> Self {
             self.set_wr(v);
             self
+        }
+    }
+    impl crate::RegisterType for CmdqProd {
+        const REGISTER: crate::Register = crate::Register::CMDQ_PROD;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for CmdqProd {
@@ -6705,6 +7002,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for CmdqCons {
+        const REGISTER: crate::Register = crate::Register::CMDQ_CONS;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for CmdqCons {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "CMDQ_CONS", Self::FIELDS, &[self.0 as u64])
@@ -6816,6 +7124,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for EventqBase {
+        const REGISTER: crate::Register = crate::Register::EVENTQ_BASE;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u64)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for EventqBase {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(
@@ -6879,6 +7198,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for EventqIrqCfg0 {
+        const REGISTER: crate::Register = crate::Register::EVENTQ_IRQ_CFG0;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u64)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for EventqIrqCfg0 {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(
@@ -6940,6 +7270,17 @@ pub mod regs {
         pub const fn with_data(mut self, v: u32) -> Self {
             self.set_data(v);
             self
+        }
+    }
+    impl crate::RegisterType for EventqIrqCfg1 {
+        const REGISTER: crate::Register = crate::Register::EVENTQ_IRQ_CFG1;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for EventqIrqCfg1 {
@@ -7029,6 +7370,17 @@ pub mod regs {
         pub const fn with_mem_attr(mut self, v: u8) -> Self {
             self.set_mem_attr(v);
             self
+        }
+    }
+    impl crate::RegisterType for EventqIrqCfg2 {
+        const REGISTER: crate::Register = crate::Register::EVENTQ_IRQ_CFG2;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for EventqIrqCfg2 {
@@ -7147,6 +7499,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for PriqBase {
+        const REGISTER: crate::Register = crate::Register::PRIQ_BASE;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u64)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for PriqBase {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "PRIQ_BASE", Self::FIELDS, &[self.0 as u64])
@@ -7203,6 +7566,17 @@ pub mod regs {
         pub const fn with_addr(mut self, v: u64) -> Self {
             self.set_addr(v);
             self
+        }
+    }
+    impl crate::RegisterType for PriqIrqCfg0 {
+        const REGISTER: crate::Register = crate::Register::PRIQ_IRQ_CFG0;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u64)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for PriqIrqCfg0 {
@@ -7266,6 +7640,17 @@ pub mod regs {
         pub const fn with_data(mut self, v: u32) -> Self {
             self.set_data(v);
             self
+        }
+    }
+    impl crate::RegisterType for PriqIrqCfg1 {
+        const REGISTER: crate::Register = crate::Register::PRIQ_IRQ_CFG1;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for PriqIrqCfg1 {
@@ -7384,6 +7769,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for PriqIrqCfg2 {
+        const REGISTER: crate::Register = crate::Register::PRIQ_IRQ_CFG2;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for PriqIrqCfg2 {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(
@@ -7444,6 +7840,17 @@ pub mod regs {
         pub const fn with_run(mut self, v: bool) -> Self {
             self.set_run(v);
             self
+        }
+    }
+    impl crate::RegisterType for GatosCtrl {
+        const REGISTER: crate::Register = crate::Register::GATOS_CTRL;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for GatosCtrl {
@@ -7568,6 +7975,17 @@ pub mod regs {
         pub const fn with_streamid(mut self, v: u32) -> Self {
             self.set_streamid(v);
             self
+        }
+    }
+    impl crate::RegisterType for GatosSid {
+        const REGISTER: crate::Register = crate::Register::GATOS_SID;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u64)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for GatosSid {
@@ -7790,6 +8208,17 @@ pub mod regs {
         pub const fn with_httui(mut self, v: bool) -> Self {
             self.set_httui(v);
             self
+        }
+    }
+    impl crate::RegisterType for GatosAddr {
+        const REGISTER: crate::Register = crate::Register::GATOS_ADDR;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u64)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for GatosAddr {
@@ -8019,6 +8448,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for GatosPar {
+        const REGISTER: crate::Register = crate::Register::GATOS_PAR;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u64)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for GatosPar {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "GATOS_PAR", Self::FIELDS, &[self.0 as u64])
@@ -8101,6 +8541,17 @@ pub mod regs {
         pub const fn with_partid_max(mut self, v: u16) -> Self {
             self.set_partid_max(v);
             self
+        }
+    }
+    impl crate::RegisterType for Mpamidr {
+        const REGISTER: crate::Register = crate::Register::MPAMIDR;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for Mpamidr {
@@ -8209,6 +8660,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for Gmpam {
+        const REGISTER: crate::Register = crate::Register::GMPAM;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for Gmpam {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "GMPAM", Self::FIELDS, &[self.0 as u64])
@@ -8315,6 +8777,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for Gbpmpam {
+        const REGISTER: crate::Register = crate::Register::GBPMPAM;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for Gbpmpam {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "GBPMPAM", Self::FIELDS, &[self.0 as u64])
@@ -8365,6 +8838,17 @@ pub mod regs {
         pub const fn with_vmid(mut self, v: u16) -> Self {
             self.set_vmid(v);
             self
+        }
+    }
+    impl crate::RegisterType for VatosSel {
+        const REGISTER: crate::Register = crate::Register::VATOS_SEL;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for VatosSel {
@@ -8452,6 +8936,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for Idr6 {
+        const REGISTER: crate::Register = crate::Register::IDR6;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for Idr6 {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "IDR6", Self::FIELDS, &[self.0 as u64])
@@ -8530,6 +9025,17 @@ pub mod regs {
         pub const fn with_baddr(mut self, v: u64) -> Self {
             self.set_baddr(v);
             self
+        }
+    }
+    impl crate::RegisterType for DptBase {
+        const REGISTER: crate::Register = crate::Register::DPT_BASE;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u64)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for DptBase {
@@ -8768,6 +9274,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for DptBaseCfg {
+        const REGISTER: crate::Register = crate::Register::DPT_BASE_CFG;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for DptBaseCfg {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(
@@ -8951,6 +9468,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for DptCfgFar {
+        const REGISTER: crate::Register = crate::Register::DPT_CFG_FAR;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u64)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for DptCfgFar {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(
@@ -9039,6 +9567,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for Pidr4 {
+        const REGISTER: crate::Register = crate::Register::PIDR4;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for Pidr4 {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "PIDR4", Self::FIELDS, &[self.0 as u64])
@@ -9063,6 +9602,17 @@ pub mod regs {
         pub const WRITE_MASK: u32 = 0x0;
         /// Every field, in spec order.
         pub const FIELDS: &'static [crate::FieldInfo] = &[];
+    }
+    impl crate::RegisterType for Pidr5 {
+        const REGISTER: crate::Register = crate::Register::PIDR5;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
     }
     impl core::fmt::Debug for Pidr5 {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -9089,6 +9639,17 @@ pub mod regs {
         /// Every field, in spec order.
         pub const FIELDS: &'static [crate::FieldInfo] = &[];
     }
+    impl crate::RegisterType for Pidr6 {
+        const REGISTER: crate::Register = crate::Register::PIDR6;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for Pidr6 {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "PIDR6", Self::FIELDS, &[self.0 as u64])
@@ -9113,6 +9674,17 @@ pub mod regs {
         pub const WRITE_MASK: u32 = 0x0;
         /// Every field, in spec order.
         pub const FIELDS: &'static [crate::FieldInfo] = &[];
+    }
+    impl crate::RegisterType for Pidr7 {
+        const REGISTER: crate::Register = crate::Register::PIDR7;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
     }
     impl core::fmt::Debug for Pidr7 {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -9164,6 +9736,17 @@ pub mod regs {
         pub const fn with_part_0(mut self, v: u8) -> Self {
             self.set_part_0(v);
             self
+        }
+    }
+    impl crate::RegisterType for Pidr0 {
+        const REGISTER: crate::Register = crate::Register::PIDR0;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for Pidr0 {
@@ -9242,6 +9825,17 @@ pub mod regs {
         pub const fn with_part_1(mut self, v: u8) -> Self {
             self.set_part_1(v);
             self
+        }
+    }
+    impl crate::RegisterType for Pidr1 {
+        const REGISTER: crate::Register = crate::Register::PIDR1;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for Pidr1 {
@@ -9348,6 +9942,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for Pidr2 {
+        const REGISTER: crate::Register = crate::Register::PIDR2;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for Pidr2 {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "PIDR2", Self::FIELDS, &[self.0 as u64])
@@ -9426,6 +10031,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for Pidr3 {
+        const REGISTER: crate::Register = crate::Register::PIDR3;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for Pidr3 {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "PIDR3", Self::FIELDS, &[self.0 as u64])
@@ -9476,6 +10092,17 @@ pub mod regs {
         pub const fn with_preamble(mut self, v: u8) -> Self {
             self.set_preamble(v);
             self
+        }
+    }
+    impl crate::RegisterType for Cidr0 {
+        const REGISTER: crate::Register = crate::Register::CIDR0;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for Cidr0 {
@@ -9556,6 +10183,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for Cidr1 {
+        const REGISTER: crate::Register = crate::Register::CIDR1;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for Cidr1 {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "CIDR1", Self::FIELDS, &[self.0 as u64])
@@ -9608,6 +10246,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for Cidr2 {
+        const REGISTER: crate::Register = crate::Register::CIDR2;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for Cidr2 {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "CIDR2", Self::FIELDS, &[self.0 as u64])
@@ -9658,6 +10307,17 @@ pub mod regs {
         pub const fn with_preamble(mut self, v: u8) -> Self {
             self.set_preamble(v);
             self
+        }
+    }
+    impl crate::RegisterType for Cidr3 {
+        const REGISTER: crate::Register = crate::Register::CIDR3;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for Cidr3 {
@@ -9738,6 +10398,17 @@ pub mod regs {
         pub const fn with_wr(mut self, v: u32) -> Self {
             self.set_wr(v);
             self
+        }
+    }
+    impl crate::RegisterType for EventqProd {
+        const REGISTER: crate::Register = crate::Register::EVENTQ_PROD;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for EventqProd {
@@ -9830,6 +10501,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for EventqCons {
+        const REGISTER: crate::Register = crate::Register::EVENTQ_CONS;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for EventqCons {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(
@@ -9920,6 +10602,17 @@ pub mod regs {
             self
         }
     }
+    impl crate::RegisterType for PriqProd {
+        const REGISTER: crate::Register = crate::Register::PRIQ_PROD;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
+        }
+    }
     impl core::fmt::Debug for PriqProd {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::debug_fields(f, "PRIQ_PROD", Self::FIELDS, &[self.0 as u64])
@@ -10003,6 +10696,17 @@ pub mod regs {
         pub const fn with_rd(mut self, v: u32) -> Self {
             self.set_rd(v);
             self
+        }
+    }
+    impl crate::RegisterType for PriqCons {
+        const REGISTER: crate::Register = crate::Register::PRIQ_CONS;
+        #[inline]
+        fn from_raw(raw: u64) -> Self {
+            Self(raw as u32)
+        }
+        #[inline]
+        fn raw(self) -> u64 {
+            self.0 as u64
         }
     }
     impl core::fmt::Debug for PriqCons {
@@ -42243,20 +42947,53 @@ pub mod mmio {
         fn load(&self, reg: crate::Register) -> u64;
         /// Replaces the stored value of a register.
         fn store(&mut self, reg: crate::Register, value: u64);
-        ///Called after a guest write to SMMU_CR0 has been stored: `old` and `new` are the whole register.
-        fn write_cr0(&mut self, old: u64, new: u64);
-        ///Called after a guest write to SMMU_GBPA has been stored: `old` and `new` are the whole register.
-        fn write_gbpa(&mut self, old: u64, new: u64);
-        ///Called after a guest write to SMMU_GERRORN has been stored: `old` and `new` are the whole register.
-        fn write_gerrorn(&mut self, old: u64, new: u64);
-        ///Called after a guest write to SMMU_CMDQ_PROD has been stored: `old` and `new` are the whole register.
-        fn write_cmdq_prod(&mut self, old: u64, new: u64);
-        ///Called after a guest write to SMMU_GMPAM has been stored: `old` and `new` are the whole register.
-        fn write_gmpam(&mut self, old: u64, new: u64);
-        ///Called after a guest write to SMMU_GBPMPAM has been stored: `old` and `new` are the whole register.
-        fn write_gbpmpam(&mut self, old: u64, new: u64);
-        ///Called after a guest write to SMMU_EVENTQ_CONS has been stored: `old` and `new` are the whole register.
-        fn write_eventq_cons(&mut self, old: u64, new: u64);
+        ///A guest write to SMMU_CR0: `old` is the register, `new` what the write makes of it (only what the guest may change). Returns what the register keeps and what SMMU_CR0ACK shows; both are stored, then [`Self::written`] is called.
+        fn write_cr0(
+            &mut self,
+            old: crate::regs::Cr0,
+            new: crate::regs::Cr0,
+        ) -> crate::Written<crate::regs::Cr0>;
+        ///A guest write to SMMU_GBPA: `old` is the register, `new` what the write makes of it (only what the guest may change). Returns what the register keeps; it is stored, then [`Self::written`] is called.
+        fn write_gbpa(
+            &mut self,
+            old: crate::regs::Gbpa,
+            new: crate::regs::Gbpa,
+        ) -> crate::regs::Gbpa;
+        ///A guest write to SMMU_GERRORN: `old` is the register, `new` what the write makes of it (only what the guest may change). Returns what the register keeps; it is stored, then [`Self::written`] is called.
+        fn write_gerrorn(
+            &mut self,
+            old: crate::regs::Gerrorn,
+            new: crate::regs::Gerrorn,
+        ) -> crate::regs::Gerrorn;
+        ///A guest write to SMMU_CMDQ_PROD: `old` is the register, `new` what the write makes of it (only what the guest may change). Returns what the register keeps; it is stored, then [`Self::written`] is called.
+        fn write_cmdq_prod(
+            &mut self,
+            old: crate::regs::CmdqProd,
+            new: crate::regs::CmdqProd,
+        ) -> crate::regs::CmdqProd;
+        ///A guest write to SMMU_GMPAM: `old` is the register, `new` what the write makes of it (only what the guest may change). Returns what the register keeps; it is stored, then [`Self::written`] is called.
+        fn write_gmpam(
+            &mut self,
+            old: crate::regs::Gmpam,
+            new: crate::regs::Gmpam,
+        ) -> crate::regs::Gmpam;
+        ///A guest write to SMMU_GBPMPAM: `old` is the register, `new` what the write makes of it (only what the guest may change). Returns what the register keeps; it is stored, then [`Self::written`] is called.
+        fn write_gbpmpam(
+            &mut self,
+            old: crate::regs::Gbpmpam,
+            new: crate::regs::Gbpmpam,
+        ) -> crate::regs::Gbpmpam;
+        ///A guest write to SMMU_EVENTQ_CONS: `old` is the register, `new` what the write makes of it (only what the guest may change). Returns what the register keeps; it is stored, then [`Self::written`] is called.
+        fn write_eventq_cons(
+            &mut self,
+            old: crate::regs::EventqCons,
+            new: crate::regs::EventqCons,
+        ) -> crate::regs::EventqCons;
+        /// After a write to a register with a handler was stored (and
+        /// its ACK register updated): where the write's effects run.
+        fn written(&mut self, reg: crate::Register) {
+            let _ = reg;
+        }
     }
     /// Register values as conditions see them: `ident` registers through
     /// `MmioHandlers::ident`, the others through `load`.
@@ -42699,8 +43436,9 @@ pub mod mmio {
             }
         }
     }
-    /// A trapped write: stores what the architecture lets the guest change,
-    /// then calls the register's handler and updates its ACK register.
+    /// A trapped write: what the architecture lets the guest change goes
+    /// to the register's handler (if it has one), which decides what is
+    /// stored and acknowledged; then `written`.
     pub fn mmio_write<H: MmioHandlers + ?Sized>(
         h: &mut H,
         page: u32,
@@ -42721,10 +43459,15 @@ pub mod mmio {
                 let present = crate::regs::Cr0::present_mask(&RegisterView(&*h)) as u64;
                 let new = ((old & !present) | (half.merge(old, value) & present))
                     & 0x5df;
+                let w = h
+                    .write_cr0(
+                        crate::regs::Cr0(old as u32),
+                        crate::regs::Cr0(new as u32),
+                    );
+                let (new, ack) = (w.value.0 as u64 & 0x5df, w.ack.0 as u64);
                 h.store(reg, new);
-                h.write_cr0(old, new);
-                let acked = h.load(reg) & 0x5df & present;
-                h.store(crate::Register::CR0ACK, acked);
+                h.store(crate::Register::CR0ACK, ack & 0x5df & present);
+                h.written(reg);
                 crate::WriteEffect::Stored
             }
             crate::Register::CR1 => {
@@ -42755,8 +43498,14 @@ pub mod mmio {
             crate::Register::GBPA => {
                 let old = h.load(reg);
                 let new = half.merge(old, value) & 0x801f_3f1f;
+                let new = h
+                    .write_gbpa(
+                        crate::regs::Gbpa(old as u32),
+                        crate::regs::Gbpa(new as u32),
+                    )
+                    .0 as u64 & 0x801f_3f1f;
                 h.store(reg, new);
-                h.write_gbpa(old, new);
+                h.written(reg);
                 crate::WriteEffect::Stored
             }
             crate::Register::AGBPA => {
@@ -42770,9 +43519,9 @@ pub mod mmio {
                 let present = crate::regs::IrqCtrl::present_mask(&RegisterView(&*h))
                     as u64;
                 let new = ((old & !present) | (half.merge(old, value) & present)) & 0x7;
+                let ack = new;
                 h.store(reg, new);
-                let acked = h.load(reg) & 0x7 & present;
-                h.store(crate::Register::IRQ_CTRLACK, acked);
+                h.store(crate::Register::IRQ_CTRLACK, ack & 0x7 & present);
                 crate::WriteEffect::Stored
             }
             crate::Register::GERRORN => {
@@ -42781,8 +43530,14 @@ pub mod mmio {
                     as u64;
                 let new = ((old & !present) | (half.merge(old, value) & present))
                     & 0x7fd;
+                let new = h
+                    .write_gerrorn(
+                        crate::regs::Gerrorn(old as u32),
+                        crate::regs::Gerrorn(new as u32),
+                    )
+                    .0 as u64 & 0x7fd;
                 h.store(reg, new);
-                h.write_gerrorn(old, new);
+                h.written(reg);
                 crate::WriteEffect::Stored
             }
             crate::Register::GERROR_IRQ_CFG0 => {
@@ -42828,8 +43583,14 @@ pub mod mmio {
             crate::Register::CMDQ_PROD => {
                 let old = h.load(reg);
                 let new = half.merge(old, value) & 0xf_ffff;
+                let new = h
+                    .write_cmdq_prod(
+                        crate::regs::CmdqProd(old as u32),
+                        crate::regs::CmdqProd(new as u32),
+                    )
+                    .0 as u64 & 0xf_ffff;
                 h.store(reg, new);
-                h.write_cmdq_prod(old, new);
+                h.written(reg);
                 crate::WriteEffect::Stored
             }
             crate::Register::CMDQ_CONS => {
@@ -42910,15 +43671,27 @@ pub mod mmio {
             crate::Register::GMPAM => {
                 let old = h.load(reg);
                 let new = half.merge(old, value) & 0x80ff_ffff;
+                let new = h
+                    .write_gmpam(
+                        crate::regs::Gmpam(old as u32),
+                        crate::regs::Gmpam(new as u32),
+                    )
+                    .0 as u64 & 0x80ff_ffff;
                 h.store(reg, new);
-                h.write_gmpam(old, new);
+                h.written(reg);
                 crate::WriteEffect::Stored
             }
             crate::Register::GBPMPAM => {
                 let old = h.load(reg);
                 let new = half.merge(old, value) & 0x80ff_ffff;
+                let new = h
+                    .write_gbpmpam(
+                        crate::regs::Gbpmpam(old as u32),
+                        crate::regs::Gbpmpam(new as u32),
+                    )
+                    .0 as u64 & 0x80ff_ffff;
                 h.store(reg, new);
-                h.write_gbpmpam(old, new);
+                h.written(reg);
                 crate::WriteEffect::Stored
             }
             crate::Register::VATOS_SEL => {
@@ -42948,8 +43721,14 @@ pub mod mmio {
             crate::Register::EVENTQ_CONS => {
                 let old = h.load(reg);
                 let new = half.merge(old, value) & 0x800f_ffff;
+                let new = h
+                    .write_eventq_cons(
+                        crate::regs::EventqCons(old as u32),
+                        crate::regs::EventqCons(new as u32),
+                    )
+                    .0 as u64 & 0x800f_ffff;
                 h.store(reg, new);
-                h.write_eventq_cons(old, new);
+                h.written(reg);
                 crate::WriteEffect::Stored
             }
             crate::Register::PRIQ_PROD => {

@@ -134,7 +134,10 @@ fn a_good_small_spec_expands_to_parseable_rust() {
     std::fs::write(std::env::temp_dir().join("mini_expanded.rs"), &code).unwrap();
     assert!(code.contains("pub struct CmdCfgiSte(pub [u64; 2])"));
     assert!(code.contains("pub const fn decode_access"));
-    assert!(code.contains("fn write_cr0(&mut self, old: u64, new: u64)"));
+    // The handler takes and returns typed values.
+    assert!(code.contains("fn write_cr0("));
+    assert!(code.contains("old: crate::regs::Cr0,"));
+    assert!(code.contains(") -> crate::Written<crate::regs::Cr0>;"));
 }
 
 #[test]

@@ -9,8 +9,12 @@ use core::fmt::Write;
 use crate::cmd::Command;
 use crate::evt::Event;
 use crate::mmio::{mmio_read, mmio_write, MmioHandlers};
+use crate::regs::{CmdqProd, Cr0, EventqCons, Gbpa, Gbpmpam, Gerrorn, Gmpam};
 use crate::structs::{Cd, Ste};
-use crate::{DecodeError, FieldInfo, Half, Record, Register, RegisterBank, WriteEffect};
+use crate::{
+    DecodeError, FieldInfo, Half, Record, Register, RegisterBank, RegisterType, WriteEffect,
+    Written,
+};
 
 /// Words from the first `N * 8` bytes (missing bytes read as zero).
 fn words<const N: usize>(data: &[u8]) -> [u64; N] {
@@ -200,17 +204,6 @@ impl Bank {
     }
 }
 
-impl Bank {
-    /// An Update handshake completes at once: the field reads back 0.
-    fn complete_update(&mut self, reg: Register, old: u64, new: u64) {
-        let update = reg.info().fields.iter().find(|f| f.name == "Update");
-        if let Some(f) = update {
-            self.regs.set(reg, new & !f.mask());
-        }
-        self.called(reg.info().on_write.unwrap_or("?"), old, new);
-    }
-}
-
 impl MmioHandlers for Bank {
     fn ident(&self, reg: Register) -> u64 {
         self.ident.get(reg)
@@ -221,26 +214,34 @@ impl MmioHandlers for Bank {
     fn store(&mut self, reg: Register, value: u64) {
         self.regs.set(reg, value)
     }
-    fn write_cr0(&mut self, old: u64, new: u64) {
-        self.called("write_cr0", old, new);
+    fn write_cr0(&mut self, old: Cr0, new: Cr0) -> Written<Cr0> {
+        self.called("write_cr0", old.raw(), new.raw());
+        Written::mirrored(new)
     }
-    fn write_gbpa(&mut self, old: u64, new: u64) {
-        self.complete_update(Register::GBPA, old, new);
+    // Update handshakes complete at once: the field reads back 0.
+    fn write_gbpa(&mut self, old: Gbpa, new: Gbpa) -> Gbpa {
+        self.called("write_gbpa", old.raw(), new.raw());
+        new.with_update(false)
     }
-    fn write_gmpam(&mut self, old: u64, new: u64) {
-        self.complete_update(Register::GMPAM, old, new);
+    fn write_gmpam(&mut self, old: Gmpam, new: Gmpam) -> Gmpam {
+        self.called("write_gmpam", old.raw(), new.raw());
+        new.with_update(false)
     }
-    fn write_gbpmpam(&mut self, old: u64, new: u64) {
-        self.complete_update(Register::GBPMPAM, old, new);
+    fn write_gbpmpam(&mut self, old: Gbpmpam, new: Gbpmpam) -> Gbpmpam {
+        self.called("write_gbpmpam", old.raw(), new.raw());
+        new.with_update(false)
     }
-    fn write_gerrorn(&mut self, old: u64, new: u64) {
-        self.called("write_gerrorn", old, new);
+    fn write_gerrorn(&mut self, old: Gerrorn, new: Gerrorn) -> Gerrorn {
+        self.called("write_gerrorn", old.raw(), new.raw());
+        new
     }
-    fn write_cmdq_prod(&mut self, old: u64, new: u64) {
-        self.called("write_cmdq_prod", old, new);
+    fn write_cmdq_prod(&mut self, old: CmdqProd, new: CmdqProd) -> CmdqProd {
+        self.called("write_cmdq_prod", old.raw(), new.raw());
+        new
     }
-    fn write_eventq_cons(&mut self, old: u64, new: u64) {
-        self.called("write_eventq_cons", old, new);
+    fn write_eventq_cons(&mut self, old: EventqCons, new: EventqCons) -> EventqCons {
+        self.called("write_eventq_cons", old.raw(), new.raw());
+        new
     }
 }
 

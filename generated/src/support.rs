@@ -150,6 +150,43 @@ impl RegisterBank {
     pub fn set(&mut self, reg: crate::Register, value: u64) {
         self.values[reg.index()] = value;
     }
+
+    /// The register `T` is the value type of, as that type.
+    #[inline]
+    pub fn read<T: RegisterType>(&self) -> T {
+        T::from_raw(self.get(T::REGISTER))
+    }
+
+    /// Stores a register value in its register.
+    #[inline]
+    pub fn write<T: RegisterType>(&mut self, value: T) {
+        self.set(T::REGISTER, value.raw())
+    }
+}
+
+/// A register's value type (`Cr0`, `CmdqProd`, ...): it knows its register
+/// and converts to and from the raw word, so that no caller pairs a word
+/// with a type by hand.
+pub trait RegisterType: Copy {
+    const REGISTER: crate::Register;
+    /// The value of a raw word (bits above the register's width dropped).
+    fn from_raw(raw: u64) -> Self;
+    fn raw(self) -> u64;
+}
+
+/// What a write handler of a register with an ACK register decides: the
+/// value the register keeps and the value its ACK register shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written<T> {
+    pub value: T,
+    pub ack: T,
+}
+
+impl<T: Copy> Written<T> {
+    /// Kept as written and acknowledged at once.
+    pub fn mirrored(value: T) -> Self {
+        Written { value, ack: value }
+    }
 }
 
 impl RegisterValues for RegisterBank {

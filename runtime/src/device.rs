@@ -37,9 +37,10 @@ use alloc::vec::Vec;
 use smmuv3::mmio::{mmio_read, mmio_write, MmioHandlers};
 use smmuv3::queue::GlobalErrors;
 use smmuv3::regs::{
-    CmdqCons, CmdqConsErr, Cr0, Gbpa, Gbpmpam, Gerror, Gerrorn, Gmpam, Idr0StallModel, IrqCtrl,
+    CmdqCons, CmdqConsErr, CmdqProd, Cr0, EventqCons, Gbpa, Gbpmpam, Gerror, Gerrorn, Gmpam,
+    Idr0StallModel, IrqCtrl,
 };
-use smmuv3::{IdRegisters, Register, RegisterBank, RegisterValues, WriteEffect};
+use smmuv3::{IdRegisters, Register, RegisterBank, RegisterValues, WriteEffect, Written};
 
 use crate::batch::Batch;
 use crate::budget::HwBudget;
@@ -449,11 +450,9 @@ impl Vsmmu {
 
     // ---- register side effects ----
 
-    fn on_cr0(&mut self, ports: &mut Ports<'_>, old: u64, new: u64) {
-        // The generated dispatch stored only the fields the presented
-        // features have (no PRI queue, ATS checks, VMW or DPT walks).
-        let new = Cr0(new as u32);
-        let old = Cr0(old as u32);
+    /// CR0 as the guest's write makes it (only the fields the presented
+    /// features have: no PRI queue, ATS checks, VMW or DPT walks).
+    fn on_cr0(&mut self, old: Cr0, new: Cr0) -> Written<Cr0> {
         let ack = self.cr0ack();
         if new.smmuen() != ack.smmuen() || new.smmuen() != old.smmuen() {
             self.dirty.mark_all(&self.streams);
@@ -464,26 +463,28 @@ impl Vsmmu {
                 .with_err(CmdqConsErr::CERROR_NONE);
             self.regs.set(Register::CMDQ_CONS, u64::from(c.0));
         }
-        // The queue enables are acknowledged at once (the commands below run
-        // against them); SMMUEN once its streams are installed.
-        let now = new.with_smmuen(ack.smmuen());
-        self.regs.set(Register::CR0ACK, u64::from(now.0));
-        self.pump(ports);
+        // The queue enables are acknowledged at once (the commands run
+        // against them); SMMUEN once its streams are installed
+        // (`settle_acks`).
+        Written {
+            value: new,
+            ack: new.with_smmuen(ack.smmuen()),
+        }
     }
 
-    fn on_gbpa(&mut self, old: u64, new: u64) {
+    fn on_gbpa(&mut self, old: Gbpa, new: Gbpa) -> Gbpa {
         // A write must request the update (Update=1); one that does not is
         // ignored, as SMMUv3.2 and later behave. While Update is 1, the
         // generated dispatch ignores writes.
-        if !Gbpa(new as u32).update() {
-            self.regs.set(Register::GBPA, old);
-            return;
+        if !new.update() {
+            return old;
         }
         // Update stays 1 until the streams follow (settle_acks); GBPA only
         // matters while the SMMU is (being) disabled.
         if !self.cr0().smmuen() {
             self.dirty.mark_all(&self.streams);
         }
+        new
     }
 }
 
@@ -512,40 +513,39 @@ impl MmioHandlers for Ctx<'_, '_, '_> {
         self.v.regs.get(reg)
     }
     fn store(&mut self, reg: Register, value: u64) {
-        let value = if reg == Register::CR0ACK {
-            self.v.cr0ack_for(value)
-        } else {
-            value
-        };
         self.v.regs.set(reg, value)
     }
-    fn write_cr0(&mut self, old: u64, new: u64) {
-        self.v.on_cr0(self.ports, old, new);
+    fn write_cr0(&mut self, old: Cr0, new: Cr0) -> Written<Cr0> {
+        self.v.on_cr0(old, new)
     }
-    fn write_gbpa(&mut self, old: u64, new: u64) {
-        self.v.on_gbpa(old, new);
-        self.v.pump(self.ports);
+    fn write_gbpa(&mut self, old: Gbpa, new: Gbpa) -> Gbpa {
+        self.v.on_gbpa(old, new)
     }
-    fn write_gmpam(&mut self, _old: u64, new: u64) {
-        // Not presented (no MPAM): the register is absent. Complete the
-        // handshake anyway should it ever be reached.
-        self.v.regs.set(
-            Register::GMPAM,
-            u64::from(Gmpam(new as u32).with_update(false).0),
-        );
+    // Not presented (no MPAM): the registers are absent. Complete the
+    // handshakes anyway should they ever be reached.
+    fn write_gmpam(&mut self, _old: Gmpam, new: Gmpam) -> Gmpam {
+        new.with_update(false)
     }
-    fn write_gbpmpam(&mut self, _old: u64, new: u64) {
-        self.v.regs.set(
-            Register::GBPMPAM,
-            u64::from(Gbpmpam(new as u32).with_update(false).0),
-        );
+    fn write_gbpmpam(&mut self, _old: Gbpmpam, new: Gbpmpam) -> Gbpmpam {
+        new.with_update(false)
     }
-    fn write_gerrorn(&mut self, _old: u64, _new: u64) {
-        // Acknowledging CMDQ_ERR restarts the command queue (§7.1).
-        self.v.pump(self.ports);
+    fn write_gerrorn(&mut self, _old: Gerrorn, new: Gerrorn) -> Gerrorn {
+        new
     }
-    fn write_cmdq_prod(&mut self, _old: u64, _new: u64) {
-        self.v.pump(self.ports);
+    fn write_cmdq_prod(&mut self, _old: CmdqProd, new: CmdqProd) -> CmdqProd {
+        new
     }
-    fn write_eventq_cons(&mut self, _old: u64, _new: u64) {}
+    fn write_eventq_cons(&mut self, _old: EventqCons, new: EventqCons) -> EventqCons {
+        new
+    }
+    /// A new configuration, new commands, or an acknowledged CMDQ_ERR (which
+    /// restarts the command queue, §7.1): the queue and the streams move.
+    fn written(&mut self, reg: Register) {
+        if matches!(
+            reg,
+            Register::CR0 | Register::GBPA | Register::GERRORN | Register::CMDQ_PROD
+        ) {
+            self.v.pump(self.ports);
+        }
+    }
 }

@@ -65,6 +65,18 @@ pub fn value_type(spec: &Spec, r: &Register) -> TokenStream {
             #(#access)*
         }
 
+        impl crate::RegisterType for #ty {
+            const REGISTER: crate::Register = crate::Register::#id;
+            #[inline]
+            fn from_raw(raw: u64) -> Self {
+                Self(raw as #c)
+            }
+            #[inline]
+            fn raw(self) -> u64 {
+                self.0 as u64
+            }
+        }
+
         impl core::fmt::Debug for #ty {
             fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
                 crate::support::debug_fields(f, #name, Self::FIELDS, &[self.0 as u64])
@@ -357,11 +369,24 @@ pub fn mmio(spec: &Spec) -> TokenStream {
         .collect();
     let trait_methods = handlers.iter().map(|(r, h)| {
         let m = format_ident!("{}", h);
-        let doc = format!(
-            "Called after a guest write to SMMU_{} has been stored: `old` and `new` are the whole register.",
-            r.name
-        );
-        quote!(#[doc = #doc] fn #m(&mut self, old: u64, new: u64);)
+        let ty = type_path(r);
+        let (ret, doc) = match &r.ack {
+            Some(a) => (
+                quote!(crate::Written<#ty>),
+                format!(
+                    "A guest write to SMMU_{}: `old` is the register, `new` what the write makes of it (only what the guest may change). Returns what the register keeps and what SMMU_{a} shows; both are stored, then [`Self::written`] is called.",
+                    r.name
+                ),
+            ),
+            None => (
+                quote!(#ty),
+                format!(
+                    "A guest write to SMMU_{}: `old` is the register, `new` what the write makes of it (only what the guest may change). Returns what the register keeps; it is stored, then [`Self::written`] is called.",
+                    r.name
+                ),
+            ),
+        };
+        quote!(#[doc = #doc] fn #m(&mut self, old: #ty, new: #ty) -> #ret;)
     });
     let regs_tok = quote!(RegisterView(h));
     let present_arms = spec.registers.iter().filter_map(|r| {
@@ -411,17 +436,31 @@ pub fn mmio(spec: &Spec) -> TokenStream {
         .map(|r| {
             let id = reg_ident(r);
             let mask = hex(r.field_mask());
+            let ty = type_path(r);
+            let c = container(r);
+            // The handler decides what is kept (and acknowledged) before
+            // anything is stored; `written` follows the stores.
             let handler = r.on_write.as_ref().map(|h| {
                 let m = format_ident!("{}", h);
-                quote!(h.#m(old, new);)
+                if r.ack.is_some() {
+                    quote! {
+                        let w = h.#m(#ty(old as #c), #ty(new as #c));
+                        let (new, ack) = (w.value.0 as u64 & #mask, w.ack.0 as u64);
+                    }
+                } else {
+                    quote! {
+                        let new = h.#m(#ty(old as #c), #ty(new as #c)).0 as u64 & #mask;
+                    }
+                }
             });
+            let mirror = (r.on_write.is_none() && r.ack.is_some()).then(|| quote!(let ack = new;));
+            let written = r.on_write.as_ref().map(|_| quote!(h.written(reg);));
             let ack = r.ack.as_ref().map(|a| {
                 let a_reg = spec.register(a).expect("validated: ack exists");
                 let a_id = format_ident!("{}", a);
                 let a_mask = ack_mask(r, a_reg);
                 quote! {
-                    let acked = h.load(reg) & #a_mask;
-                    h.store(crate::Register::#a_id, acked);
+                    h.store(crate::Register::#a_id, ack & #a_mask);
                 }
             });
             let store = if r.has_gated_fields() {
@@ -433,9 +472,11 @@ pub fn mmio(spec: &Spec) -> TokenStream {
                 crate::Register::#id => {
                     let old = h.load(reg);
                     #store
-                    h.store(reg, new);
                     #handler
+                    #mirror
+                    h.store(reg, new);
                     #ack
+                    #written
                     crate::WriteEffect::Stored
                 }
             }
@@ -452,6 +493,11 @@ pub fn mmio(spec: &Spec) -> TokenStream {
             /// Replaces the stored value of a register.
             fn store(&mut self, reg: crate::Register, value: u64);
             #(#trait_methods)*
+            /// After a write to a register with a handler was stored (and
+            /// its ACK register updated): where the write's effects run.
+            fn written(&mut self, reg: crate::Register) {
+                let _ = reg;
+            }
         }
 
         /// Register values as conditions see them: `ident` registers through
@@ -514,8 +560,9 @@ pub fn mmio(spec: &Spec) -> TokenStream {
             }
         }
 
-        /// A trapped write: stores what the architecture lets the guest change,
-        /// then calls the register's handler and updates its ACK register.
+        /// A trapped write: what the architecture lets the guest change goes
+        /// to the register's handler (if it has one), which decides what is
+        /// stored and acknowledged; then `written`.
         pub fn mmio_write<H: MmioHandlers + ?Sized>(h: &mut H, page: u32, offset: u32, size: u32, value: u64) -> crate::WriteEffect {
             let (reg, half) = match decode_access(page, offset, size) {
                 crate::Access::RazWi => return crate::WriteEffect::Ignored,

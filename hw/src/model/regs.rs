@@ -4,7 +4,7 @@
 
 use smmuv3::queue::GlobalErrors;
 use smmuv3::regs::*;
-use smmuv3::{mmio::MmioHandlers, Register, RegisterBank};
+use smmuv3::{mmio::MmioHandlers, Register, RegisterBank, Written};
 
 /// Work a register write leaves for the model.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -106,33 +106,44 @@ impl MmioHandlers for Regs {
         self.bank.set(reg, value);
     }
 
-    fn write_cr0(&mut self, old: u64, new: u64) {
-        // Updates complete at once; the dispatch mirrors CR0 into CR0ACK.
-        if !Cr0(old as u32).cmdqen() && Cr0(new as u32).cmdqen() {
+    fn write_cr0(&mut self, old: Cr0, new: Cr0) -> Written<Cr0> {
+        // Updates complete at once: CR0ACK follows.
+        if !old.cmdqen() && new.cmdqen() {
             self.pending.cmdq = true;
         }
+        Written::mirrored(new)
     }
 
-    fn write_gbpa(&mut self, _old: u64, new: u64) {
+    fn write_gbpa(&mut self, _old: Gbpa, new: Gbpa) -> Gbpa {
         // The update completes immediately: Update reads back as 0.
-        let done = Gbpa(new as u32).with_update(false);
-        self.bank.set(Register::GBPA, done.0 as u64);
+        new.with_update(false)
     }
 
-    fn write_gerrorn(&mut self, _old: u64, _new: u64) {
+    fn write_gerrorn(&mut self, _old: Gerrorn, new: Gerrorn) -> Gerrorn {
+        new
+    }
+
+    fn write_cmdq_prod(&mut self, _old: CmdqProd, new: CmdqProd) -> CmdqProd {
+        self.pending.cmdq = true;
+        new
+    }
+
+    fn write_gmpam(&mut self, _old: Gmpam, new: Gmpam) -> Gmpam {
+        new
+    }
+
+    fn write_gbpmpam(&mut self, _old: Gbpmpam, new: Gbpmpam) -> Gbpmpam {
+        new
+    }
+
+    fn write_eventq_cons(&mut self, _old: EventqCons, new: EventqCons) -> EventqCons {
+        new
+    }
+
+    fn written(&mut self, reg: Register) {
         // Acknowledging CMDQ_ERR lets consumption resume.
-        if !self.cmdq_err_active() {
+        if reg == Register::GERRORN && !self.cmdq_err_active() {
             self.pending.cmdq = true;
         }
     }
-
-    fn write_cmdq_prod(&mut self, _old: u64, _new: u64) {
-        self.pending.cmdq = true;
-    }
-
-    fn write_gmpam(&mut self, _old: u64, _new: u64) {}
-
-    fn write_gbpmpam(&mut self, _old: u64, _new: u64) {}
-
-    fn write_eventq_cons(&mut self, _old: u64, _new: u64) {}
 }

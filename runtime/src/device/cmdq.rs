@@ -4,7 +4,7 @@
 
 use smmuv3::cmd::{CmdSyncCs, CmdTlbiNhAll, Command};
 use smmuv3::queue::Queue;
-use smmuv3::regs::{CmdqBase, CmdqCons, CmdqConsErr, CmdqProd, Cr0, Gerror, StrtabBaseCfg};
+use smmuv3::regs::{CmdqBase, CmdqCons, CmdqConsErr, CmdqProd, Gerror, StrtabBaseCfg};
 use smmuv3::Register;
 
 use crate::ports::{Ipa, Irq, Ports};
@@ -200,15 +200,6 @@ impl Vsmmu {
         self.regs.set(Register::CR0ACK, u64::from(ack.0));
         let gbpa = self.gbpa().with_update(false);
         self.regs.set(Register::GBPA, u64::from(gbpa.0));
-    }
-
-    /// The CR0ACK value the generated dispatch mirrors from CR0: SMMUEN keeps
-    /// its acknowledged value while streams still move to the new state.
-    pub(super) fn cr0ack_for(&self, mirrored: u64) -> u64 {
-        if self.dirty.is_empty() {
-            return mirrored;
-        }
-        u64::from(Cr0(mirrored as u32).with_smmuen(self.cr0ack().smmuen()).0)
     }
 
     fn defer(&mut self, ports: &mut Ports<'_>, after_ns: u64) {
