@@ -1,5 +1,5 @@
 // The whole_stack fuzz target's operations and checks, shared with the
-// `cargo test` replay of its seeds (tests/tests/fuzz_seeds.rs).
+// `cargo test` replay of its seeds (testbed/tests/fuzz_seeds.rs).
 
 use std::sync::OnceLock;
 
