@@ -19,6 +19,7 @@
 
 pub mod locate;
 pub mod platform;
+#[cfg(feature = "testing")]
 pub mod properties;
 pub mod queue;
 mod support;

@@ -540,7 +540,7 @@ fn c_bad_ste_from_the_hardware_for_an_invalid_guest_ste_arrives_as_c_bad_ste() {
         g.v.installed(VSID),
         Some(Installed {
             config: StreamConfig::Abort { report: true },
-            refusal: Some(stream_table::Refusal::BadSte)
+            refusal: Some(Refusal::BadSte)
         })
     );
     let got = forwarded(&mut g, Event::CBadSte(CBadSte::new().with_stream_id(PSID)));
@@ -558,7 +558,7 @@ fn c_bad_ste_for_a_vsid_without_an_l2_table_arrives_as_c_bad_streamid() {
     assert!(g.probe.unwrap().two_level);
     assert_eq!(
         g.v.installed(VSID).unwrap().refusal,
-        Some(stream_table::Refusal::BadStreamId)
+        Some(Refusal::BadStreamId)
     );
     let got = forwarded(&mut g, Event::CBadSte(CBadSte::new().with_stream_id(PSID)));
     let Event::CBadStreamid(x) = got else {
@@ -582,10 +582,7 @@ fn c_bad_ste_for_a_guest_ste_that_cannot_be_fetched_arrives_as_f_ste_fetch_at_it
     }
     let refusal = g.v.installed(VSID).unwrap().refusal;
     let ste_ipa = gone + 64 * u64::from(VSID);
-    assert_eq!(
-        refusal,
-        Some(stream_table::Refusal::FetchFault(Ipa(ste_ipa)))
-    );
+    assert_eq!(refusal, Some(Refusal::FetchFault(Ipa(ste_ipa))));
     let got = forwarded(&mut g, Event::CBadSte(CBadSte::new().with_stream_id(PSID)));
     let Event::FSteFetch(x) = got else {
         panic!("{got}")

@@ -14,8 +14,8 @@ use smmuv3::evt::{CBadSte, Event, FSteFetch, FTranslation, FTranslationClass};
 use smmuv3::regs::*;
 use smmuv3::structs::*;
 use smmuv3::{DecodeError, Register};
-use vsmmu::stream_table::Refusal;
 use vsmmu::testing::{FakePlatform, GuestLayout, HwCall, LinuxGuest, RecordingSmmu};
+use vsmmu::Refusal;
 use vsmmu::*;
 
 pub const RAM: u64 = 0x4000_0000;

@@ -11,10 +11,10 @@ use smmuv3::platform::QEMU_VIRT;
 use smmuv3::regs::*;
 use smmuv3::structs::*;
 use smmuv3::Register;
-use vsmmu::stream_table::Refusal;
 use vsmmu::testing::{
     linux, FakePlatform, GuestError, GuestLayout, HwCall, LinuxGuest, LinuxVersion,
 };
+use vsmmu::Refusal;
 use vsmmu::*;
 
 const RAM: u64 = 0x4000_0000;

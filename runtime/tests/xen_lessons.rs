@@ -10,8 +10,8 @@ use smmuv3::structs::{
     Ste, SteConfig, SteInstcfg, SteS1Fmt, SteS1cir, SteS1cor, SteS1csh, SteS1dss,
 };
 use smmuv3::{DecodeError, Register, WriteEffect};
-use vsmmu::stream_table::Refusal;
 use vsmmu::testing::{FakePlatform, GuestLayout, HwCall, LinuxGuest};
+use vsmmu::Refusal;
 use vsmmu::*;
 
 const RAM: u64 = 0x4000_0000;

@@ -8,7 +8,7 @@ use smmuv3::structs::{
     Ste, SteConfig, SteEats, SteS1Fmt, SteS1cir, SteS1cor, SteS1csh, SteS1dss, SteShcfg,
 };
 use smmuv3::{Register, REGISTERS};
-use vsmmu::batch::MAX_PER_SMMU;
+use vsmmu::testing::internals::MAX_PER_SMMU;
 use smmuv3::queue::Queue;
 use vsmmu::testing::{FakePlatform, GuestLayout, HwCall, LinuxGuest};
 use vsmmu::*;
@@ -436,7 +436,7 @@ fn pick_event(inp: &mut In<'_>, psid: u32) -> Option<Event> {
 
 /// Checks one physical event delivery.
 fn deliver(d: &mut Dom, step: usize, smmu: SmmuId, event: Event) {
-    let psid = vsmmu::events::stream_id(&event);
+    let psid = vsmmu::testing::internals::event_stream_id(&event);
     let ours = d.g.v.streams().virtual_of(PhysStream { smmu, psid });
     let prod_before = EventqProd(d.reg(Register::EVENTQ_PROD) as u32);
     let irqs_before = (d.g.p.irq.raised.len(), d.g.p.irq.msis.len());
@@ -489,7 +489,7 @@ fn deliver(d: &mut Dom, step: usize, smmu: SmmuId, event: Event) {
     let rec = Event::decode(words)
         .unwrap_or_else(|e| panic!("step {step}: forwarded record does not decode: {e}"));
     assert_eq!(
-        vsmmu::events::stream_id(&rec),
+        vsmmu::testing::internals::event_stream_id(&rec),
         vsid,
         "step {step}: {event} forwarded as {rec}"
     );
