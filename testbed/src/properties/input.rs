@@ -134,6 +134,15 @@ impl Entry {
             Entry::Raw(w) => *w,
         }
     }
+
+    /// The entry as it lies in the queue.
+    pub fn bytes(&self) -> [u8; 16] {
+        let [lo, hi] = self.words();
+        let mut raw = [0u8; 16];
+        raw[..8].copy_from_slice(&lo.to_le_bytes());
+        raw[8..].copy_from_slice(&hi.to_le_bytes());
+        raw
+    }
 }
 
 /// What makes an arbitrary command about the domain: a random StreamID or

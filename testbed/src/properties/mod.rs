@@ -10,3 +10,22 @@
 pub mod input;
 pub mod vsmmu_ops;
 pub mod whole_stack;
+
+use smmuv3::queue::Queue;
+use smmuv3::regs::{CmdqBase, EventqBase, Idr1};
+use smmuv3::Register;
+use vsmmu::Vsmmu;
+
+/// The guest's command queue, as its CMDQ_BASE and the presented CMDQS say.
+pub fn command_queue(vsmmu: &Vsmmu) -> Queue {
+    let base = CmdqBase(vsmmu.register(Register::CMDQ_BASE));
+    let max = u32::from(Idr1(vsmmu.ident(Register::IDR1) as u32).cmdqs());
+    Queue::command(base, max)
+}
+
+/// The guest's event queue, as its EVENTQ_BASE and the presented EVENTQS say.
+pub fn event_queue(vsmmu: &Vsmmu) -> Queue {
+    let base = EventqBase(vsmmu.register(Register::EVENTQ_BASE));
+    let max = u32::from(Idr1(vsmmu.ident(Register::IDR1) as u32).eventqs());
+    Queue::event(base, max)
+}

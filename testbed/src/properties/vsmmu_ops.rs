@@ -13,7 +13,7 @@
 use smmuv3::cmd::*;
 use smmuv3::evt::*;
 use smmuv3::queue::Queue;
-use smmuv3::regs::{CmdqBase, CmdqProd, EventqBase, EventqProd, Idr1, StrtabBase};
+use smmuv3::regs::{CmdqProd, EventqProd, Idr1, StrtabBase};
 use smmuv3::structs::Ste;
 use smmuv3::Register;
 use vsmmu::testing::internals::{event_stream_id, MAX_PER_SMMU};
@@ -21,6 +21,7 @@ use vsmmu::testing::{FakePlatform, GuestLayout, HwCall, LinuxGuest};
 use vsmmu::*;
 
 use super::input::{Aim, Input};
+use super::{command_queue, event_queue};
 
 const SMMU: SmmuId = SmmuId(0);
 /// An SMMU neither domain uses (events naming it are never ours).
@@ -149,15 +150,11 @@ impl Domain {
     }
 
     fn cmdq(&self) -> Queue {
-        let b = CmdqBase(self.reg(Register::CMDQ_BASE));
-        let max = u32::from(Idr1(self.guest.vsmmu.ident(Register::IDR1) as u32).cmdqs());
-        Queue::command(b, max)
+        command_queue(&self.guest.vsmmu)
     }
 
     fn evtq(&self) -> Queue {
-        let b = EventqBase(self.reg(Register::EVENTQ_BASE));
-        let max = u32::from(Idr1(self.guest.vsmmu.ident(Register::IDR1) as u32).eventqs());
-        Queue::event(b, max)
+        event_queue(&self.guest.vsmmu)
     }
 
     /// Writes bytes into guest RAM as the guest would (not through the
@@ -559,7 +556,7 @@ pub fn run(data: &[u8]) {
                     let q = d.cmdq();
                     let slot = q.slot(d.guest.prod);
                     let ram = d.guest.platform.ram.base;
-                    let words = inp
+                    let entry = inp
                         .command(|inp| Aim {
                             sid: pick_vsid(inp, &d.vsids, &theirs),
                             va: u64::from(inp.u16()) << 12,
@@ -570,11 +567,8 @@ pub fn run(data: &[u8]) {
                                 _ => ram + (u64::from(inp.u16()) << 4),
                             },
                         })
-                        .words();
-                    let mut raw = [0u8; 16];
-                    raw[..8].copy_from_slice(&words[0].to_le_bytes());
-                    raw[8..].copy_from_slice(&words[1].to_le_bytes());
-                    d.poke(slot, &raw);
+                        .bytes();
+                    d.poke(slot, &entry);
                     d.guest.prod = q.next(d.guest.prod);
                 }
                 if !flag {

@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 
 use smmuv3::cmd::Command;
 use smmuv3::queue::Queue;
-use smmuv3::regs::{CmdqBase, CmdqProd, EventqBase, Idr1, StrtabBase, StrtabBaseCfg};
+use smmuv3::regs::{CmdqBase, CmdqProd, StrtabBase, StrtabBaseCfg};
 use smmuv3::regs::{Gbpa, StrtabBaseCfgFmt};
 use smmuv3::structs::{Cd, CdTg0, L1std, Ste, SteConfig};
 use smmuv3::Register;
@@ -33,6 +33,7 @@ use vsmmu::testing::GuestPlatform;
 use vsmmu::DomainId;
 
 use super::input::{Aim, Entry, Input};
+use super::{command_queue, event_queue};
 use crate::smmuv3_hw::model::Access;
 use crate::smmuv3_hw::transport::RegisterAccess;
 use crate::{Guest, HwOp, Machine, GUEST_IPA};
@@ -140,15 +141,11 @@ impl Domain {
     }
 
     fn cmdq(&self) -> Queue {
-        let b = CmdqBase(self.reg(Register::CMDQ_BASE));
-        let max = u32::from(Idr1(self.guest.linux.vsmmu.ident(Register::IDR1) as u32).cmdqs());
-        Queue::command(b, max)
+        command_queue(&self.guest.linux.vsmmu)
     }
 
     fn evtq(&self) -> Queue {
-        let b = EventqBase(self.reg(Register::EVENTQ_BASE));
-        let max = u32::from(Idr1(self.guest.linux.vsmmu.ident(Register::IDR1) as u32).eventqs());
-        Queue::event(b, max)
+        event_queue(&self.guest.linux.vsmmu)
     }
 
     /// Writes bytes into guest RAM as the guest's CPU would; what falls
@@ -690,11 +687,8 @@ fn run_on(machine: &mut Machine, buf: &mut Vec<u8>, data: &[u8]) {
                 for _ in 0..n {
                     let q = d.cmdq();
                     let slot = q.slot(d.guest.linux.prod);
-                    let words = inp.command(|inp| aim(inp, d, slot)).words();
-                    let mut raw = [0u8; 16];
-                    raw[..8].copy_from_slice(&words[0].to_le_bytes());
-                    raw[8..].copy_from_slice(&words[1].to_le_bytes());
-                    d.poke(slot, &raw);
+                    let entry = inp.command(|inp| aim(inp, d, slot)).bytes();
+                    d.poke(slot, &entry);
                     d.guest.linux.prod = q.next(d.guest.linux.prod);
                 }
                 if !flag {
