@@ -15,9 +15,9 @@ const DEVICES: [(u32, u32, u16); 2] = [(8, 0x108, 1), (16, 0x110, 2)];
 
 /// Guest commands written since `from` (the guest's CMDQ_PROD copy), decoded.
 fn guest_commands(g: &mut Guest, from: &mut u32) -> Vec<String> {
-    let q = g.g.cmdq();
+    let q = g.linux.cmdq();
     let mut out = Vec::new();
-    while !q.is_empty(g.g.prod, *from) {
+    while !q.is_empty(g.linux.prod, *from) {
         let at = q.slot(*from);
         let mut raw = [0u8; 16];
         raw.copy_from_slice(&g.read_ipa(at, 16));
@@ -87,7 +87,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     println!("on the embedded software SMMUv3 (QEMU virt's ID registers, nested stages).");
     m.trace.take();
 
-    t.time("bring-up (arm_smmu_device_reset)", 1, || g.g.bring_up())
+    t.time("bring-up (arm_smmu_device_reset)", 1, || g.linux.bring_up())
         .map_err(|e| format!("bring-up: {e:?}"))?;
     show_phase(
         "bring-up: reset, stream table, queues, invalidate all, enable",
@@ -103,7 +103,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         pool += 0x1000;
         roots.push(root);
         t.time("attach (CD + STE + CFGI_STE + SYNC)", 1, || {
-            g.g.attach(vsid, asid, root)
+            g.linux.attach(vsid, asid, root)
         })
         .map_err(|e| format!("attach: {e:?}"))?;
     }
@@ -146,7 +146,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .with_addr(IOVA)
             .with_leaf(true),
     );
-    t.time("unmap (TLBI_NH_VA + SYNC)", 1, || g.g.issue(&[tlbi]))
+    t.time("unmap (TLBI_NH_VA + SYNC)", 1, || g.linux.issue(&[tlbi]))
         .map_err(|e| format!("unmap: {e:?}"))?;
     show_phase(
         "unmap with invalidation (the vSMMU forces the domain's VMID)",
@@ -165,7 +165,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         m.route_events(&mut [&mut g])
     });
     println!("  physical events routed: {outcomes:?}");
-    for e in g.g.events() {
+    for e in g.linux.events() {
         println!("  guest event queue: {e}");
     }
 
@@ -173,16 +173,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let n = 10_000u64;
     t.time("register read (IDR0)", n, || {
         for _ in 0..n {
-            std::hint::black_box(g.g.read(Register::IDR0));
+            std::hint::black_box(g.linux.read(Register::IDR0));
         }
     });
     t.time("register write (CR1 while enabled: ignored)", n, || {
         for _ in 0..n {
-            g.g.write(Register::CR1, 0);
+            g.linux.write(Register::CR1, 0);
         }
     });
 
-    let s = g.g.v.stats().clone();
+    let s = g.linux.vsmmu.stats().clone();
     println!("\n== summary");
     println!("  {:<44} {:>10}", "what", "count");
     let mut kinds: Vec<(String, u64)> = (0..=255u8)

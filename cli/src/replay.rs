@@ -189,9 +189,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 offset,
                 size,
                 value,
-            } => g.g.write_raw(offset, size, value),
+            } => g.linux.write_raw(offset, size, value),
             Op::Read { offset, size } => {
-                let v = g.g.read_raw(offset, size);
+                let v = g.linux.read_raw(offset, size);
                 println!("{{\"i\": {i}, \"value\": \"{v:#x}\"}}");
             }
             Op::MemWrite { addr, data } => g.write_ipa(addr, &data),
@@ -210,7 +210,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
         // What the hypervisor does between guest steps: deferred work, and
         // physical events routed to the guest's event queue.
-        g.g.run_deferred();
+        g.linux.run_deferred();
         m.route_events(&mut [&mut g]);
     }
     Ok(())

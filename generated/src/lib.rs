@@ -20,6 +20,7 @@
 pub mod bringup;
 pub mod locate;
 pub mod platform;
+#[cfg(feature = "testing")]
 pub mod properties;
 pub mod queue;
 mod support;

@@ -42,7 +42,7 @@ fn guest(vsids: u32) -> LinuxGuest {
 }
 
 fn settle(g: &mut LinuxGuest) {
-    while g.p.defer.pending {
+    while g.platform.defer.pending {
         g.run_deferred();
     }
 }

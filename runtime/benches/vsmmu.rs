@@ -81,8 +81,8 @@ fn registers(c: &mut Criterion) {
     // Linux writes after draining the event queue).
     let cons = g.read(Register::EVENTQ_CONS);
     let write = |g: &mut LinuxGuest, reg: Register, value: u64| {
-        let mut ports = g.p.ports();
-        g.v.mmio_write(&mut ports, offset(reg), 4, value)
+        let mut ports = g.platform.ports();
+        g.vsmmu.mmio_write(&mut ports, offset(reg), 4, value)
     };
     assert_eq!(
         write(&mut g, Register::EVENTQ_CONS, cons),
@@ -121,7 +121,7 @@ fn filled(cmd: impl Fn(u64) -> Command) -> LinuxGuest {
     let mut g = brought_up(BIG_QUEUE);
     let base = g.layout.cmdq;
     for i in 0..(1u64 << BIG_QUEUE) {
-        g.p.ram.write_words(base + 16 * i, &cmd(i).encode());
+        g.platform.ram.write_words(base + 16 * i, &cmd(i).encode());
     }
     g
 }
@@ -131,10 +131,11 @@ fn filled(cmd: impl Fn(u64) -> Command) -> LinuxGuest {
 fn lap(g: &mut LinuxGuest) {
     let size = 1u32 << BIG_QUEUE;
     g.prod = (g.prod + size) & ((size << 1) - 1);
-    g.p.now_ns += 1_000_000;
+    g.platform.now_ns += 1_000_000;
     let prod = u64::from(CmdqProd(0).with_wr(g.prod).0);
-    let mut ports = g.p.ports();
-    g.v.mmio_write(&mut ports, offset(Register::CMDQ_PROD), 4, prod);
+    let mut ports = g.platform.ports();
+    g.vsmmu
+        .mmio_write(&mut ports, offset(Register::CMDQ_PROD), 4, prod);
 }
 
 fn queue_bench(c: &mut Criterion, name: &str, what: &str, cmd: impl Fn(u64) -> Command) {
@@ -143,15 +144,15 @@ fn queue_bench(c: &mut Criterion, name: &str, what: &str, cmd: impl Fn(u64) -> C
     // One lap outside the measurement: everything consumed, no error, and
     // how much reaches the hardware.
     lap(&mut g);
-    let (cmds, syncs) = (g.p.hw.commands, g.p.hw.syncs);
+    let (cmds, syncs) = (g.platform.hw.commands, g.platform.hw.syncs);
     lap(&mut g);
-    let cons = CmdqCons(g.v.register(Register::CMDQ_CONS) as u32);
+    let cons = CmdqCons(g.vsmmu.register(Register::CMDQ_CONS) as u32);
     assert_eq!(cons.rd(), g.prod, "{name}: queue not drained");
     assert_eq!(cons.err().0, 0, "{name}: command error");
     eprintln!(
         "cmdq/{name}: {what}; per lap of {size} guest commands: {} physical commands, {} syncs",
-        g.p.hw.commands - cmds,
-        g.p.hw.syncs - syncs
+        g.platform.hw.commands - cmds,
+        g.platform.hw.syncs - syncs
     );
     let mut grp = c.benchmark_group("cmdq");
     grp.throughput(Throughput::Elements(size));
@@ -240,7 +241,7 @@ fn queue_cfgi(g: &mut LinuxGuest) -> u64 {
     cmds.push(sev_sync());
     for c in cmds {
         let at = g.layout.cmdq + 16 * u64::from(g.prod & (size - 1));
-        g.p.ram.write_words(at, &c.encode());
+        g.platform.ram.write_words(at, &c.encode());
         g.prod = (g.prod + 1) & mask;
     }
     u64::from(CmdqProd(0).with_wr(g.prod).0)
@@ -264,22 +265,22 @@ fn cfgi_ste(c: &mut Criterion) {
                 for sid in 0..DEVICES {
                     let ste = s1_ste(g, sid, alt);
                     let at = g.ste_addr(sid);
-                    g.p.ram.write_words(at, &ste.0);
+                    g.platform.ram.write_words(at, &ste.0);
                 }
             }
             let prod = queue_cfgi(g);
             let off = offset(Register::CMDQ_PROD);
             let t = Instant::now();
             {
-                let mut ports = g.p.ports();
-                g.v.mmio_write(&mut ports, off, 4, prod);
+                let mut ports = g.platform.ports();
+                g.vsmmu.mmio_write(&mut ports, off, 4, prod);
             }
             t.elapsed()
         };
-        let installs = g.p.hw.installs;
-        let cmds = g.p.hw.commands;
+        let installs = g.platform.hw.installs;
+        let cmds = g.platform.hw.commands;
         round(&mut g);
-        let cons = CmdqCons(g.v.register(Register::CMDQ_CONS) as u32);
+        let cons = CmdqCons(g.vsmmu.register(Register::CMDQ_CONS) as u32);
         assert_eq!((cons.rd(), cons.err().0), (g.prod, 0));
         let name = if changed {
             "changed_ste_installed"
@@ -288,8 +289,8 @@ fn cfgi_ste(c: &mut Criterion) {
         };
         eprintln!(
             "cfgi_ste/{name}: per {DEVICES} CFGI_STE + 1 CMD_SYNC: {} installs, {} physical commands",
-            g.p.hw.installs - installs,
-            g.p.hw.commands - cmds
+            g.platform.hw.installs - installs,
+            g.platform.hw.commands - cmds
         );
         grp.bench_function(name, |b| {
             b.iter_custom(|iters| (0..iters).map(|_| round(&mut g)).sum())

@@ -37,7 +37,7 @@ fn domain(id: u32, psid: u32) -> LinuxGuest {
 /// merge) and rings the doorbell every `step` ns; the hypervisor runs its
 /// deferred work when the budget says it can progress.
 struct Flooder {
-    g: LinuxGuest,
+    guest: LinuxGuest,
     next_asid: u16,
     /// (ms, physical commands issued in that ms)
     per_ms: Vec<u64>,
@@ -45,33 +45,42 @@ struct Flooder {
 
 impl Flooder {
     fn run_until(&mut self, t: u64) {
-        let size = 1u32 << self.g.layout.cmdq_log2;
+        let size = 1u32 << self.guest.layout.cmdq_log2;
         let mask = (size << 1) - 1;
-        while self.g.p.now_ns < t {
-            let cons = self.g.read(Register::CMDQ_CONS) as u32 & mask;
-            let used = self.g.prod.wrapping_sub(cons) & mask;
+        while self.guest.platform.now_ns < t {
+            let cons = self.guest.read(Register::CMDQ_CONS) as u32 & mask;
+            let used = self.guest.prod.wrapping_sub(cons) & mask;
             for _ in 0..(size - used) {
                 let c = Command::TlbiNhAsid(CmdTlbiNhAsid::new().with_asid(self.next_asid));
                 self.next_asid = self.next_asid.wrapping_add(1);
-                let at = self.g.layout.cmdq + 16 * u64::from(self.g.prod & (size - 1));
-                self.g.write_words(at, &c.encode());
-                self.g.prod = (self.g.prod + 1) & mask;
+                let at = self.guest.layout.cmdq + 16 * u64::from(self.guest.prod & (size - 1));
+                self.guest.write_words(at, &c.encode());
+                self.guest.prod = (self.guest.prod + 1) & mask;
             }
-            let before = self.g.p.hw.commands + self.g.p.hw.syncs;
-            self.g.write(Register::CMDQ_PROD, u64::from(self.g.prod));
-            if self.g.p.defer.pending && self.g.p.defer.last_after_ns <= 10_000 {
-                self.g.p.defer.pending = false;
-                let mut ports = self.g.p.ports();
-                self.g.v.run_deferred(&mut ports);
+            let before = self.guest.platform.hw.commands + self.guest.platform.hw.syncs;
+            self.guest
+                .write(Register::CMDQ_PROD, u64::from(self.guest.prod));
+            if self.guest.platform.defer.pending
+                && self.guest.platform.defer.last_after_ns <= 10_000
+            {
+                self.guest.platform.defer.pending = false;
+                let mut ports = self.guest.platform.ports();
+                self.guest.vsmmu.run_deferred(&mut ports);
             }
-            let ms = (self.g.p.now_ns / MS) as usize;
+            let ms = (self.guest.platform.now_ns / MS) as usize;
             if self.per_ms.len() <= ms {
                 self.per_ms.resize(ms + 1, 0);
             }
-            self.per_ms[ms] += self.g.p.hw.commands + self.g.p.hw.syncs - before;
-            self.g.p.now_ns += 10_000;
-            if self.g.p.defer.pending {
-                self.g.p.defer.last_after_ns = self.g.p.defer.last_after_ns.saturating_sub(10_000);
+            self.per_ms[ms] +=
+                self.guest.platform.hw.commands + self.guest.platform.hw.syncs - before;
+            self.guest.platform.now_ns += 10_000;
+            if self.guest.platform.defer.pending {
+                self.guest.platform.defer.last_after_ns = self
+                    .guest
+                    .platform
+                    .defer
+                    .last_after_ns
+                    .saturating_sub(10_000);
             }
         }
     }
@@ -104,9 +113,9 @@ fn unmaps(rate: u64, mut flood: Option<&mut Flooder>) -> u64 {
 
 fn flooder() -> Flooder {
     let mut g = domain(2, 0x208);
-    g.p.now_ns = 0;
+    g.platform.now_ns = 0;
     Flooder {
-        g,
+        guest: g,
         next_asid: 0,
         per_ms: Vec::new(),
     }
@@ -141,6 +150,6 @@ fn main() {
         "flooder: {} /ms over 1-100 ms, {} /ms over 200-300 ms (share {share}); burst lost: {}",
         avg(1..100),
         avg(200..300),
-        f.g.v.budget().penalised()
+        f.guest.vsmmu.budget().penalised()
     );
 }

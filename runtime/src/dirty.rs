@@ -77,6 +77,7 @@ impl DirtyStreams {
     }
 
     /// How many ranges are held (bounded by the domain's streams).
+    #[cfg(test)]
     pub fn ranges(&self) -> usize {
         self.ranges.len()
     }

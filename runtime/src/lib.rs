@@ -4,7 +4,7 @@
 //! against a [`Vsmmu`] and programs stage 1 itself; the hypervisor keeps
 //! stage 2. The runtime emulates the SMMUv3 programming interface (through
 //! the generated MMIO dispatch of the `smmuv3` crate), maps guest StreamIDs to
-//! physical ones ([`vsid`]), asks the hardware layer ([`ports::PhysicalSmmu`])
+//! physical ones ([`StreamMap`]), asks the hardware layer ([`ports::PhysicalSmmu`])
 //! for nested stream configurations and invalidations, and forwards stage-1
 //! faults into the guest's event queue.
 //!
@@ -12,27 +12,37 @@
 //! `unwrap`, an index or unchecked arithmetic, every loop over guest data is
 //! bounded by the [`Policy`], and work beyond the per-call budget is resumed
 //! through deferred work. See [`device`] for the concurrency contract.
+//!
+//! The public API is what a hypervisor uses: [`Vsmmu`] and its
+//! configuration, the [`ports`] it implements, the stream map and the policy.
+//! Tests, benchmarks and fuzzing turn on the `testing` feature for
+//! [`testing`]: fakes of every port, a Linux guest-driver model and the
+//! standard scenario; a hypervisor's build never contains them.
 #![no_std]
 
 extern crate alloc;
 
-pub mod batch;
-pub mod budget;
+mod batch;
+mod budget;
 pub mod device;
-pub mod dirty;
-pub mod events;
-pub mod idregs;
-pub mod policy;
+mod dirty;
+mod events;
+mod idregs;
+mod policy;
 pub mod ports;
-pub mod stats;
-pub mod stream_table;
+mod stats;
+mod stream_table;
+#[cfg(feature = "testing")]
 pub mod testing;
-pub mod vsid;
+mod vsid;
 
+pub use budget::HwBudget;
 pub use device::{EventOutcome, Installed, SetupError, Vsmmu, VsmmuConfig};
+pub use idregs::Incompatible;
 pub use policy::{Policy, PolicyError};
 pub use ports::*;
 pub use stats::Stats;
+pub use stream_table::Refusal;
 pub use vsid::{DomainId, MapError, PsidOwners, StreamMap};
 
 pub use smmuv3;

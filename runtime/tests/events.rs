@@ -59,14 +59,14 @@ fn attached(msi: bool) -> LinuxGuest {
     let mut g = fresh(msi, |_| {});
     g.bring_up().unwrap();
     g.attach(VSID, ASID, RAM + 0x50_0000).unwrap();
-    g.p.irq.raised.clear();
-    g.p.irq.msis.clear();
+    g.platform.irq.raised.clear();
+    g.platform.irq.msis.clear();
     g
 }
 
 fn deliver_from(g: &mut LinuxGuest, smmu: SmmuId, event: Event) -> EventOutcome {
-    let mut ports = g.p.ports();
-    g.v.deliver_event(&mut ports, PhysEvent { smmu, event })
+    let mut ports = g.platform.ports();
+    g.vsmmu.deliver_event(&mut ports, PhysEvent { smmu, event })
 }
 
 fn deliver(g: &mut LinuxGuest, event: Event) -> EventOutcome {
@@ -92,12 +92,12 @@ fn submit(g: &mut LinuxGuest, cmds: &[Command]) {
     let mask = (size << 1) - 1;
     for c in cmds {
         let at = g.layout.cmdq + 16 * u64::from(g.prod & (size - 1));
-        g.p.ram.write_words(at, &c.encode());
+        g.platform.ram.write_words(at, &c.encode());
         g.prod = (g.prod + 1) & mask;
     }
     g.write(Register::CMDQ_PROD, u64::from(g.prod));
     for _ in 0..1000 {
-        if !g.p.defer.pending {
+        if !g.platform.defer.pending {
             break;
         }
         g.run_deferred();
@@ -210,7 +210,7 @@ fn stage_1_faults_arrive_with_the_vsid_the_access_and_the_class_but_no_ipa() {
             assert_eq!(e.ipa, 0, "the IPA field is UNKNOWN for stage 1: {got}");
         }
     }
-    assert_eq!(g.v.stats().events_forwarded, 8);
+    assert_eq!(g.vsmmu.stats().events_forwarded, 8);
 }
 
 #[test]
@@ -262,7 +262,7 @@ fn a_stage_2_fault_on_a_cd_fetch_arrives_as_f_cd_fetch_at_the_ipa() {
             "{got}"
         );
     }
-    assert_eq!(g.v.stats().stage2_faults, 0);
+    assert_eq!(g.vsmmu.stats().stage2_faults, 0);
 }
 
 #[test]
@@ -308,12 +308,12 @@ fn a_stage_2_fault_on_the_final_access_stays_with_the_hypervisor() {
         .enumerate()
     {
         assert_eq!(deliver(&mut g, fault), EventOutcome::Hypervisor, "{fault}");
-        assert_eq!(g.v.stats().stage2_faults, i as u64 + 1);
+        assert_eq!(g.vsmmu.stats().stage2_faults, i as u64 + 1);
     }
     assert_eq!(eventq_prod(&mut g), prod);
     assert!(g.events().is_empty());
-    assert_eq!(g.v.stats().events_forwarded, 0);
-    assert!(g.p.irq.raised.is_empty() && g.p.irq.msis.is_empty());
+    assert_eq!(g.vsmmu.stats().events_forwarded, 0);
+    assert!(g.platform.irq.raised.is_empty() && g.platform.irq.msis.is_empty());
 }
 
 #[test]
@@ -341,7 +341,7 @@ fn events_for_a_stream_the_domain_does_not_own_are_not_ours_and_write_nothing() 
         Some(8)
     );
     let prod = eventq_prod(&mut g);
-    let ram = g.p.ram.bytes.clone();
+    let ram = g.platform.ram.bytes.clone();
     let cases = [
         (SMMU, 0x120),
         (SMMU, 0xffff_ffff),
@@ -363,9 +363,9 @@ fn events_for_a_stream_the_domain_does_not_own_are_not_ours_and_write_nothing() 
         }
     }
     assert_eq!(eventq_prod(&mut g), prod);
-    assert!(g.p.ram.bytes == ram, "guest memory changed");
-    assert_eq!(g.v.stats().events_forwarded, 0);
-    assert!(g.p.irq.raised.is_empty() && g.p.irq.msis.is_empty());
+    assert!(g.platform.ram.bytes == ram, "guest memory changed");
+    assert_eq!(g.vsmmu.stats().events_forwarded, 0);
+    assert!(g.platform.irq.raised.is_empty() && g.platform.irq.msis.is_empty());
 }
 
 #[test]
@@ -378,7 +378,7 @@ fn events_are_dropped_and_counted_while_the_event_queue_is_disabled() {
     // Before the driver has enabled anything.
     let mut g = fresh(false, |_| {});
     assert_eq!(deliver(&mut g, fault), EventOutcome::Dropped);
-    assert_eq!(g.v.stats().events_dropped, 1);
+    assert_eq!(g.vsmmu.stats().events_dropped, 1);
 
     // Enabled, then EVENTQEN cleared again while translation stays on.
     let mut g = attached(false);
@@ -388,10 +388,14 @@ fn events_are_dropped_and_counted_while_the_event_queue_is_disabled() {
     let prod = eventq_prod(&mut g);
     assert_eq!(deliver(&mut g, fault), EventOutcome::Dropped);
     assert_eq!(deliver(&mut g, fault), EventOutcome::Dropped);
-    assert_eq!(g.v.stats().events_dropped, 2);
-    assert_eq!(g.v.stats().events_forwarded, 0);
+    assert_eq!(g.vsmmu.stats().events_dropped, 2);
+    assert_eq!(g.vsmmu.stats().events_forwarded, 0);
     assert_eq!(eventq_prod(&mut g), prod);
-    assert!(g.p.irq.raised.is_empty(), "{:?}", g.p.irq.raised);
+    assert!(
+        g.platform.irq.raised.is_empty(),
+        "{:?}",
+        g.platform.irq.raised
+    );
 
     // Enabled again: forwarded.
     g.write(Register::CR0, u64::from(cr0.with_eventqen(true).0));
@@ -407,13 +411,17 @@ fn the_event_queue_interrupt_is_raised_only_when_irq_ctrl_enables_it() {
     g.write(Register::IRQ_CTRL, u64::from(gerror_only.0));
     assert_eq!(g.read(Register::IRQ_CTRLACK), u64::from(gerror_only.0));
     assert_eq!(deliver(&mut g, fault), EventOutcome::Forwarded);
-    assert!(g.p.irq.raised.is_empty(), "{:?}", g.p.irq.raised);
-    assert!(g.p.irq.msis.is_empty());
+    assert!(
+        g.platform.irq.raised.is_empty(),
+        "{:?}",
+        g.platform.irq.raised
+    );
+    assert!(g.platform.irq.msis.is_empty());
 
     let both = gerror_only.with_eventq_irqen(true);
     g.write(Register::IRQ_CTRL, u64::from(both.0));
     assert_eq!(deliver(&mut g, fault), EventOutcome::Forwarded);
-    assert_eq!(g.p.irq.raised, [Irq::Eventq]);
+    assert_eq!(g.platform.irq.raised, [Irq::Eventq]);
     assert_eq!(g.events().len(), 2);
 }
 
@@ -440,11 +448,11 @@ fn with_msi_presented_and_configured_the_event_queue_interrupt_is_an_msi() {
 
     let fault = Event::FTranslation(FTranslation::new().with_stream_id(PSID));
     assert_eq!(deliver(&mut g, fault), EventOutcome::Forwarded);
-    assert_eq!(g.p.irq.msis, [(Irq::Eventq, Ipa(DOORBELL), 0x1234)]);
+    assert_eq!(g.platform.irq.msis, [(Irq::Eventq, Ipa(DOORBELL), 0x1234)]);
     assert!(
-        !g.p.irq.raised.contains(&Irq::Eventq),
+        !g.platform.irq.raised.contains(&Irq::Eventq),
         "{:?}",
-        g.p.irq.raised
+        g.platform.irq.raised
     );
 }
 
@@ -454,8 +462,8 @@ fn with_msi_presented_but_no_doorbell_programmed_the_wired_line_is_used() {
     let mut g = attached(true);
     let fault = Event::FTranslation(FTranslation::new().with_stream_id(PSID));
     assert_eq!(deliver(&mut g, fault), EventOutcome::Forwarded);
-    assert_eq!(g.p.irq.raised, [Irq::Eventq]);
-    assert!(g.p.irq.msis.is_empty());
+    assert_eq!(g.platform.irq.raised, [Irq::Eventq]);
+    assert!(g.platform.irq.msis.is_empty());
 }
 
 #[test]
@@ -514,10 +522,10 @@ fn events_about_the_hypervisor_s_own_stream_table_stay_with_the_hypervisor() {
 #[test]
 fn c_bad_ste_from_the_hardware_for_a_stream_whose_guest_ste_was_fine_is_not_forwarded() {
     let mut g = attached(false);
-    assert_eq!(g.v.installed(VSID).unwrap().refusal, None);
+    assert_eq!(g.vsmmu.installed(VSID).unwrap().refusal, None);
     // The other stream has Linux's initial STE: valid and aborting.
     assert_eq!(
-        g.v.installed(OTHER_VSID),
+        g.vsmmu.installed(OTHER_VSID),
         Some(Installed {
             config: StreamConfig::Abort { report: false },
             refusal: None
@@ -529,7 +537,7 @@ fn c_bad_ste_from_the_hardware_for_a_stream_whose_guest_ste_was_fine_is_not_forw
         assert_eq!(deliver(&mut g, ev), EventOutcome::Hypervisor);
     }
     assert_eq!(eventq_prod(&mut g), prod);
-    assert!(g.p.irq.raised.is_empty());
+    assert!(g.platform.irq.raised.is_empty());
 }
 
 #[test]
@@ -537,10 +545,10 @@ fn c_bad_ste_from_the_hardware_for_an_invalid_guest_ste_arrives_as_c_bad_ste() {
     let mut g = attached(false);
     g.write_ste(VSID, Ste::new()).unwrap();
     assert_eq!(
-        g.v.installed(VSID),
+        g.vsmmu.installed(VSID),
         Some(Installed {
             config: StreamConfig::Abort { report: true },
-            refusal: Some(stream_table::Refusal::BadSte)
+            refusal: Some(Refusal::BadSte)
         })
     );
     let got = forwarded(&mut g, Event::CBadSte(CBadSte::new().with_stream_id(PSID)));
@@ -557,8 +565,8 @@ fn c_bad_ste_for_a_vsid_without_an_l2_table_arrives_as_c_bad_streamid() {
     g.bring_up().unwrap();
     assert!(g.probe.unwrap().two_level);
     assert_eq!(
-        g.v.installed(VSID).unwrap().refusal,
-        Some(stream_table::Refusal::BadStreamId)
+        g.vsmmu.installed(VSID).unwrap().refusal,
+        Some(Refusal::BadStreamId)
     );
     let got = forwarded(&mut g, Event::CBadSte(CBadSte::new().with_stream_id(PSID)));
     let Event::CBadStreamid(x) = got else {
@@ -580,12 +588,9 @@ fn c_bad_ste_for_a_guest_ste_that_cannot_be_fetched_arrives_as_f_ste_fetch_at_it
     for _ in 0..100 {
         g.run_deferred();
     }
-    let refusal = g.v.installed(VSID).unwrap().refusal;
+    let refusal = g.vsmmu.installed(VSID).unwrap().refusal;
     let ste_ipa = gone + 64 * u64::from(VSID);
-    assert_eq!(
-        refusal,
-        Some(stream_table::Refusal::FetchFault(Ipa(ste_ipa)))
-    );
+    assert_eq!(refusal, Some(Refusal::FetchFault(Ipa(ste_ipa))));
     let got = forwarded(&mut g, Event::CBadSte(CBadSte::new().with_stream_id(PSID)));
     let Event::FSteFetch(x) = got else {
         panic!("{got}")
@@ -601,8 +606,8 @@ fn cmd_sync_with_cs_irq_and_an_msi_address_outside_guest_ram_performs_an_msi() {
         .with_msi_address(DOORBELL)
         .with_msi_data(0xabcd);
     submit(&mut g, &[Command::Sync(sync)]);
-    assert_eq!(g.p.irq.msis, [(Irq::CmdSync, Ipa(DOORBELL), 0xabcd)]);
-    assert!(!g.p.irq.raised.contains(&Irq::CmdSync));
+    assert_eq!(g.platform.irq.msis, [(Irq::CmdSync, Ipa(DOORBELL), 0xabcd)]);
+    assert!(!g.platform.irq.raised.contains(&Irq::CmdSync));
     // Consumed.
     let cons = smmuv3::regs::CmdqCons(g.read(Register::CMDQ_CONS) as u32);
     assert_eq!(cons.rd(), g.prod);
@@ -612,14 +617,14 @@ fn cmd_sync_with_cs_irq_and_an_msi_address_outside_guest_ram_performs_an_msi() {
 fn cmd_sync_with_cs_irq_and_an_msi_address_in_guest_ram_writes_the_data_there() {
     let mut g = attached(true);
     let slot = RAM + 0x60_0000;
-    g.p.ram.write_u64(slot, 0xffff_ffff_ffff_ffff);
+    g.platform.ram.write_u64(slot, 0xffff_ffff_ffff_ffff);
     let sync = CmdSync::new()
         .with_cs(CmdSyncCs::SIG_IRQ)
         .with_msi_address(slot)
         .with_msi_data(0x5a5a_0001);
     submit(&mut g, &[Command::Sync(sync)]);
     assert_eq!(g.ram_u32(slot), 0x5a5a_0001);
-    assert!(g.p.irq.msis.is_empty() && g.p.irq.raised.is_empty());
+    assert!(g.platform.irq.msis.is_empty() && g.platform.irq.raised.is_empty());
 }
 
 #[test]
@@ -627,10 +632,10 @@ fn cmd_sync_with_cs_irq_without_msi_presented_raises_the_cmd_sync_line() {
     let mut g = attached(false);
     let sync = CmdSync::new().with_cs(CmdSyncCs::SIG_IRQ);
     submit(&mut g, &[Command::Sync(sync)]);
-    assert_eq!(g.p.irq.raised, [Irq::CmdSync]);
-    assert!(g.p.irq.msis.is_empty());
+    assert_eq!(g.platform.irq.raised, [Irq::CmdSync]);
+    assert!(g.platform.irq.msis.is_empty());
     // CS=SEV and CS=NONE signal nothing.
-    g.p.irq.raised.clear();
+    g.platform.irq.raised.clear();
     submit(
         &mut g,
         &[
@@ -638,7 +643,7 @@ fn cmd_sync_with_cs_irq_without_msi_presented_raises_the_cmd_sync_line() {
             Command::Sync(CmdSync::new().with_cs(CmdSyncCs::SIG_NONE)),
         ],
     );
-    assert!(g.p.irq.raised.is_empty() && g.p.irq.msis.is_empty());
+    assert!(g.platform.irq.raised.is_empty() && g.platform.irq.msis.is_empty());
 }
 
 #[test]

@@ -14,8 +14,8 @@ use smmuv3::evt::{CBadSte, Event, FSteFetch, FTranslation, FTranslationClass};
 use smmuv3::regs::*;
 use smmuv3::structs::*;
 use smmuv3::{DecodeError, Register};
-use vsmmu::stream_table::Refusal;
 use vsmmu::testing::{FakePlatform, GuestLayout, HwCall, LinuxGuest, RecordingSmmu};
+use vsmmu::Refusal;
 use vsmmu::*;
 
 pub const RAM: u64 = 0x4000_0000;
@@ -103,7 +103,7 @@ fn attached(policy: Policy, msi: bool, edit: impl FnOnce(&mut GuestLayout)) -> L
     g.bring_up().unwrap();
     g.attach(8, 0x42, RAM + 0x50_0000).unwrap();
     assert!(matches!(
-        g.v.installed(8).map(|i| i.config),
+        g.vsmmu.installed(8).map(|i| i.config),
         Some(StreamConfig::Nested(_))
     ));
     g
@@ -120,16 +120,16 @@ fn access_bound(p: &Policy) -> u64 {
 
 /// Runs one entry point call and checks it stayed within the policy.
 fn checked<R>(g: &mut LinuxGuest, what: &str, f: impl FnOnce(&mut LinuxGuest) -> R) -> R {
-    let policy = g.v.config().policy;
-    let before = g.p.ram.accesses;
+    let policy = g.vsmmu.config().policy;
+    let before = g.platform.ram.accesses;
     let r = f(g);
     assert!(
-        g.v.last_call_commands() <= policy.commands_per_call,
+        g.vsmmu.last_call_commands() <= policy.commands_per_call,
         "{what}: {} commands in one call (policy {})",
-        g.v.last_call_commands(),
+        g.vsmmu.last_call_commands(),
         policy.commands_per_call
     );
-    let accesses = g.p.ram.accesses - before;
+    let accesses = g.platform.ram.accesses - before;
     assert!(
         accesses <= access_bound(&policy),
         "{what}: {accesses} guest-memory accesses in one call"
@@ -148,16 +148,17 @@ fn read(g: &mut LinuxGuest, reg: Register) -> u64 {
 /// The hypervisor's deferred-work callback, if the vSMMU asked for it,
 /// after the delay it asked for. Returns whether it ran.
 fn deferred(g: &mut LinuxGuest) -> bool {
-    if !g.p.defer.pending {
+    if !g.platform.defer.pending {
         return false;
     }
-    g.p.defer.pending = false;
-    g.p.now_ns =
-        g.p.now_ns
-            .saturating_add(g.p.defer.last_after_ns.max(1_000));
+    g.platform.defer.pending = false;
+    g.platform.now_ns = g
+        .platform
+        .now_ns
+        .saturating_add(g.platform.defer.last_after_ns.max(1_000));
     checked(g, "run_deferred", |g| {
-        let mut ports = g.p.ports();
-        g.v.run_deferred(&mut ports);
+        let mut ports = g.platform.ports();
+        g.vsmmu.run_deferred(&mut ports);
     });
     true
 }
@@ -165,11 +166,11 @@ fn deferred(g: &mut LinuxGuest) -> bool {
 /// A deferred-work call the hypervisor makes without being asked (a
 /// spurious tasklet run must be harmless too).
 fn deferred_anyway(g: &mut LinuxGuest) {
-    g.p.defer.pending = false;
-    g.p.now_ns += 1_000;
+    g.platform.defer.pending = false;
+    g.platform.now_ns += 1_000;
     checked(g, "run_deferred", |g| {
-        let mut ports = g.p.ports();
-        g.v.run_deferred(&mut ports);
+        let mut ports = g.platform.ports();
+        g.vsmmu.run_deferred(&mut ports);
     });
 }
 
@@ -185,8 +186,8 @@ fn settle(g: &mut LinuxGuest) -> u32 {
 
 fn deliver(g: &mut LinuxGuest, stream: PhysStream, event: Event) -> EventOutcome {
     checked(g, "deliver_event", |g| {
-        let mut ports = g.p.ports();
-        g.v.deliver_event(
+        let mut ports = g.platform.ports();
+        g.vsmmu.deliver_event(
             &mut ports,
             PhysEvent {
                 smmu: stream.smmu,
@@ -261,11 +262,15 @@ fn assert_command_confined(c: &Command) {
 /// Every vSID's installed configuration, and that nothing else is installed.
 fn assert_streams_confined(g: &LinuxGuest) {
     for vsid in [0, 1, 7, 9, 15, 17, 0x108, 0x109, u32::MAX] {
-        assert_eq!(g.v.installed(vsid), None, "vSID {vsid} is not the domain's");
+        assert_eq!(
+            g.vsmmu.installed(vsid),
+            None,
+            "vSID {vsid} is not the domain's"
+        );
     }
     for vsid in [8, 16] {
         assert!(
-            g.v.installed(vsid).is_some(),
+            g.vsmmu.installed(vsid).is_some(),
             "vSID {vsid} has no configuration"
         );
     }
@@ -279,7 +284,7 @@ fn put(g: &mut LinuxGuest, words: [u64; 2]) -> u32 {
     let size = 1u32 << g.layout.cmdq_log2;
     let ptr = g.prod;
     let at = slot(g, ptr);
-    g.p.ram.write_words(at, &words);
+    g.platform.ram.write_words(at, &words);
     g.prod = (g.prod + 1) & ((size << 1) - 1);
     ptr
 }
@@ -312,8 +317,20 @@ fn ack_gerror(g: &mut LinuxGuest) {
 }
 
 fn gerror_irqs(g: &LinuxGuest) -> usize {
-    let wired = g.p.irq.raised.iter().filter(|i| **i == Irq::Gerror).count();
-    let msis = g.p.irq.msis.iter().filter(|m| m.0 == Irq::Gerror).count();
+    let wired = g
+        .platform
+        .irq
+        .raised
+        .iter()
+        .filter(|i| **i == Irq::Gerror)
+        .count();
+    let msis = g
+        .platform
+        .irq
+        .msis
+        .iter()
+        .filter(|m| m.0 == Irq::Gerror)
+        .count();
     wired + msis
 }
 
@@ -327,7 +344,7 @@ fn tlbi_asid(asid: u16) -> [u64; 2] {
 
 /// Whether the hardware calls from `from` on invalidated `asid` (with the domain's VMID).
 fn hw_saw_asid(g: &LinuxGuest, from: usize, asid: u16) -> bool {
-    g.p.hw.calls[from..].iter().any(|c| match c {
+    g.platform.hw.calls[from..].iter().any(|c| match c {
         HwCall::Invalidate(_, cmds) => cmds
             .iter()
             .any(|c| matches!(c, Command::TlbiNhAsid(a) if a.asid() == asid && a.vmid() == VMID)),
@@ -346,10 +363,10 @@ fn refused_then_resumed(g: &mut LinuxGuest, what: &str, bad: [u64; 2]) {
         !gerror_active(g).cmdq_err(),
         "{what}: an error is already pending"
     );
-    let stats = g.v.stats().clone();
+    let stats = g.vsmmu.stats().clone();
     let gerror = read(g, Register::GERROR);
     let irqs = gerror_irqs(g);
-    let calls = g.p.hw.calls.len();
+    let calls = g.platform.hw.calls.len();
     let asid_op = usize::from(CmdTlbiNhAsid::OPCODE);
 
     put(g, tlbi_asid(0x55));
@@ -366,7 +383,7 @@ fn refused_then_resumed(g: &mut LinuxGuest, what: &str, bad: [u64; 2]) {
     assert!(toggled.cmdq_err(), "{what}: GERROR.CMDQ_ERR toggled");
     assert!(gerror_active(g).cmdq_err(), "{what}");
     assert_eq!(gerror_irqs(g), irqs + 1, "{what}: one GERROR interrupt");
-    let now = g.v.stats();
+    let now = g.vsmmu.stats();
     assert_eq!(now.cerror_ill, stats.cerror_ill + 1, "{what}");
     assert_eq!(
         now.commands[asid_op],
@@ -375,7 +392,7 @@ fn refused_then_resumed(g: &mut LinuxGuest, what: &str, bad: [u64; 2]) {
     );
     assert!(!hw_saw_asid(g, calls, 0x66), "{what}: a later command ran");
     assert!(
-        !g.p.hw.calls[calls..]
+        !g.platform.hw.calls[calls..]
             .iter()
             .any(|c| matches!(c, HwCall::Sync(_))),
         "{what}: the CMD_SYNC after the illegal command ran"
@@ -390,15 +407,19 @@ fn refused_then_resumed(g: &mut LinuxGuest, what: &str, bad: [u64; 2]) {
 
     // Linux skips the entry: a CMD_SYNC in its place, then GERRORN = GERROR.
     let at_addr = slot(g, at);
-    g.p.ram.write_words(at_addr, &sync());
+    g.platform.ram.write_words(at_addr, &sync());
     ack_gerror(g);
     settle(g);
     assert!(!gerror_active(g).cmdq_err(), "{what}");
     assert_eq!(cons(g).rd(), g.prod, "{what}: the queue drained");
     assert!(hw_saw_asid(g, calls, 0x55), "{what}");
     assert!(hw_saw_asid(g, calls, 0x66), "{what}: processing resumed");
-    assert_eq!(g.p.hw.calls.last(), Some(&HwCall::Sync(SMMU)), "{what}");
-    assert_confined(&g.p.hw, 0);
+    assert_eq!(
+        g.platform.hw.calls.last(),
+        Some(&HwCall::Sync(SMMU)),
+        "{what}"
+    );
+    assert_confined(&g.platform.hw, 0);
 }
 
 /// A command whose every field is zero has only its opcode set, in word 0:
@@ -566,7 +587,7 @@ fn commands_with_ssec_set_are_illegal_on_the_non_secure_queue() {
     }
     // The STE was not re-read for the refused CFGI_STE: vSID 8 is as it was.
     assert!(matches!(
-        g.p.hw.installed(DEV_A),
+        g.platform.hw.installed(DEV_A),
         Some(StreamConfig::Nested(_))
     ));
 }
@@ -671,7 +692,11 @@ fn cmd_sync_with_the_reserved_completion_signal_is_illegal() {
                 .with_msi_address(RAM + 0x60_0000)
                 .encode(),
         );
-        assert_eq!(g.p.ram.read_u64(RAM + 0x60_0000), 0, "no MSI-poll write");
+        assert_eq!(
+            g.platform.ram.read_u64(RAM + 0x60_0000),
+            0,
+            "no MSI-poll write"
+        );
     }
 }
 
@@ -717,30 +742,33 @@ fn good_ste(g: &LinuxGuest) -> Ste {
 /// reporting, and a physical C_BAD_STE must reach the guest as C_BAD_STE
 /// for vSID 8. vSID 16 is never touched.
 fn refused_as_bad_ste(g: &mut LinuxGuest, what: &str, bad: Ste) {
-    let other = g.v.installed(16);
+    let other = g.vsmmu.installed(16);
     let good = good_ste(g);
     g.write_ste(8, good).unwrap();
     assert!(
-        matches!(g.p.hw.installed(DEV_A), Some(StreamConfig::Nested(_))),
+        matches!(
+            g.platform.hw.installed(DEV_A),
+            Some(StreamConfig::Nested(_))
+        ),
         "{what}: the good STE is nested"
     );
-    let bad_stes = g.v.stats().bad_stes;
+    let bad_stes = g.vsmmu.stats().bad_stes;
     g.write_ste(8, bad).unwrap();
     assert_eq!(
-        g.p.hw.installed(DEV_A),
+        g.platform.hw.installed(DEV_A),
         Some(StreamConfig::Abort { report: true }),
         "{what}"
     );
     assert_eq!(
-        g.v.installed(8),
+        g.vsmmu.installed(8),
         Some(Installed {
             config: StreamConfig::Abort { report: true },
             refusal: Some(Refusal::BadSte),
         }),
         "{what}"
     );
-    assert!(g.v.stats().bad_stes > bad_stes, "{what}");
-    assert_eq!(g.v.installed(16), other, "{what}: vSID 16 untouched");
+    assert!(g.vsmmu.stats().bad_stes > bad_stes, "{what}");
+    assert_eq!(g.vsmmu.installed(16), other, "{what}: vSID 16 untouched");
     assert_eq!(
         deliver(g, DEV_A, bad_ste_event(DEV_A)),
         EventOutcome::Forwarded,
@@ -752,7 +780,7 @@ fn refused_as_bad_ste(g: &mut LinuxGuest, what: &str, bad: Ste) {
         Event::CBadSte(e) => assert_eq!(e.stream_id(), 8, "{what}"),
         ref e => panic!("{what}: {e}"),
     }
-    assert_confined(&g.p.hw, 0);
+    assert_confined(&g.platform.hw, 0);
 }
 
 /// STE fields of words 0 and 1 a nested guest may set (Linux's nesting allow-list).
@@ -848,13 +876,13 @@ fn ste_configs_with_stage_2_ats_or_too_many_substreams_are_refused_as_c_bad_ste(
     }
     // Words 2-7 are never copied: the stream stays nested with the guest's stage 1 only.
     g.write_ste(8, s2).unwrap();
-    match g.p.hw.installed(DEV_A) {
+    match g.platform.hw.installed(DEV_A) {
         Some(StreamConfig::Nested(s1)) => {
             assert_eq!(s1.s1_context_ptr, Ipa(g.cd_table(8)));
         }
         other => panic!("stage-2 words in the guest's STE: {other:?}"),
     }
-    assert_confined(&g.p.hw, 0);
+    assert_confined(&g.platform.hw, 0);
 }
 
 #[test]
@@ -862,7 +890,7 @@ fn ste_fields_the_smmu_ignores_are_accepted_and_never_reach_the_hardware() {
     let mut g = attached(Policy::default(), false, |_| {});
     let good = good_ste(&g);
     g.write_ste(8, good).unwrap();
-    let want = g.p.hw.installed(DEV_A);
+    let want = g.platform.hw.installed(DEV_A);
     assert!(matches!(want, Some(StreamConfig::Nested(_))));
     let idr0 = Idr0(read(&mut g, Register::IDR0) as u32);
     let idr1 = Idr1(read(&mut g, Register::IDR1) as u32);
@@ -880,14 +908,14 @@ fn ste_fields_the_smmu_ignores_are_accepted_and_never_reach_the_hardware() {
     for (what, ste) in cases {
         // (Linux 6.12 may pass through V=0 on the way: only the end counts.)
         g.write_ste(8, ste).unwrap();
-        assert_eq!(g.v.installed(8).and_then(|i| i.refusal), None, "{what}");
+        assert_eq!(g.vsmmu.installed(8).and_then(|i| i.refusal), None, "{what}");
         assert_eq!(
-            g.p.hw.installed(DEV_A),
+            g.platform.hw.installed(DEV_A),
             want,
             "{what}: the same physical stream"
         );
     }
-    assert_confined(&g.p.hw, 0);
+    assert_confined(&g.platform.hw, 0);
 }
 
 // ---- 3. CMDQ_PROD beyond the queue ----
@@ -906,13 +934,13 @@ fn cmdq_prod_far_beyond_the_queue_is_bounded() {
     // the vSMMU may consume (at most) two laps' worth, a bounded amount per call.
     for i in 0..size {
         let at = g.layout.cmdq + CMD_BYTES * u64::from(i);
-        g.p.ram.write_words(at, &tlbi_asid(i as u16));
+        g.platform.ram.write_words(at, &tlbi_asid(i as u16));
     }
-    let consumed = g.v.stats().commands_total();
+    let consumed = g.vsmmu.stats().commands_total();
     let far = CmdqProd(0).with_wr(u32::MAX);
     write(&mut g, Register::CMDQ_PROD, u64::from(far.0));
     let calls = settle(&mut g);
-    let total = g.v.stats().commands_total() - consumed;
+    let total = g.vsmmu.stats().commands_total() - consumed;
     assert!(
         total <= 2 * u64::from(size),
         "{total} commands for one PROD write"
@@ -933,7 +961,7 @@ fn cmdq_prod_far_beyond_the_queue_is_bounded() {
     // Zeroed slots are ILLEGAL: the same far PROD now stops the queue at once.
     for i in 0..size {
         let at = g.layout.cmdq + CMD_BYTES * u64::from(i);
-        g.p.ram.write_words(at, &[0, 0]);
+        g.platform.ram.write_words(at, &[0, 0]);
     }
     let before = cons(&mut g).rd();
     assert_ne!(before, far.wr() & ((size << 1) - 1));
@@ -949,11 +977,11 @@ fn cmdq_prod_far_beyond_the_queue_is_bounded() {
     ack_gerror(&mut g);
     settle(&mut g);
     assert!(!gerror_active(&mut g).cmdq_err());
-    let calls = g.p.hw.calls.len();
+    let calls = g.platform.hw.calls.len();
     g.issue(&[Command::TlbiNhAsid(CmdTlbiNhAsid::new().with_asid(0x4242))])
         .unwrap();
     assert!(hw_saw_asid(&g, calls, 0x4242));
-    assert_confined(&g.p.hw, 0);
+    assert_confined(&g.platform.hw, 0);
     assert_streams_confined(&g);
 }
 
@@ -997,7 +1025,7 @@ fn a_command_queue_outside_guest_ram_stops_with_cerror_abt() {
     ] {
         move_cmdq(&mut g, base, 8);
         let irqs = gerror_irqs(&g);
-        let abt = g.v.stats().cerror_abt;
+        let abt = g.vsmmu.stats().cerror_abt;
         for i in 0..(good_entries + 2) {
             put(&mut g, tlbi_asid(0x100 + i as u16));
         }
@@ -1012,20 +1040,20 @@ fn a_command_queue_outside_guest_ram_stops_with_cerror_abt() {
         assert_eq!(c.err(), CmdqConsErr::CERROR_ABT, "{what}");
         assert!(gerror_active(&mut g).cmdq_err(), "{what}");
         assert_eq!(gerror_irqs(&g), irqs + 1, "{what}");
-        assert_eq!(g.v.stats().cerror_abt, abt + 1, "{what}");
+        assert_eq!(g.vsmmu.stats().cerror_abt, abt + 1, "{what}");
         // Stays stopped, costs nothing more.
         publish(&mut g);
         deferred_anyway(&mut g);
-        assert_eq!(g.v.stats().cerror_abt, abt + 1, "{what}");
+        assert_eq!(g.vsmmu.stats().cerror_abt, abt + 1, "{what}");
         // Recovery: queue off, error acknowledged, queue back in RAM.
         move_cmdq(&mut g, home.0, home.1);
         assert!(!gerror_active(&mut g).cmdq_err());
-        let calls = g.p.hw.calls.len();
+        let calls = g.platform.hw.calls.len();
         g.issue(&[Command::TlbiNhAsid(CmdTlbiNhAsid::new().with_asid(0x77))])
             .unwrap();
         assert!(hw_saw_asid(&g, calls, 0x77), "{what}");
     }
-    assert_confined(&g.p.hw, 0);
+    assert_confined(&g.platform.hw, 0);
 }
 
 #[test]
@@ -1043,7 +1071,7 @@ fn a_stream_table_outside_guest_ram_becomes_f_ste_fetch() {
                 NOWHERE + STE_BYTES * u64::from(vsid)
             };
             assert_eq!(
-                g.v.installed(vsid),
+                g.vsmmu.installed(vsid),
                 Some(Installed {
                     config: StreamConfig::Abort { report: true },
                     refusal: Some(Refusal::FetchFault(Ipa(fetch))),
@@ -1051,7 +1079,7 @@ fn a_stream_table_outside_guest_ram_becomes_f_ste_fetch() {
                 "vSID {vsid}"
             );
             assert_eq!(
-                g.p.hw.installed(stream),
+                g.platform.hw.installed(stream),
                 Some(StreamConfig::Abort { report: true })
             );
             assert_eq!(
@@ -1067,7 +1095,7 @@ fn a_stream_table_outside_guest_ram_becomes_f_ste_fetch() {
                 ref e => panic!("vSID {vsid}: {e}"),
             }
         }
-        assert_confined(&g.p.hw, 0);
+        assert_confined(&g.platform.hw, 0);
         assert_streams_confined(&g);
     }
 }
@@ -1076,7 +1104,7 @@ fn a_stream_table_outside_guest_ram_becomes_f_ste_fetch() {
 fn an_event_queue_outside_guest_ram_raises_eventq_abt_err() {
     let mut g = attached(Policy::default(), false, |l| l.evtq = NOWHERE);
     let irqs = gerror_irqs(&g);
-    let dropped = g.v.stats().events_dropped;
+    let dropped = g.vsmmu.stats().events_dropped;
     assert_eq!(
         deliver(&mut g, DEV_A, fault(DEV_A, 0x1000)),
         EventOutcome::Dropped
@@ -1086,16 +1114,16 @@ fn an_event_queue_outside_guest_ram_raises_eventq_abt_err() {
     assert_eq!(gerror_irqs(&g), irqs + 1);
     // While the error is active, more events are dropped without touching
     // memory or raising more interrupts.
-    let accesses = g.p.ram.accesses;
+    let accesses = g.platform.ram.accesses;
     for i in 0..100 {
         assert_eq!(
             deliver(&mut g, DEV_A, fault(DEV_A, i << 12)),
             EventOutcome::Dropped
         );
     }
-    assert_eq!(g.p.ram.accesses, accesses);
+    assert_eq!(g.platform.ram.accesses, accesses);
     assert_eq!(gerror_irqs(&g), irqs + 1);
-    assert_eq!(g.v.stats().events_dropped, dropped + 101);
+    assert_eq!(g.vsmmu.stats().events_dropped, dropped + 101);
     // The command queue is unaffected.
     g.issue(&[Command::TlbiNhAsid(CmdTlbiNhAsid::new().with_asid(1))])
         .unwrap();
@@ -1115,7 +1143,7 @@ fn an_event_queue_outside_guest_ram_raises_eventq_abt_err() {
         ),
         EventOutcome::NotOurs
     );
-    assert_confined(&g.p.hw, 0);
+    assert_confined(&g.platform.hw, 0);
 }
 
 // ---- 5. LOG2SIZE beyond the advertised maximum ----
@@ -1137,8 +1165,8 @@ fn oversized_log2size_values_behave_as_the_advertised_maximum() {
     g.layout.cmdq_log2 = u32::from(cmdqs);
     let past = base + CMD_BYTES * (1u64 << cmdqs);
     assert!(Command::decode(raw_opcode(0)).is_err());
-    g.p.ram.write_words(past, &raw_opcode(0));
-    let calls = g.p.hw.calls.len();
+    g.platform.ram.write_words(past, &raw_opcode(0));
+    let calls = g.platform.hw.calls.len();
     for round in 0..5u16 {
         let cmds: Vec<Command> = (0..60u16)
             .map(|i| Command::TlbiNhAsid(CmdTlbiNhAsid::new().with_asid(round * 60 + i)))
@@ -1165,7 +1193,7 @@ fn oversized_log2size_values_behave_as_the_advertised_maximum() {
     let entries = 1u64 << eventqs;
     let past = g.layout.evtq + EVT_BYTES * entries;
     let canary = [0x5a5a_5a5a_5a5a_5a5a; 4];
-    g.p.ram.write_words(past, &canary);
+    g.platform.ram.write_words(past, &canary);
     let mut forwarded = 0;
     for i in 0..(entries + 50) {
         if deliver(&mut g, DEV_A, fault(DEV_A, i << 12)) == EventOutcome::Forwarded {
@@ -1173,7 +1201,7 @@ fn oversized_log2size_values_behave_as_the_advertised_maximum() {
         }
     }
     assert_eq!(forwarded, entries);
-    assert_eq!(g.p.ram.read_words::<4>(past), canary);
+    assert_eq!(g.platform.ram.read_words::<4>(past), canary);
     let prod = EventqProd(read(&mut g, Register::EVENTQ_PROD) as u32);
     let evcons = EventqCons(read(&mut g, Register::EVENTQ_CONS) as u32);
     assert_ne!(prod.ovflg(), evcons.ovackflg(), "overflow flagged");
@@ -1196,16 +1224,16 @@ fn oversized_log2size_values_behave_as_the_advertised_maximum() {
     write(&mut g, Register::CR0, u64::from(cr0.0));
     settle(&mut g);
     assert!(matches!(
-        g.p.hw.installed(DEV_A),
+        g.platform.hw.installed(DEV_A),
         Some(StreamConfig::Nested(_))
     ));
     assert!(sidsize < 63);
-    let accesses = g.p.ram.accesses;
+    let accesses = g.platform.ram.accesses;
     g.issue(&[Command::CfgiSteRange(CmdCfgiSteRange::new().with_range(31))])
         .unwrap();
     // Two commands, the guest's own polling does not touch RAM, two STEs.
-    assert!(g.p.ram.accesses - accesses <= 2 + 2 + 2 * 2);
-    assert_confined(&g.p.hw, 0);
+    assert!(g.platform.ram.accesses - accesses <= 2 + 2 + 2 * 2);
+    assert_confined(&g.platform.hw, 0);
     assert_streams_confined(&g);
 }
 
@@ -1223,18 +1251,18 @@ fn two_level_descriptors_pointing_anywhere_are_refused_without_panic() {
     );
     // Both vSIDs share the first L1 descriptor; the guest model's L2 table.
     let l1_addr = g.layout.strtab;
-    let good = L1std([g.p.ram.read_u64(l1_addr)]);
+    let good = L1std([g.platform.ram.read_u64(l1_addr)]);
     assert_eq!(u32::from(good.span()), split + 1);
     let l2 = good.l2_ptr();
     // A garbage L2 table in RAM.
     let garbage = RAM + 0x70_0000;
     let mut rng = Rng(0x1234_5678);
     for i in 0..(1u64 << split) * (STE_BYTES / 8) {
-        g.p.ram.write_u64(garbage + 8 * i, rng.next());
+        g.platform.ram.write_u64(garbage + 8 * i, rng.next());
     }
     let ones = RAM + 0x78_0000;
     for i in 0..(1u64 << split) * (STE_BYTES / 8) {
-        g.p.ram.write_u64(ones + 8 * i, u64::MAX);
+        g.platform.ram.write_u64(ones + 8 * i, u64::MAX);
     }
 
     type Want = fn(u32, u64) -> Option<Refusal>;
@@ -1302,18 +1330,18 @@ fn two_level_descriptors_pointing_anywhere_are_refused_without_panic() {
         ("every bit set", L1std([u64::MAX]), None),
     ];
     for (what, l1, want) in cases {
-        g.p.ram.write_u64(l1_addr, l1.0[0]);
+        g.platform.ram.write_u64(l1_addr, l1.0[0]);
         g.issue(&[Command::CfgiSteRange(CmdCfgiSteRange::new().with_range(31))])
             .unwrap();
         for (vsid, stream) in [(8, DEV_A), (16, DEV_B)] {
-            let got = g.v.installed(vsid).unwrap();
+            let got = g.vsmmu.installed(vsid).unwrap();
             if let Some(want) = want {
                 assert_eq!(got.refusal, want(vsid, l1.l2_ptr()), "{what}, vSID {vsid}");
             }
             if got.refusal.is_some() {
                 assert_eq!(got.config, StreamConfig::Abort { report: true }, "{what}");
             }
-            assert_eq!(g.p.hw.installed(stream), Some(got.config), "{what}");
+            assert_eq!(g.platform.hw.installed(stream), Some(got.config), "{what}");
             // The device's next access: what the guest sees matches the refusal.
             let out = deliver(&mut g, stream, bad_ste_event(stream));
             let evs = g.events();
@@ -1337,21 +1365,21 @@ fn two_level_descriptors_pointing_anywhere_are_refused_without_panic() {
                 }
             }
         }
-        assert_confined(&g.p.hw, 0);
+        assert_confined(&g.platform.hw, 0);
         assert_streams_confined(&g);
     }
     // A Span that covers vSID 8 but not vSID 16.
     let span = L1std::new().with_span(5).with_l2_ptr(l2);
     assert!(8 < 1 << (span.span() - 1) && 16 >= 1 << (span.span() - 1));
-    g.p.ram.write_u64(l1_addr, span.0[0]);
+    g.platform.ram.write_u64(l1_addr, span.0[0]);
     g.issue(&[Command::CfgiSteRange(CmdCfgiSteRange::new().with_range(31))])
         .unwrap();
     assert!(matches!(
-        g.v.installed(8).unwrap().config,
+        g.vsmmu.installed(8).unwrap().config,
         StreamConfig::Nested(_)
     ));
     assert_eq!(
-        g.v.installed(16).unwrap().refusal,
+        g.vsmmu.installed(16).unwrap().refusal,
         Some(Refusal::BadStreamId)
     );
     // The L1 table itself outside RAM.
@@ -1363,11 +1391,11 @@ fn two_level_descriptors_pointing_anywhere_are_refused_without_panic() {
     settle(&mut g);
     for vsid in [8, 16] {
         assert_eq!(
-            g.v.installed(vsid).unwrap().refusal,
+            g.vsmmu.installed(vsid).unwrap().refusal,
             Some(Refusal::FetchFault(Ipa(NOWHERE)))
         );
     }
-    assert_confined(&g.p.hw, 0);
+    assert_confined(&g.platform.hw, 0);
 }
 
 // ---- 7. CR0 changes with commands in flight ----
@@ -1398,14 +1426,14 @@ fn toggling_cmdqen_with_commands_in_flight_only_consumes_while_enabled() {
         write(&mut g, Register::CR0, u64::from(off.0));
         assert!(!Cr0(read(&mut g, Register::CR0ACK) as u32).cmdqen());
         let stopped = cons(&mut g);
-        let consumed = g.v.stats().commands_total();
+        let consumed = g.vsmmu.stats().commands_total();
         // Nothing moves while CMDQEN=0: not deferred work, not PROD writes.
         settle(&mut g);
         deferred_anyway(&mut g);
         publish(&mut g);
         deferred_anyway(&mut g);
         assert_eq!(cons(&mut g), stopped);
-        assert_eq!(g.v.stats().commands_total(), consumed);
+        assert_eq!(g.vsmmu.stats().commands_total(), consumed);
         write(&mut g, Register::CR0, u64::from(on.0));
         toggles += 1;
         if stopped.rd() == g.prod {
@@ -1418,7 +1446,7 @@ fn toggling_cmdqen_with_commands_in_flight_only_consumes_while_enabled() {
     assert_eq!(cons(&mut g).rd(), g.prod);
     assert_eq!(cons(&mut g).err(), CmdqConsErr::CERROR_NONE);
     assert!(hw_saw_asid(&g, 0, 0x1000 + 199));
-    assert_confined(&g.p.hw, 0);
+    assert_confined(&g.platform.hw, 0);
 }
 
 #[test]
@@ -1448,11 +1476,14 @@ fn disabling_smmuen_with_commands_in_flight_falls_back_to_what_gbpa_says() {
         settle(&mut g);
         for (vsid, stream) in [(8, DEV_A), (16, DEV_B)] {
             assert_eq!(
-                g.v.installed(vsid).map(|i| i.config),
+                g.vsmmu.installed(vsid).map(|i| i.config),
                 Some(StreamConfig::Stage2Only),
                 "round {round}"
             );
-            assert_eq!(g.p.hw.installed(stream), Some(StreamConfig::Stage2Only));
+            assert_eq!(
+                g.platform.hw.installed(stream),
+                Some(StreamConfig::Stage2Only)
+            );
         }
         // GBPA.ABORT with Update: every stream aborts, and the update completes.
         let abort = Gbpa(0).with_abort(true).with_update(true);
@@ -1461,11 +1492,11 @@ fn disabling_smmuen_with_commands_in_flight_falls_back_to_what_gbpa_says() {
         assert!(!Gbpa(read(&mut g, Register::GBPA) as u32).update());
         for (vsid, stream) in [(8, DEV_A), (16, DEV_B)] {
             assert_eq!(
-                g.v.installed(vsid).map(|i| i.config),
+                g.vsmmu.installed(vsid).map(|i| i.config),
                 Some(StreamConfig::Abort { report: false })
             );
             assert_eq!(
-                g.p.hw.installed(stream),
+                g.platform.hw.installed(stream),
                 Some(StreamConfig::Abort { report: false })
             );
         }
@@ -1474,7 +1505,7 @@ fn disabling_smmuen_with_commands_in_flight_falls_back_to_what_gbpa_says() {
         assert_eq!(cons(&mut g).rd(), g.prod, "round {round}");
         for stream in [DEV_A, DEV_B] {
             assert_eq!(
-                g.p.hw.installed(stream),
+                g.platform.hw.installed(stream),
                 Some(StreamConfig::Abort { report: false })
             );
         }
@@ -1482,20 +1513,23 @@ fn disabling_smmuen_with_commands_in_flight_falls_back_to_what_gbpa_says() {
         let bypass = Gbpa(0).with_update(true);
         write(&mut g, Register::GBPA, u64::from(bypass.0));
         settle(&mut g);
-        assert_eq!(g.p.hw.installed(DEV_A), Some(StreamConfig::Stage2Only));
+        assert_eq!(
+            g.platform.hw.installed(DEV_A),
+            Some(StreamConfig::Stage2Only)
+        );
         // SMMUEN back on: the guest's stream table again.
         write(&mut g, Register::CR0, u64::from(on.0));
         settle(&mut g);
         assert!(matches!(
-            g.p.hw.installed(DEV_A),
+            g.platform.hw.installed(DEV_A),
             Some(StreamConfig::Nested(_))
         ));
         assert_eq!(
-            g.p.hw.installed(DEV_B),
+            g.platform.hw.installed(DEV_B),
             Some(StreamConfig::Abort { report: false })
         );
     }
-    assert_confined(&g.p.hw, 0);
+    assert_confined(&g.platform.hw, 0);
     assert_streams_confined(&g);
 }
 
@@ -1551,32 +1585,32 @@ fn a_flood_of_a_million_commands_is_bounded_per_call_and_by_the_hardware_budget(
     // A small queue, but twice the per-call allowance, so that traps run out of it.
     let mut g = domain(policy, false, |l| l.cmdq_log2 = 7);
     // Installs at creation are the reset state, not paid from the budget.
-    let free_installs = g.p.hw.installs;
+    let free_installs = g.platform.hw.installs;
     g.bring_up().unwrap();
     g.attach(8, 0x42, RAM + 0x50_0000).unwrap();
     settle(&mut g);
-    g.p.hw.count_only = true;
-    g.p.hw.calls.clear();
+    g.platform.hw.count_only = true;
+    g.platform.hw.calls.clear();
 
     let size = 1u32 << g.layout.cmdq_log2;
     let mask = (size << 1) - 1;
-    let start = g.v.stats().commands_total();
-    let requests = g.p.defer.requests;
+    let start = g.vsmmu.stats().commands_total();
+    let requests = g.platform.defer.requests;
     let mut sent = 0u64;
     let mut rounds = 0u64;
     let budget_holds = |g: &LinuxGuest| {
-        let hw = &g.p.hw;
+        let hw = &g.platform.hw;
         // Each install is an STE write, a CFGI_STE and a CMD_SYNC.
         let spent = hw.commands + hw.syncs + 2 * (hw.installs - free_installs);
         let allowed = u64::from(policy.hw_burst)
-            + g.p.now_ns * u64::from(policy.hw_refill_per_ms) / 1_000_000;
+            + g.platform.now_ns * u64::from(policy.hw_refill_per_ms) / 1_000_000;
         assert!(
             spent <= allowed,
             "{spent} physical commands by {} ns",
-            g.p.now_ns
+            g.platform.now_ns
         );
     };
-    while g.v.stats().commands_total() - start < FLOOD {
+    while g.vsmmu.stats().commands_total() - start < FLOOD {
         rounds += 1;
         assert!(rounds < 10 * FLOOD, "the flood never drains");
         // The guest fills whatever space there is and rings the doorbell.
@@ -1589,7 +1623,7 @@ fn a_flood_of_a_million_commands_is_bounded_per_call_and_by_the_hardware_budget(
         if n > 0 {
             publish(&mut g);
         }
-        g.p.now_ns += 1_000;
+        g.platform.now_ns += 1_000;
         // The hypervisor runs what was deferred, a few calls per guest round.
         for _ in 0..4 {
             if !deferred(&mut g) {
@@ -1600,19 +1634,24 @@ fn a_flood_of_a_million_commands_is_bounded_per_call_and_by_the_hardware_budget(
     }
     settle(&mut g);
     budget_holds(&g);
-    let s = g.v.stats();
+    let s = g.vsmmu.stats();
     eprintln!(
         "DBG now {} hw {} {} {} rounds {rounds} defer {} {:?}",
-        g.p.now_ns, g.p.hw.commands, g.p.hw.syncs, g.p.hw.installs, g.p.defer.requests, s
+        g.platform.now_ns,
+        g.platform.hw.commands,
+        g.platform.hw.syncs,
+        g.platform.hw.installs,
+        g.platform.defer.requests,
+        s
     );
     assert_eq!(s.commands_total() - start, FLOOD);
     assert_eq!(s.cerror_ill + s.cerror_abt, 0);
-    assert!(g.p.defer.requests > requests, "deferral requests");
+    assert!(g.platform.defer.requests > requests, "deferral requests");
     assert!(s.budget_exhausted > 0);
     assert!(s.hw_budget_exhausted > 0, "{s:?}");
     assert!(s.merged > 0);
     // The per-call bound and the hardware budget were checked on every call.
-    assert!(g.p.hw.commands > 0 && g.p.hw.syncs > 0);
+    assert!(g.platform.hw.commands > 0 && g.platform.hw.syncs > 0);
 }
 
 // ---- 9. a flood of faults ----
@@ -1626,7 +1665,7 @@ fn a_fault_flood_stops_where_the_guest_queue_is_full_and_flags_the_loss() {
     // The limit caps the event queue the vSMMU presents; the guest sizes its
     // queue from IDR1.EVENTQS, as Linux does.
     let mut g = attached(policy, false, |l| l.evtq_log2 = 5);
-    let presented = Idr1(g.v.ident(Register::IDR1) as u32).eventqs();
+    let presented = Idr1(g.vsmmu.ident(Register::IDR1) as u32).eventqs();
     assert_eq!(1u32 << presented, policy.pending_event_limit);
     let log2 = g.layout.evtq_log2;
     let pending = |g: &mut LinuxGuest| {
@@ -1634,8 +1673,8 @@ fn a_fault_flood_stops_where_the_guest_queue_is_full_and_flags_the_loss() {
         let cons = EventqCons(read(g, Register::EVENTQ_CONS) as u32).rd();
         prod.wrapping_sub(cons) & ((2 << log2) - 1)
     };
-    let base = g.v.stats().clone();
-    let irqs = g.p.irq.raised.len();
+    let base = g.vsmmu.stats().clone();
+    let irqs = g.platform.irq.raised.len();
     let mut forwarded = 0u64;
     for i in 0..10_000u64 {
         let stream = if i % 2 == 0 { DEV_A } else { DEV_B };
@@ -1646,11 +1685,11 @@ fn a_fault_flood_stops_where_the_guest_queue_is_full_and_flags_the_loss() {
         }
         assert!(pending(&mut g) <= policy.pending_event_limit);
     }
-    let s = g.v.stats();
+    let s = g.vsmmu.stats();
     assert_eq!(forwarded, u64::from(policy.pending_event_limit));
     assert_eq!(s.events_forwarded - base.events_forwarded, forwarded);
     assert_eq!(s.events_dropped - base.events_dropped, 10_000 - forwarded);
-    assert!(g.p.irq.raised.len() - irqs <= forwarded as usize);
+    assert!(g.platform.irq.raised.len() - irqs <= forwarded as usize);
     // Every loss is flagged: the queue overflowed (§7.4).
     let prod = EventqProd(read(&mut g, Register::EVENTQ_PROD) as u32);
     assert!(prod.ovflg());
@@ -1668,7 +1707,7 @@ fn a_fault_flood_stops_where_the_guest_queue_is_full_and_flags_the_loss() {
         EventOutcome::Forwarded
     );
     assert_eq!(pending(&mut g), 1);
-    assert_confined(&g.p.hw, 0);
+    assert_confined(&g.platform.hw, 0);
 }
 
 #[test]
@@ -1679,7 +1718,7 @@ fn a_tiny_event_queue_overflows_with_ovflg_and_recovers_after_the_guest_consumes
     assert!(policy.pending_event_limit > entries);
     let past = g.layout.evtq + EVT_BYTES * u64::from(entries);
     let canary = [0xa5a5_a5a5_a5a5_a5a5; 4];
-    g.p.ram.write_words(past, &canary);
+    g.platform.ram.write_words(past, &canary);
     for round in 0..3 {
         let mut forwarded = 0;
         for i in 0..1_000u64 {
@@ -1691,7 +1730,7 @@ fn a_tiny_event_queue_overflows_with_ovflg_and_recovers_after_the_guest_consumes
         let prod = EventqProd(read(&mut g, Register::EVENTQ_PROD) as u32);
         let cons = EventqCons(read(&mut g, Register::EVENTQ_CONS) as u32);
         assert_ne!(prod.ovflg(), cons.ovackflg(), "round {round}: OVFLG set");
-        assert_eq!(g.p.ram.read_words::<4>(past), canary);
+        assert_eq!(g.platform.ram.read_words::<4>(past), canary);
         // Consuming acknowledges the overflow (Linux copies OVFLG into OVACKFLG).
         let evs = g.events();
         assert_eq!(evs.len() as u32, entries);
@@ -1705,7 +1744,7 @@ fn a_tiny_event_queue_overflows_with_ovflg_and_recovers_after_the_guest_consumes
         );
         assert_eq!(g.events().len(), 1);
     }
-    assert_confined(&g.p.hw, 0);
+    assert_confined(&g.platform.hw, 0);
 }
 
 // ---- 10. random register writes ----
@@ -1734,7 +1773,9 @@ fn random_register_writes_at_every_offset_never_escape_the_domain() {
         } else {
             flood_command(rng.next())
         };
-        g.p.ram.write_words(RAM + 0x10_0000 + CMD_BYTES * i, &words);
+        g.platform
+            .ram
+            .write_words(RAM + 0x10_0000 + CMD_BYTES * i, &words);
     }
     // Page 1 holds the highest register: the frame ends at the next power of two.
     let end = Register::EVENTQ_PROD
@@ -1766,7 +1807,7 @@ fn random_register_writes_at_every_offset_never_escape_the_domain() {
             }
             _ => {}
         }
-        checked_calls = assert_confined(&g.p.hw, checked_calls);
+        checked_calls = assert_confined(&g.platform.hw, checked_calls);
     };
     // Every offset of both pages, every size, in order ...
     for off in (0..end).step_by(4) {
@@ -1785,13 +1826,13 @@ fn random_register_writes_at_every_offset_never_escape_the_domain() {
         step(&mut g, &mut rng, off, size);
     }
     settle(&mut g);
-    assert_confined(&g.p.hw, 0);
+    assert_confined(&g.platform.hw, 0);
     assert_streams_confined(&g);
     // What is installed is what the hardware was last told.
     for (vsid, stream) in [(8, DEV_A), (16, DEV_B)] {
         assert_eq!(
-            g.p.hw.installed(stream),
-            g.v.installed(vsid).map(|i| i.config)
+            g.platform.hw.installed(stream),
+            g.vsmmu.installed(vsid).map(|i| i.config)
         );
     }
     // And Linux can still take the device over: queues off, what is pending
@@ -1804,7 +1845,7 @@ fn random_register_writes_at_every_offset_never_escape_the_domain() {
     g.bring_up().unwrap();
     g.attach(8, 0x42, RAM + 0x50_0000).unwrap();
     assert!(matches!(
-        g.p.hw.installed(DEV_A),
+        g.platform.hw.installed(DEV_A),
         Some(StreamConfig::Nested(_))
     ));
 }

@@ -60,7 +60,7 @@ pub fn guest(version: LinuxVersion, msi: bool, two_level: bool) -> LinuxGuest {
 }
 
 fn s1(g: &LinuxGuest, vsid: u32) -> S1Context {
-    match g.p.hw.installed(PhysStream {
+    match g.platform.hw.installed(PhysStream {
         smmu: SMMU,
         psid: 0x100 + vsid,
     }) {
@@ -91,7 +91,7 @@ fn bring_up_and_attach(version: LinuxVersion, msi: bool, two_level: bool) {
     let mut g = guest(version, msi, two_level);
     // Before the guest driver runs: the domain's stage 2 only (GBPA resets to bypass).
     assert_eq!(
-        g.p.hw.installed(PhysStream {
+        g.platform.hw.installed(PhysStream {
             smmu: SMMU,
             psid: 0x108
         }),
@@ -104,7 +104,7 @@ fn bring_up_and_attach(version: LinuxVersion, msi: bool, two_level: bool) {
     // Enabled with every STE aborting (in a 2-level table the L1 descriptor
     // is still invalid: the device would see C_BAD_STREAMID).
     assert_eq!(
-        g.p.hw.installed(PhysStream {
+        g.platform.hw.installed(PhysStream {
             smmu: SMMU,
             psid: 0x108
         }),
@@ -116,7 +116,7 @@ fn bring_up_and_attach(version: LinuxVersion, msi: bool, two_level: bool) {
     assert_eq!((ctx.s1_dss, ctx.s1_csh), (0b10, 0b11));
     // The other device is untouched.
     assert_eq!(
-        g.p.hw.installed(PhysStream {
+        g.platform.hw.installed(PhysStream {
             smmu: SMMU,
             psid: 0x110
         }),
@@ -124,9 +124,9 @@ fn bring_up_and_attach(version: LinuxVersion, msi: bool, two_level: bool) {
     );
     // Unmap three pages: QEMU's SMMU has RIL, so Linux sends one range
     // TLBI_NH_VA (NUM=2: three 4K pages), with the domain's VMID forced.
-    g.p.hw.calls.clear();
+    g.platform.hw.calls.clear();
     g.unmap(0x42, 0x1000_0000, 3).unwrap();
-    let cmds = g.p.hw.commands();
+    let cmds = g.platform.hw.commands();
     assert_eq!(cmds.len(), 1, "{cmds:?}");
     let (s, Command::TlbiNhVa(va)) = cmds[0] else {
         panic!("{}", cmds[0].1)
@@ -136,14 +136,15 @@ fn bring_up_and_attach(version: LinuxVersion, msi: bool, two_level: bool) {
         (SMMU, 5, 0x42, 0x1000_0000, 2, 0)
     );
     assert_eq!(
-        g.p.hw
+        g.platform
+            .hw
             .calls
             .iter()
             .filter(|c| matches!(c, HwCall::Sync(_)))
             .count(),
         1
     );
-    assert_eq!(g.p.hw.calls.last(), Some(&HwCall::Sync(SMMU)));
+    assert_eq!(g.platform.hw.calls.last(), Some(&HwCall::Sync(SMMU)));
 }
 
 both_versions! {
@@ -177,8 +178,8 @@ fn stage1_fault(version: LinuxVersion) {
         .with_rn_w(true)
         .with_class(FTranslationClass::IN)
         .with_input_addr(0x0dea_d000);
-    let mut ports = g.p.ports();
-    let out = g.v.deliver_event(
+    let mut ports = g.platform.ports();
+    let out = g.vsmmu.deliver_event(
         &mut ports,
         PhysEvent {
             smmu: SMMU,
@@ -186,7 +187,7 @@ fn stage1_fault(version: LinuxVersion) {
         },
     );
     assert_eq!(out, EventOutcome::Forwarded);
-    assert!(g.p.irq.raised.contains(&Irq::Eventq));
+    assert!(g.platform.irq.raised.contains(&Irq::Eventq));
     let evs = g.events();
     assert_eq!(evs.len(), 1);
     let Event::FTranslation(e) = evs[0] else {

@@ -253,7 +253,7 @@ fn an_illegal_command_is_replaced_by_a_sync_and_gerror_acknowledged() {
             assert_eq!(g_err, 0, "acknowledged");
             assert!(g.warnings.contains(&"skipping command in error state"));
             // The faulting slot now holds Linux's replacement: SYNC, CS=SEV.
-            let words = [g.p.ram.read_u64(at), g.p.ram.read_u64(at + 8)];
+            let words = [g.platform.ram.read_u64(at), g.platform.ram.read_u64(at + 8)];
             assert_eq!(words, [0x0fc0_2046, 0]);
         }
     }

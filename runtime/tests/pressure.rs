@@ -11,10 +11,10 @@ use smmuv3::platform::QEMU_VIRT;
 use smmuv3::regs::*;
 use smmuv3::structs::*;
 use smmuv3::Register;
-use vsmmu::stream_table::Refusal;
 use vsmmu::testing::{
     linux, FakePlatform, GuestError, GuestLayout, HwCall, LinuxGuest, LinuxVersion,
 };
+use vsmmu::Refusal;
 use vsmmu::*;
 
 const RAM: u64 = 0x4000_0000;
@@ -66,7 +66,7 @@ fn attached(version: LinuxVersion) -> LinuxGuest {
 /// Runs deferred work until the vSMMU asks for none.
 fn settle(g: &mut LinuxGuest) {
     for _ in 0..1_000_000 {
-        if !g.p.defer.pending {
+        if !g.platform.defer.pending {
             return;
         }
         g.run_deferred();
@@ -94,8 +94,14 @@ fn sync() -> [u64; 2] {
 }
 
 fn physical_commands(g: &mut LinuxGuest) -> Vec<Command> {
-    let cmds = g.p.hw.commands().into_iter().map(|(_, c)| c).collect();
-    g.p.hw.calls.clear();
+    let cmds = g
+        .platform
+        .hw
+        .commands()
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    g.platform.hw.calls.clear();
     cmds
 }
 
@@ -160,25 +166,25 @@ fn a_range_tlbi_with_scale_bit_25_is_refused_on_the_guest_queue_only() {
 #[test]
 fn a_guest_sync_never_completes_while_the_hardware_does_not_confirm() {
     let mut g = attached(LinuxVersion::V6_12);
-    g.p.hw.fail_syncs = true;
+    g.platform.hw.fail_syncs = true;
     let unmap = g.unmap(0x42, 0x1000_0000, 1);
     assert_eq!(unmap, Err(GuestError::SyncTimeout), "Linux times out");
     // The SYNC is still there, unconsumed; the streams abort meanwhile.
     assert_ne!(cons(&mut g).rd(), g.prod);
-    assert!(g.v.contained());
-    assert_eq!(g.v.stats().containments, 1);
+    assert!(g.vsmmu.contained());
+    assert_eq!(g.vsmmu.stats().containments, 1);
     assert_eq!(
-        g.p.hw.installed(DEV),
+        g.platform.hw.installed(DEV),
         Some(StreamConfig::Abort { report: false })
     );
     // The hardware recovers: the SYNC completes and the stream comes back.
-    g.p.hw.fail_syncs = false;
-    g.p.now_ns += 1_000_000_000;
+    g.platform.hw.fail_syncs = false;
+    g.platform.now_ns += 1_000_000_000;
     settle(&mut g);
     assert_eq!(cons(&mut g).rd(), g.prod);
-    assert!(!g.v.contained());
+    assert!(!g.vsmmu.contained());
     assert!(matches!(
-        g.p.hw.installed(DEV),
+        g.platform.hw.installed(DEV),
         Some(StreamConfig::Nested(_))
     ));
     // What was sent before the failure was covered again.
@@ -212,27 +218,30 @@ fn one_trap_does_the_same_bounded_work_for_65536_vsids_as_for_64() {
         let mut g = domain(LinuxVersion::V6_12, 0..n, policy);
         g.bring_up().unwrap();
         settle(&mut g);
-        let before = g.p.ram.accesses;
+        let before = g.platform.ram.accesses;
         let cfgi_all = CmdCfgiSteRange::new().with_range(31).encode();
         let mut raw = vec![cfgi_all; 64];
         raw.push(sync());
         publish(&mut g, &raw);
-        let accesses = g.p.ram.accesses - before;
+        let accesses = g.platform.ram.accesses - before;
         assert!(accesses <= access_bound(&policy), "{n}: {accesses}");
-        assert!(g.v.last_call_commands() <= policy.commands_per_call);
+        assert!(g.vsmmu.last_call_commands() <= policy.commands_per_call);
         // A GBPA write marks every stream at once: one range, not n entries.
-        let before = g.p.ram.accesses;
+        let before = g.platform.ram.accesses;
         g.write(
             Register::GBPA,
             u64::from(Gbpa(0).with_update(true).with_abort(true).0),
         );
-        assert!(g.p.ram.accesses - before <= access_bound(&policy));
+        assert!(g.platform.ram.accesses - before <= access_bound(&policy));
         // Each deferred call is bounded too, and the hardware sees batches
         // of at most 64 commands.
-        while g.p.defer.pending {
-            let before = g.p.ram.accesses;
+        while g.platform.defer.pending {
+            let before = g.platform.ram.accesses;
             g.run_deferred();
-            assert!(g.p.ram.accesses - before <= access_bound(&policy), "{n}");
+            assert!(
+                g.platform.ram.accesses - before <= access_bound(&policy),
+                "{n}"
+            );
         }
         assert_eq!(cons(&mut g).rd(), g.prod);
     }
@@ -249,8 +258,9 @@ fn an_install_is_charged_what_it_cost_the_hardware() {
     g.bring_up().unwrap();
     g.attach(8, 0x42, RAM + 0x50_0000).unwrap();
     settle(&mut g);
-    let start = g.p.now_ns;
-    let spent = |g: &LinuxGuest| 2 * g.p.hw.installs + g.p.hw.commands + g.p.hw.syncs;
+    let start = g.platform.now_ns;
+    let spent =
+        |g: &LinuxGuest| 2 * g.platform.hw.installs + g.platform.hw.commands + g.platform.hw.syncs;
     let before = spent(&g);
     // 200 breaking updates: each CD table move is a new nested STE.
     for i in 0..200u64 {
@@ -265,7 +275,7 @@ fn an_install_is_charged_what_it_cost_the_hardware() {
         );
         settle(&mut g);
     }
-    let elapsed_ms = (g.p.now_ns - start) / 1_000_000;
+    let elapsed_ms = (g.platform.now_ns - start) / 1_000_000;
     let allowed = u64::from(policy.hw_burst) + elapsed_ms * u64::from(policy.hw_refill_per_ms) + 8;
     assert!(
         spent(&g) - before <= allowed,
@@ -281,13 +291,16 @@ fn a_full_linux_batch_completes_in_the_trap_that_publishes_it(v: LinuxVersion) {
     settle(&mut g);
     // A hypervisor that runs deferred work 2 s late.
     g.timing.deferred_latency_ns = 2_000_000_000;
-    let requests = g.p.defer.requests;
+    let requests = g.platform.defer.requests;
     let start = g.now_ns();
     let cmds: Vec<Command> = (0..64u16)
         .map(|a| Command::TlbiNhAsid(CmdTlbiNhAsid::new().with_asid(a)))
         .collect();
     g.issue(&cmds).unwrap();
-    assert_eq!(g.p.defer.requests, requests, "no deferred work needed");
+    assert_eq!(
+        g.platform.defer.requests, requests,
+        "no deferred work needed"
+    );
     assert!(g.now_ns() - start < 1_000_000, "completed at once");
 }
 
@@ -339,9 +352,9 @@ fn a_policy_that_stops_progress_is_refused_at_setup() {
 #[test]
 fn a_clock_that_jumps_years_ahead_and_back_does_not_wedge_the_domain() {
     let mut g = attached(LinuxVersion::V6_12);
-    g.p.now_ns = u64::MAX / 2;
+    g.platform.now_ns = u64::MAX / 2;
     g.unmap(0x42, 0x1000_0000, 1).unwrap();
-    g.p.now_ns = 1_000_000_000;
+    g.platform.now_ns = 1_000_000_000;
     for i in 0..1000u64 {
         g.unmap(0x42, 0x1000_0000 + (i << 12), 1).unwrap();
     }
@@ -367,9 +380,9 @@ fn cr0ack_and_gbpa_update_complete_only_once_every_stream_is_installed() {
     g.write(Register::CR0, 0);
     let ack = Cr0(g.read(Register::CR0ACK) as u32);
     assert!(ack.smmuen(), "256 streams are not moved in one call");
-    let last = g.v.streams().physical(0x1ff).unwrap();
+    let last = g.vsmmu.streams().physical(0x1ff).unwrap();
     assert_ne!(
-        g.p.hw.installed(last),
+        g.platform.hw.installed(last),
         Some(StreamConfig::Abort { report: false }),
         "the last stream is still what the guest had"
     );
@@ -380,9 +393,9 @@ fn cr0ack_and_gbpa_update_complete_only_once_every_stream_is_installed() {
     }
     assert!(polls > 1);
     // Once CR0ACK says so, every stream aborts (GBPA.ABORT).
-    for (_, stream) in g.v.streams().iter() {
+    for (_, stream) in g.vsmmu.streams().iter() {
         assert_eq!(
-            g.p.hw.installed(stream),
+            g.platform.hw.installed(stream),
             Some(StreamConfig::Abort { report: false }),
             "{stream:?}"
         );
@@ -400,12 +413,12 @@ fn cr0ack_and_gbpa_update_complete_only_once_every_stream_is_installed() {
         g.run_deferred();
     }
     assert!(matches!(
-        g.p.hw.installed(DEV),
+        g.platform.hw.installed(DEV),
         Some(StreamConfig::Nested(_))
     ));
-    for (vsid, stream) in g.v.streams().iter() {
-        let want = g.v.installed(vsid).map(|i| i.config);
-        assert_eq!(g.p.hw.installed(stream), want, "vSID {vsid:#x}");
+    for (vsid, stream) in g.vsmmu.streams().iter() {
+        let want = g.vsmmu.installed(vsid).map(|i| i.config);
+        assert_eq!(g.platform.hw.installed(stream), want, "vSID {vsid:#x}");
         assert_ne!(
             want,
             Some(StreamConfig::Abort { report: false }),
@@ -431,7 +444,7 @@ fn gbpa_update_stays_set_until_the_streams_follow_and_writes_meanwhile_are_ignor
     let gbpa = Gbpa(g.read(Register::GBPA) as u32);
     assert!(gbpa.abort() && !gbpa.update());
     assert_eq!(
-        g.p.hw.installed(DEV),
+        g.platform.hw.installed(DEV),
         Some(StreamConfig::Abort { report: false })
     );
 }
@@ -446,8 +459,8 @@ fn fault(stream: PhysStream) -> PhysEvent {
 }
 
 fn deliver(g: &mut LinuxGuest, ev: PhysEvent) -> EventOutcome {
-    let mut ports = g.p.ports();
-    g.v.deliver_event(&mut ports, ev)
+    let mut ports = g.platform.ports();
+    g.vsmmu.deliver_event(&mut ports, ev)
 }
 
 #[test]
@@ -467,7 +480,10 @@ fn eventq_and_gerror_msis_to_guest_ram_are_written_there() {
     // A command error raises GERROR: its MSI lands in RAM too.
     publish(&mut g, &[[0xff, 0]]);
     assert_eq!(g.ram_u32(gerr_word), 0x6e);
-    assert!(g.p.irq.msis.is_empty(), "nothing went to the doorbell");
+    assert!(
+        g.platform.irq.msis.is_empty(),
+        "nothing went to the doorbell"
+    );
 }
 
 #[test]
@@ -494,7 +510,7 @@ fn c_bad_streamid_is_recorded_only_when_cr2_recinvsid_is_set() {
         );
         settle(&mut g);
         assert_eq!(
-            g.v.installed(8).and_then(|i| i.refusal),
+            g.vsmmu.installed(8).and_then(|i| i.refusal),
             Some(Refusal::BadStreamId)
         );
         let bad_ste = PhysEvent {
@@ -533,27 +549,27 @@ fn a_non_leaf_cfgi_ste_refreshes_every_stream_under_the_l1_descriptor() {
             .0,
     );
     let l1_at = table + 8 * u64::from(0x100u32 >> split);
-    let l1 = L1std([g.p.ram.read_u64(l1_at)]);
+    let l1 = L1std([g.platform.ram.read_u64(l1_at)]);
     // Span 1: only the first StreamID of the span is valid.
-    g.p.ram.write_u64(l1_at, l1.with_span(1).0[0]);
+    g.platform.ram.write_u64(l1_at, l1.with_span(1).0[0]);
     g.issue(&[Command::CfgiSteRange(CmdCfgiSteRange::new().with_range(31))])
         .unwrap();
     settle(&mut g);
     assert_eq!(
-        g.v.installed(0x100).map(|i| i.config),
+        g.vsmmu.installed(0x100).map(|i| i.config),
         Some(StreamConfig::Stage2Only)
     );
     assert_eq!(
-        g.v.installed(0x101).and_then(|i| i.refusal),
+        g.vsmmu.installed(0x101).and_then(|i| i.refusal),
         Some(Refusal::BadStreamId)
     );
     // The full Span back, and the non-leaf CFGI_STE Linux would send for 0x100.
-    g.p.ram.write_u64(l1_at, l1.0[0]);
+    g.platform.ram.write_u64(l1_at, l1.0[0]);
     g.issue(&[Command::CfgiSte(CmdCfgiSte::new().with_stream_id(0x100))])
         .unwrap();
     settle(&mut g);
     assert_eq!(
-        g.v.installed(0x101).map(|i| i.config),
+        g.vsmmu.installed(0x101).map(|i| i.config),
         Some(StreamConfig::Stage2Only),
         "the L1STD was invalidated for every StreamID it locates"
     );
@@ -575,7 +591,7 @@ fn sev_is_presented_only_when_the_hypervisor_can_send_it() {
     let mut g = LinuxGuest::new(v, p, GuestLayout::linux(RAM, LinuxVersion::V6_12));
     assert!(Idr0(g.read(Register::IDR0) as u32).sev());
     g.bring_up().unwrap();
-    assert!(g.p.irq.sevs > 0, "Linux waits in WFE for these");
+    assert!(g.platform.irq.sevs > 0, "Linux waits in WFE for these");
 }
 
 // ---- 5. teardown ----
@@ -587,10 +603,10 @@ fn a_torn_down_domain_leaves_aborting_streams_and_its_psids_free() {
     let mut map = StreamMap::new();
     map.add_device(&mut owners, DomainId(1), 8, DEV).unwrap();
     assert_eq!(owners.owner(DEV), Some(DomainId(1)));
-    g.p.hw.calls.clear();
-    g.v.teardown(&mut g.p.hw, &mut owners).unwrap();
+    g.platform.hw.calls.clear();
+    g.vsmmu.teardown(&mut g.platform.hw, &mut owners).unwrap();
     assert_eq!(
-        g.p.hw.calls,
+        g.platform.hw.calls,
         [
             HwCall::Install(DEV, StreamConfig::Abort { report: false }),
             HwCall::Release(SMMU)
@@ -608,8 +624,8 @@ fn a_torn_down_domain_leaves_aborting_streams_and_its_psids_free() {
         },
     )
     .unwrap();
-    g.p.hw.fail = true;
-    assert!(g.v.teardown(&mut g.p.hw, &mut owners).is_err());
+    g.platform.hw.fail = true;
+    assert!(g.vsmmu.teardown(&mut g.platform.hw, &mut owners).is_err());
     assert!(owners
         .owner(PhysStream {
             smmu: SMMU,
@@ -676,7 +692,7 @@ fn an_eventq_msi_that_cannot_be_written_raises_msi_eventq_abt_err() {
     g.write(Register::IRQ_CTRL, 0);
     g.write(Register::EVENTQ_IRQ_CFG0, word);
     g.write(Register::IRQ_CTRL, irqs);
-    let p = &mut g.p;
+    let p = &mut g.platform;
     let mut mem = RefusingWrites {
         ram: &mut p.ram,
         refused: word,
@@ -689,7 +705,7 @@ fn an_eventq_msi_that_cannot_be_written_raises_msi_eventq_abt_err() {
         now_ns: p.now_ns,
     };
     assert_eq!(
-        g.v.deliver_event(&mut ports, fault(DEV)),
+        g.vsmmu.deliver_event(&mut ports, fault(DEV)),
         EventOutcome::Forwarded
     );
     let active =

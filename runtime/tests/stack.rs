@@ -61,7 +61,7 @@ fn scenario(version: LinuxVersion) {
                 .0,
         ),
     );
-    while g.p.defer.pending {
+    while g.platform.defer.pending {
         g.run_deferred();
     }
     for i in 0..300u64 {
@@ -73,8 +73,8 @@ fn scenario(version: LinuxVersion) {
                     .with_input_addr(i << 12),
             ),
         };
-        let mut ports = g.p.ports();
-        let v = &mut g.v;
+        let mut ports = g.platform.ports();
+        let v = &mut g.vsmmu;
         stack::measured(&mut || {
             v.deliver_event(&mut ports, ev);
         });

@@ -10,8 +10,8 @@ use smmuv3::structs::{
     Ste, SteConfig, SteInstcfg, SteS1Fmt, SteS1cir, SteS1cor, SteS1csh, SteS1dss,
 };
 use smmuv3::{DecodeError, Register, WriteEffect};
-use vsmmu::stream_table::Refusal;
 use vsmmu::testing::{FakePlatform, GuestLayout, HwCall, LinuxGuest};
+use vsmmu::Refusal;
 use vsmmu::*;
 
 const RAM: u64 = 0x4000_0000;
@@ -82,9 +82,9 @@ fn attached(msi: bool) -> LinuxGuest {
 }
 
 fn clear(g: &mut LinuxGuest) {
-    g.p.hw.calls.clear();
-    g.p.irq.raised.clear();
-    g.p.irq.msis.clear();
+    g.platform.hw.calls.clear();
+    g.platform.irq.raised.clear();
+    g.platform.irq.msis.clear();
 }
 
 /// Linux's stage-1 STE for a CD table at `cd`.
@@ -113,7 +113,7 @@ fn publish(g: &mut LinuxGuest, cmds: &[[u64; 2]]) {
     let mask = (size << 1) - 1;
     for words in cmds {
         let at = g.layout.cmdq + 16 * u64::from(g.prod & (size - 1));
-        g.p.ram.write_words(at, words);
+        g.platform.ram.write_words(at, words);
         g.prod = (g.prod + 1) & mask;
     }
     g.write(Register::CMDQ_PROD, u64::from(g.prod));
@@ -122,7 +122,7 @@ fn publish(g: &mut LinuxGuest, cmds: &[[u64; 2]]) {
 /// Runs deferred work until none is asked for (bounded).
 fn settle(g: &mut LinuxGuest) -> u32 {
     let mut calls = 0;
-    while g.p.defer.pending {
+    while g.platform.defer.pending {
         g.run_deferred();
         calls += 1;
         assert!(calls < 10_000, "deferred work never ends");
@@ -151,8 +151,8 @@ fn ack_gerror(g: &mut LinuxGuest) {
 }
 
 fn deliver(g: &mut LinuxGuest, smmu: SmmuId, event: Event) -> EventOutcome {
-    let mut ports = g.p.ports();
-    g.v.deliver_event(&mut ports, PhysEvent { smmu, event })
+    let mut ports = g.platform.ports();
+    g.vsmmu.deliver_event(&mut ports, PhysEvent { smmu, event })
 }
 
 fn fault(psid: u32) -> Event {
@@ -165,7 +165,7 @@ fn fault(psid: u32) -> Event {
 }
 
 fn snapshot(g: &LinuxGuest) -> Vec<u64> {
-    Register::ALL.iter().map(|r| g.v.register(*r)).collect()
+    Register::ALL.iter().map(|r| g.vsmmu.register(*r)).collect()
 }
 
 fn off(reg: Register) -> u32 {
@@ -239,7 +239,8 @@ fn eventq_prod_and_cons_live_on_page_1_and_page_0_does_not_alias_them() {
     assert_eq!(g.read_raw(cons.info().offset, 4), 0);
     let before = snapshot(&g);
     assert_eq!(
-        g.v.mmio_write(&mut g.p.ports(), cons.info().offset, 4, 1),
+        g.vsmmu
+            .mmio_write(&mut g.platform.ports(), cons.info().offset, 4, 1),
         WriteEffect::Ignored
     );
     assert_eq!(snapshot(&g), before);
@@ -268,12 +269,12 @@ fn gbpa_aidr_statusr_and_the_irq_cfg_registers_are_emulated_not_aborted() {
     let gbpa = Gbpa(g.read(Register::GBPA) as u32);
     assert!(gbpa.abort() && !gbpa.update());
     assert_eq!(
-        g.p.hw.installed(stream(PSID)),
+        g.platform.hw.installed(stream(PSID)),
         Some(StreamConfig::Abort { report: false }),
         "GBPA.ABORT with SMMUEN=0 terminates the streams"
     );
     // The physical revision, raised to the one RIL belongs to.
-    assert_eq!(g.read(Register::AIDR), g.v.ident(Register::AIDR));
+    assert_eq!(g.read(Register::AIDR), g.vsmmu.ident(Register::AIDR));
     assert!(g.read(Register::AIDR) >= u64::from(QEMU_VIRT.aidr.0));
     assert_eq!(g.read(Register::STATUSR), 0);
     // With MSI presented, the IRQ_CFG registers hold what the guest writes.
@@ -310,7 +311,8 @@ fn gbpa_aidr_statusr_and_the_irq_cfg_registers_are_emulated_not_aborted() {
     ] {
         let size = if reg.info().width == 64 { 8 } else { 4 };
         assert_eq!(
-            g.v.mmio_write(&mut g.p.ports(), off(reg), size, 0x40),
+            g.vsmmu
+                .mmio_write(&mut g.platform.ports(), off(reg), size, 0x40),
             WriteEffect::Ignored,
             "{}",
             reg.info().name
@@ -343,7 +345,8 @@ fn every_offset_of_the_frame_without_a_register_reads_as_zero_and_ignores_writes
         for size in [4, 8] {
             assert_eq!(g.read_raw(o, size), 0, "offset {o:#x}");
             assert_eq!(
-                g.v.mmio_write(&mut g.p.ports(), o, size, u64::MAX),
+                g.vsmmu
+                    .mmio_write(&mut g.platform.ports(), o, size, u64::MAX),
                 WriteEffect::Ignored,
                 "offset {o:#x}"
             );
@@ -365,7 +368,7 @@ fn accesses_of_the_wrong_size_are_raz_wi() {
     // 64-bit access to a 32-bit register (and the next one).
     assert_eq!(g.read_raw(cr0, 8), 0);
     assert_eq!(
-        g.v.mmio_write(&mut g.p.ports(), cr0, 8, 0),
+        g.vsmmu.mmio_write(&mut g.platform.ports(), cr0, 8, 0),
         WriteEffect::Ignored
     );
     let gbpa = Gbpa(0).with_update(true).with_abort(true).0;
@@ -375,7 +378,7 @@ fn accesses_of_the_wrong_size_are_raz_wi() {
     for (o, size) in [(cr0, 1), (cr0, 2), (cr0 + 1, 4), (cr0 + 2, 2), (cr0 + 4, 8)] {
         assert_eq!(g.read_raw(o, size), 0, "{o:#x}/{size}");
         assert_eq!(
-            g.v.mmio_write(&mut g.p.ports(), o, size, 0),
+            g.vsmmu.mmio_write(&mut g.platform.ports(), o, size, 0),
             WriteEffect::Ignored,
             "{o:#x}/{size}"
         );
@@ -416,7 +419,8 @@ fn table_and_queue_base_writes_are_ignored_while_enabled() {
     for reg in regs {
         let size = if reg.info().width == 64 { 8 } else { 4 };
         assert_eq!(
-            g.v.mmio_write(&mut g.p.ports(), off(reg), size, NOT_RAM),
+            g.vsmmu
+                .mmio_write(&mut g.platform.ports(), off(reg), size, NOT_RAM),
             WriteEffect::Ignored,
             "{}",
             reg.info().name
@@ -427,7 +431,7 @@ fn table_and_queue_base_writes_are_ignored_while_enabled() {
     g.issue(&[Command::CfgiSteRange(CmdCfgiSteRange::new().with_range(31))])
         .unwrap();
     assert_eq!(
-        nested_ptr(g.v.installed(VSID).map(|i| i.config)),
+        nested_ptr(g.vsmmu.installed(VSID).map(|i| i.config)),
         Some(g.cd_table(VSID))
     );
     // With SMMUEN off (command queue still on) the stream table base is
@@ -437,7 +441,12 @@ fn table_and_queue_base_writes_are_ignored_while_enabled() {
     assert!(!Cr0(g.read(Register::CR0ACK) as u32).smmuen());
     let new_base = StrtabBase(0).with_addr(RAM + 0x4_0000).0;
     assert_eq!(
-        g.v.mmio_write(&mut g.p.ports(), off(Register::STRTAB_BASE), 8, new_base),
+        g.vsmmu.mmio_write(
+            &mut g.platform.ports(),
+            off(Register::STRTAB_BASE),
+            8,
+            new_base
+        ),
         WriteEffect::Stored
     );
     assert_eq!(
@@ -459,7 +468,7 @@ fn a_long_command_queue_is_processed_in_bounded_slices_with_continuation() {
     g.bring_up().unwrap();
     g.attach(VSID, ASID, TTB).unwrap();
     clear(&mut g);
-    g.p.defer.pending = false;
+    g.platform.defer.pending = false;
     let start = cmdq_cons(&mut g).rd();
     let mut cmds: Vec<Command> = (0..100u16)
         .map(|a| Command::TlbiNhAsid(CmdTlbiNhAsid::new().with_asid(a)))
@@ -468,16 +477,21 @@ fn a_long_command_queue_is_processed_in_bounded_slices_with_continuation() {
     let raw: Vec<[u64; 2]> = cmds.iter().map(Command::encode).collect();
     publish(&mut g, &raw);
     // The trap did a bounded amount and asked to be continued.
-    assert_eq!(g.v.last_call_commands(), per_call);
+    assert_eq!(g.vsmmu.last_call_commands(), per_call);
     assert_eq!(cmdq_cons(&mut g).rd(), start + per_call);
-    assert!(g.p.defer.pending);
-    assert!(g.p.hw.calls.iter().all(|c| !matches!(c, HwCall::Sync(_))));
+    assert!(g.platform.defer.pending);
+    assert!(g
+        .platform
+        .hw
+        .calls
+        .iter()
+        .all(|c| !matches!(c, HwCall::Sync(_))));
     let mut last = start + per_call;
     let mut calls = 0;
-    while g.p.defer.pending {
+    while g.platform.defer.pending {
         g.run_deferred();
         calls += 1;
-        assert!(g.v.last_call_commands() <= per_call);
+        assert!(g.vsmmu.last_call_commands() <= per_call);
         let cons = cmdq_cons(&mut g).rd();
         assert!(cons >= last, "CONS went back");
         assert!(cons - last <= per_call);
@@ -486,14 +500,14 @@ fn a_long_command_queue_is_processed_in_bounded_slices_with_continuation() {
     }
     assert_eq!(cmdq_cons(&mut g).rd(), g.prod);
     assert!(calls >= (101 / per_call) as usize - 1, "{calls} calls");
-    assert!(g.v.stats().commands_total() >= 101);
+    assert!(g.vsmmu.stats().commands_total() >= 101);
     // Every invalidation reached the hardware, then one sync.
-    let sent = g.p.hw.commands();
+    let sent = g.platform.hw.commands();
     assert_eq!(sent.len(), 100);
     assert!(sent
         .iter()
         .all(|(_, c)| matches!(c, Command::TlbiNhAsid(a) if a.vmid() == VMID)));
-    assert_eq!(g.p.hw.calls.last(), Some(&HwCall::Sync(SMMU)));
+    assert_eq!(g.platform.hw.calls.last(), Some(&HwCall::Sync(SMMU)));
 }
 
 #[test]
@@ -507,8 +521,8 @@ fn cons_does_not_pass_a_cmd_sync_before_the_hardware_has_completed_what_it_cover
     settle(&mut g);
     clear(&mut g);
     // Idle long enough for a full budget.
-    g.p.now_ns += 10_000_000_000;
-    let syncs = g.p.hw.syncs;
+    g.platform.now_ns += 10_000_000_000;
+    let syncs = g.platform.hw.syncs;
     let start = cmdq_cons(&mut g).rd();
     let tlbi = |a: u16| Command::TlbiNhAsid(CmdTlbiNhAsid::new().with_asid(a)).encode();
     let sync = Command::Sync(CmdSync::new().with_cs(CmdSyncCs::SIG_SEV)).encode();
@@ -519,15 +533,15 @@ fn cons_does_not_pass_a_cmd_sync_before_the_hardware_has_completed_what_it_cover
     publish(&mut g, &raw);
     // The first batch fit the budget; the second SYNC waits at CONS.
     assert_eq!(cmdq_cons(&mut g).rd(), start + 21);
-    assert_eq!(g.p.hw.commands().len(), 10);
-    assert_eq!(g.p.hw.syncs, syncs + 1);
-    assert!(g.p.defer.pending && g.p.defer.last_after_ns > 0);
-    assert!(g.v.stats().hw_budget_exhausted > 0);
+    assert_eq!(g.platform.hw.commands().len(), 10);
+    assert_eq!(g.platform.hw.syncs, syncs + 1);
+    assert!(g.platform.defer.pending && g.platform.defer.last_after_ns > 0);
+    assert!(g.vsmmu.stats().hw_budget_exhausted > 0);
     // Time passes; the deferred work completes it.
     settle(&mut g);
     assert_eq!(cmdq_cons(&mut g).rd(), start + 22);
-    assert_eq!(g.p.hw.commands().len(), 20);
-    assert_eq!(g.p.hw.syncs, syncs + 2);
+    assert_eq!(g.platform.hw.commands().len(), 20);
+    assert_eq!(g.platform.hw.syncs, syncs + 2);
     assert_eq!(gerror_active(&mut g), Gerror(0));
 }
 
@@ -545,12 +559,13 @@ fn a_policy_with_a_small_hardware_burst_still_completes_large_batches() {
         .collect();
     // Within Linux's 1 s CMD_SYNC timeout.
     assert_eq!(g.issue(&cmds), Ok(()));
-    let asids =
-        g.p.hw
-            .commands()
-            .iter()
-            .filter(|(_, c)| matches!(c, Command::TlbiNhAsid(_)))
-            .count();
+    let asids = g
+        .platform
+        .hw
+        .commands()
+        .iter()
+        .filter(|(_, c)| matches!(c, Command::TlbiNhAsid(_)))
+        .count();
     assert_eq!(asids, 40);
 }
 
@@ -565,17 +580,20 @@ fn cfgi_all_rereads_every_guest_ste() {
     g.write_cd(OTHER_VSID, 0x43, TTB);
     let at = g.ste_addr(OTHER_VSID);
     let cd = g.cd_table(OTHER_VSID);
-    g.p.ram.write_words(at, &s1_ste(cd).0);
+    g.platform.ram.write_words(at, &s1_ste(cd).0);
     assert_eq!(
-        g.p.hw.installed(stream(OTHER_PSID)),
+        g.platform.hw.installed(stream(OTHER_PSID)),
         None,
         "nothing happens before the invalidation"
     );
     g.issue(&[Command::CfgiSteRange(CmdCfgiSteRange::new().with_range(31))])
         .unwrap();
-    assert_eq!(nested_ptr(g.p.hw.installed(stream(OTHER_PSID))), Some(cd));
     assert_eq!(
-        nested_ptr(g.v.installed(VSID).map(|i| i.config)),
+        nested_ptr(g.platform.hw.installed(stream(OTHER_PSID))),
+        Some(cd)
+    );
+    assert_eq!(
+        nested_ptr(g.vsmmu.installed(VSID).map(|i| i.config)),
         Some(g.cd_table(VSID))
     );
 }
@@ -593,7 +611,7 @@ fn cfgi_cd_and_cfgi_cd_all_reach_the_hardware_with_the_psid_and_are_synced() {
         Command::CfgiCdAll(CmdCfgiCdAll::new().with_stream_id(OTHER_VSID)),
     ])
     .unwrap();
-    let sent = g.p.hw.commands();
+    let sent = g.platform.hw.commands();
     assert_eq!(sent.len(), 2, "{sent:?}");
     let Command::CfgiCd(cd) = sent[0].1 else {
         panic!("{}", sent[0].1)
@@ -603,12 +621,12 @@ fn cfgi_cd_and_cfgi_cd_all_reach_the_hardware_with_the_psid_and_are_synced() {
         panic!("{}", sent[1].1)
     };
     assert_eq!((sent[1].0, all.stream_id()), (SMMU, OTHER_PSID));
-    assert_eq!(g.p.hw.calls.last(), Some(&HwCall::Sync(SMMU)));
+    assert_eq!(g.platform.hw.calls.last(), Some(&HwCall::Sync(SMMU)));
     // A vSID the domain does not have reaches nothing.
     clear(&mut g);
     g.issue(&[Command::CfgiCd(CmdCfgiCd::new().with_stream_id(3))])
         .unwrap();
-    assert!(g.p.hw.commands().is_empty());
+    assert!(g.platform.hw.commands().is_empty());
 }
 
 #[test]
@@ -616,7 +634,7 @@ fn cmd_sync_makes_the_hardware_sync_everything_before_it() {
     let mut g = attached(false);
     g.issue(&[Command::TlbiNhAsid(CmdTlbiNhAsid::new().with_asid(ASID))])
         .unwrap();
-    let calls = &g.p.hw.calls;
+    let calls = &g.platform.hw.calls;
     assert_eq!(calls.len(), 2, "{calls:?}");
     assert!(matches!(&calls[0], HwCall::Invalidate(SMMU, c) if c.len() == 1));
     assert_eq!(calls[1], HwCall::Sync(SMMU));
@@ -653,7 +671,13 @@ fn tlbi_nh_va_is_forwarded_as_nh_va_with_the_domain_s_vmid() {
         ),
     ])
     .unwrap();
-    let sent: Vec<Command> = g.p.hw.commands().into_iter().map(|(_, c)| c).collect();
+    let sent: Vec<Command> = g
+        .platform
+        .hw
+        .commands()
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
     assert_eq!(sent.len(), 4, "{sent:?}");
     assert!(
         sent.iter().all(|c| !matches!(
@@ -699,7 +723,7 @@ fn tlbi_nsnh_all_is_narrowed_to_tlbi_nh_all_of_the_domain_s_vmid() {
     let mut g = attached(false);
     g.issue(&[Command::TlbiNsnhAll(CmdTlbiNsnhAll::new())])
         .unwrap();
-    let sent = g.p.hw.commands();
+    let sent = g.platform.hw.commands();
     assert_eq!(sent.len(), 1, "{sent:?}");
     let Command::TlbiNhAll(all) = sent[0].1 else {
         panic!("{}", sent[0].1)
@@ -726,12 +750,13 @@ fn an_unknown_command_stops_the_queue_with_cerror_ill_and_gerror() {
     assert_eq!(cons.err(), CmdqConsErr::CERROR_ILL);
     assert_eq!(cons.rd(), start, "CONS points at the offending command");
     assert!(gerror_active(&mut g).cmdq_err());
-    assert_eq!(g.p.irq.raised, [Irq::Gerror]);
-    assert_eq!(g.v.stats().cerror_ill, 1);
-    assert!(g.p.hw.commands().is_empty(), "nothing after it ran");
+    assert_eq!(g.platform.irq.raised, [Irq::Gerror]);
+    assert_eq!(g.vsmmu.stats().cerror_ill, 1);
+    assert!(g.platform.hw.commands().is_empty(), "nothing after it ran");
     // Linux's recovery: replace the entry with a CMD_SYNC, acknowledge.
     let at = g.layout.cmdq + 16 * u64::from(start & ((1 << g.layout.cmdq_log2) - 1));
-    g.p.ram
+    g.platform
+        .ram
         .write_words(at, &Command::Sync(CmdSync::new()).encode());
     ack_gerror(&mut g);
     settle(&mut g);
@@ -739,7 +764,7 @@ fn an_unknown_command_stops_the_queue_with_cerror_ill_and_gerror() {
     assert!(!gerror_active(&mut g).cmdq_err());
     // The TLBI after it ran; the guest's next CMD_SYNC sends it.
     g.issue(&[]).unwrap();
-    let sent = g.p.hw.commands();
+    let sent = g.platform.hw.commands();
     assert!(
         matches!(sent[..], [(SMMU, Command::TlbiNhAsid(a))] if a.asid() == ASID),
         "{sent:?}"
@@ -767,7 +792,7 @@ fn commands_for_features_the_guest_does_not_have_are_illegal() {
             "{cmd}"
         );
         assert!(gerror_active(&mut g).cmdq_err(), "{cmd}");
-        assert!(g.p.hw.commands().is_empty(), "{cmd}");
+        assert!(g.platform.hw.commands().is_empty(), "{cmd}");
     }
 }
 
@@ -785,7 +810,7 @@ fn a_stage_1_ste_with_a_disallowed_field_in_word_1_is_refused() {
     ] {
         g.write_ste(VSID, ste).unwrap();
         assert_eq!(
-            g.v.installed(VSID),
+            g.vsmmu.installed(VSID),
             Some(Installed {
                 config: StreamConfig::Abort { report: true },
                 refusal: Some(Refusal::BadSte)
@@ -793,12 +818,12 @@ fn a_stage_1_ste_with_a_disallowed_field_in_word_1_is_refused() {
             "{ste:?}"
         );
         assert_eq!(
-            g.p.hw.installed(stream(PSID)),
+            g.platform.hw.installed(stream(PSID)),
             Some(StreamConfig::Abort { report: true })
         );
         // And the allowed one is accepted again.
         g.write_ste(VSID, s1_ste(cd)).unwrap();
-        assert_eq!(nested_ptr(g.p.hw.installed(stream(PSID))), Some(cd));
+        assert_eq!(nested_ptr(g.platform.hw.installed(stream(PSID))), Some(cd));
     }
 }
 
@@ -820,17 +845,17 @@ fn all_eight_doublewords_of_an_ste_are_read() {
     assert_eq!(Idr1(g.read(Register::IDR1) as u32).sidsize(), 5);
     g.attach(VSID, ASID, TTB).unwrap();
     assert_eq!(
-        nested_ptr(g.p.hw.installed(stream(PSID))),
+        nested_ptr(g.platform.hw.installed(stream(PSID))),
         Some(g.cd_table(VSID))
     );
     g.attach(31, ASID, TTB).unwrap();
     let ste = table + 31 * 64;
     assert_eq!(
-        Ste([g.p.ram.read_u64(ste), 0, 0, 0, 0, 0, 0, 0]).config(),
+        Ste([g.platform.ram.read_u64(ste), 0, 0, 0, 0, 0, 0, 0]).config(),
         SteConfig::S1_TRANS
     );
     assert_eq!(
-        g.v.installed(31),
+        g.vsmmu.installed(31),
         Some(Installed {
             config: StreamConfig::Abort { report: true },
             refusal: Some(Refusal::FetchFault(Ipa(ste)))
@@ -841,15 +866,18 @@ fn all_eight_doublewords_of_an_ste_are_read() {
 #[test]
 fn an_invalid_ste_replaces_a_nested_configuration_with_abort() {
     let mut g = attached(false);
-    assert!(nested_ptr(g.v.installed(VSID).map(|i| i.config)).is_some());
+    assert!(nested_ptr(g.vsmmu.installed(VSID).map(|i| i.config)).is_some());
     // V=0, with the old stage-1 fields left in place.
     let cd = g.cd_table(VSID);
     g.write_ste(VSID, s1_ste(cd).with_v(false)).unwrap();
     assert_eq!(
-        g.p.hw.installed(stream(PSID)),
+        g.platform.hw.installed(stream(PSID)),
         Some(StreamConfig::Abort { report: true })
     );
-    assert_eq!(g.v.installed(VSID).unwrap().refusal, Some(Refusal::BadSte));
+    assert_eq!(
+        g.vsmmu.installed(VSID).unwrap().refusal,
+        Some(Refusal::BadSte)
+    );
     // The device's next access: the guest hears C_BAD_STE for its vSID.
     let ev = Event::CBadSte(CBadSte::new().with_stream_id(PSID));
     assert_eq!(deliver(&mut g, SMMU, ev), EventOutcome::Forwarded);
@@ -894,14 +922,25 @@ fn unexpected_config_values_terminate_the_stream_without_crashing() {
     let cd = g.cd_table(VSID);
     for (config, want, refusal) in cases {
         g.write_ste(VSID, s1_ste(cd)).unwrap();
-        assert_eq!(nested_ptr(g.v.installed(VSID).map(|i| i.config)), Some(cd));
+        assert_eq!(
+            nested_ptr(g.vsmmu.installed(VSID).map(|i| i.config)),
+            Some(cd)
+        );
         g.write_ste(VSID, s1_ste(cd).with_config(config)).unwrap();
-        assert_eq!(g.p.hw.installed(stream(PSID)), Some(want), "{config:?}");
-        assert_eq!(g.v.installed(VSID).unwrap().refusal, refusal, "{config:?}");
+        assert_eq!(
+            g.platform.hw.installed(stream(PSID)),
+            Some(want),
+            "{config:?}"
+        );
+        assert_eq!(
+            g.vsmmu.installed(VSID).unwrap().refusal,
+            refusal,
+            "{config:?}"
+        );
     }
     // Still working.
     g.attach(VSID, ASID, TTB).unwrap();
-    assert_eq!(nested_ptr(g.p.hw.installed(stream(PSID))), Some(cd));
+    assert_eq!(nested_ptr(g.platform.hw.installed(stream(PSID))), Some(cd));
 }
 
 // ---- "A second update of a live STE hits BUG_ON; abort/bypass do not clear
@@ -919,22 +958,23 @@ fn a_live_ste_can_be_updated_again_and_abort_and_bypass_clear_stage_1() {
         .unwrap();
     g.write_ste(VSID, Ste::new().with_v(true).with_config(SteConfig::BYPASS))
         .unwrap();
-    let history: Vec<StreamConfig> =
-        g.p.hw
-            .calls
-            .iter()
-            .filter_map(|c| match c {
-                HwCall::Install(s, cfg) if *s == stream(PSID) => Some(*cfg),
-                _ => None,
-            })
-            .collect();
+    let history: Vec<StreamConfig> = g
+        .platform
+        .hw
+        .calls
+        .iter()
+        .filter_map(|c| match c {
+            HwCall::Install(s, cfg) if *s == stream(PSID) => Some(*cfg),
+            _ => None,
+        })
+        .collect();
     assert_eq!(history.len(), 3, "{history:?}");
     assert_eq!(nested_ptr(Some(history[0])), Some(second));
     assert_ne!(first, second);
     assert_eq!(history[1], StreamConfig::Abort { report: false });
     assert_eq!(history[2], StreamConfig::Stage2Only);
     assert_eq!(
-        g.v.installed(VSID),
+        g.vsmmu.installed(VSID),
         Some(Installed {
             config: StreamConfig::Stage2Only,
             refusal: None
@@ -942,7 +982,10 @@ fn a_live_ste_can_be_updated_again_and_abort_and_bypass_clear_stage_1() {
     );
     // And back to stage 1.
     g.attach(VSID, ASID, TTB).unwrap();
-    assert_eq!(nested_ptr(g.p.hw.installed(stream(PSID))), Some(first));
+    assert_eq!(
+        nested_ptr(g.platform.hw.installed(stream(PSID))),
+        Some(first)
+    );
 }
 
 // ---- "A guest-memory read failure in the command loop leaves CONS where it
@@ -960,22 +1003,22 @@ fn a_command_fetch_that_faults_gives_cerror_abt_and_is_not_retried_until_acknowl
     g.write(Register::CMDQ_CONS, 0);
     g.write(Register::CR0, u64::from(cr0.0));
     g.prod = 0;
-    g.p.irq.raised.clear();
+    g.platform.irq.raised.clear();
     g.write(Register::CMDQ_PROD, 1);
     let cons = cmdq_cons(&mut g);
     assert_eq!((cons.err(), cons.rd()), (CmdqConsErr::CERROR_ABT, 0));
     assert!(gerror_active(&mut g).cmdq_err());
-    assert_eq!(g.p.irq.raised, [Irq::Gerror]);
-    assert_eq!(g.v.stats().cerror_abt, 1);
+    assert_eq!(g.platform.irq.raised, [Irq::Gerror]);
+    assert_eq!(g.vsmmu.stats().cerror_abt, 1);
     // No retry loop: further traps and deferred work do not touch the entry.
-    let accesses = g.p.ram.accesses;
+    let accesses = g.platform.ram.accesses;
     for _ in 0..10 {
         g.write(Register::CMDQ_PROD, 1);
         g.run_deferred();
     }
-    assert!(!g.p.defer.pending);
-    assert_eq!(g.v.stats().cerror_abt, 1);
-    assert_eq!(g.p.ram.accesses, accesses);
+    assert!(!g.platform.defer.pending);
+    assert_eq!(g.vsmmu.stats().cerror_abt, 1);
+    assert_eq!(g.platform.ram.accesses, accesses);
     // The guest repairs its queue and acknowledges: processing resumes.
     g.write(Register::CR0, u64::from(cr0.with_cmdqen(false).0));
     g.write(Register::CMDQ_BASE, good);
@@ -1015,8 +1058,8 @@ fn a_full_event_queue_sets_eventq_prod_ovflg_not_eventq_abt_err() {
         p.ovflg()
     );
     assert_eq!(gerror_active(&mut g), Gerror(0), "no global error");
-    assert!(!g.p.irq.raised.contains(&Irq::Gerror));
-    assert_eq!(g.v.stats().events_dropped, 2);
+    assert!(!g.platform.irq.raised.contains(&Irq::Gerror));
+    assert_eq!(g.vsmmu.stats().events_dropped, 2);
     // Linux drains and acknowledges; forwarding resumes.
     assert_eq!(g.events().len(), 4);
     let cons = EventqCons(g.read(Register::EVENTQ_CONS) as u32);
@@ -1041,12 +1084,17 @@ fn interrupts_follow_the_irq_ctrl_enables() {
     assert_eq!(deliver(&mut g, SMMU, fault(PSID)), EventOutcome::Forwarded);
     submit(&mut g, &[Command::TlbiEl2All(CmdTlbiEl2All::new())]);
     assert!(gerror_active(&mut g).cmdq_err());
-    assert!(g.p.irq.raised.is_empty(), "{:?}", g.p.irq.raised);
-    assert!(g.p.irq.msis.is_empty());
+    assert!(
+        g.platform.irq.raised.is_empty(),
+        "{:?}",
+        g.platform.irq.raised
+    );
+    assert!(g.platform.irq.msis.is_empty());
     // GERROR interrupts only.
     let start = cmdq_cons(&mut g).rd();
     let at = g.layout.cmdq + 16 * u64::from(start & ((1 << g.layout.cmdq_log2) - 1));
-    g.p.ram
+    g.platform
+        .ram
         .write_words(at, &Command::Sync(CmdSync::new()).encode());
     ack_gerror(&mut g);
     settle(&mut g);
@@ -1056,15 +1104,15 @@ fn interrupts_follow_the_irq_ctrl_enables() {
     );
     assert_eq!(deliver(&mut g, SMMU, fault(PSID)), EventOutcome::Forwarded);
     submit(&mut g, &[Command::TlbiEl2All(CmdTlbiEl2All::new())]);
-    assert_eq!(g.p.irq.raised, [Irq::Gerror]);
+    assert_eq!(g.platform.irq.raised, [Irq::Gerror]);
     // Event queue interrupts only.
-    g.p.irq.raised.clear();
+    g.platform.irq.raised.clear();
     g.write(
         Register::IRQ_CTRL,
         u64::from(IrqCtrl(0).with_eventq_irqen(true).0),
     );
     assert_eq!(deliver(&mut g, SMMU, fault(PSID)), EventOutcome::Forwarded);
-    assert_eq!(g.p.irq.raised, [Irq::Eventq]);
+    assert_eq!(g.platform.irq.raised, [Irq::Eventq]);
     assert_eq!(g.events().len(), 3);
 }
 
@@ -1082,7 +1130,7 @@ fn physical_events_are_rewritten_from_psid_to_vsid() {
     // In the guest's memory, record by record: the StreamID field is the vSID.
     let evtq = g.layout.evtq;
     for (i, vsid) in [VSID, OTHER_VSID].into_iter().enumerate() {
-        let words = g.p.ram.read_words::<4>(evtq + 32 * i as u64);
+        let words = g.platform.ram.read_words::<4>(evtq + 32 * i as u64);
         let Ok(Event::FTranslation(x)) = Event::decode(words) else {
             panic!("{words:x?}")
         };
@@ -1107,14 +1155,23 @@ fn two_physical_smmus_with_overlapping_stream_ids_stay_apart() {
 
     // Installs: attaching vSID 8 touches SMMU 0's stream 8 only.
     g.attach(8, 0x10, TTB).unwrap();
-    assert_eq!(nested_ptr(g.p.hw.installed(on_a)), Some(g.cd_table(8)));
     assert_eq!(
-        g.p.hw.installed(on_b),
+        nested_ptr(g.platform.hw.installed(on_a)),
+        Some(g.cd_table(8))
+    );
+    assert_eq!(
+        g.platform.hw.installed(on_b),
         Some(StreamConfig::Abort { report: false })
     );
     g.attach(9, 0x11, TTB + 0x1000).unwrap();
-    assert_eq!(nested_ptr(g.p.hw.installed(on_b)), Some(g.cd_table(9)));
-    assert_eq!(nested_ptr(g.p.hw.installed(on_a)), Some(g.cd_table(8)));
+    assert_eq!(
+        nested_ptr(g.platform.hw.installed(on_b)),
+        Some(g.cd_table(9))
+    );
+    assert_eq!(
+        nested_ptr(g.platform.hw.installed(on_a)),
+        Some(g.cd_table(8))
+    );
 
     // Events: the same pSID means a different vSID on each SMMU.
     assert_eq!(deliver(&mut g, b, fault(8)), EventOutcome::Forwarded);
@@ -1135,17 +1192,17 @@ fn two_physical_smmus_with_overlapping_stream_ids_stay_apart() {
         CmdCfgiCd::new().with_stream_id(9).with_leaf(true),
     )])
     .unwrap();
-    let sent = g.p.hw.commands();
+    let sent = g.platform.hw.commands();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(matches!(sent[0], (s, Command::CfgiCd(c)) if s == b && c.stream_id() == 8));
-    assert_eq!(g.p.hw.calls.last(), Some(&HwCall::Sync(b)));
+    assert_eq!(g.platform.hw.calls.last(), Some(&HwCall::Sync(b)));
 
     // TLB invalidations reach both, each with the domain's VMID, each synced.
     clear(&mut g);
     g.issue(&[Command::TlbiNhAsid(CmdTlbiNhAsid::new().with_asid(0x10))])
         .unwrap();
     let mut smmus: Vec<SmmuId> = g
-        .p
+        .platform
         .hw
         .commands()
         .into_iter()
@@ -1156,15 +1213,16 @@ fn two_physical_smmus_with_overlapping_stream_ids_stay_apart() {
         .collect();
     smmus.sort();
     assert_eq!(smmus, [a, b]);
-    let mut synced: Vec<SmmuId> =
-        g.p.hw
-            .calls
-            .iter()
-            .filter_map(|c| match c {
-                HwCall::Sync(s) => Some(*s),
-                _ => None,
-            })
-            .collect();
+    let mut synced: Vec<SmmuId> = g
+        .platform
+        .hw
+        .calls
+        .iter()
+        .filter_map(|c| match c {
+            HwCall::Sync(s) => Some(*s),
+            _ => None,
+        })
+        .collect();
     synced.sort();
     assert_eq!(synced, [a, b]);
 }

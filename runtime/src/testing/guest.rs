@@ -182,8 +182,8 @@ impl GuestPlatform for FakePlatform {
 
 /// The guest's driver state plus the platform it runs on.
 pub struct LinuxGuest<P: GuestPlatform = FakePlatform> {
-    pub v: Vsmmu,
-    pub p: P,
+    pub vsmmu: Vsmmu,
+    pub platform: P,
     pub layout: GuestLayout,
     /// What probe found (after [`LinuxGuest::bring_up`]).
     pub probe: Option<Probe>,
@@ -226,10 +226,10 @@ fn access_size(reg: Register) -> u32 {
 }
 
 impl<P: GuestPlatform> LinuxGuest<P> {
-    pub fn new(v: Vsmmu, p: P, layout: GuestLayout) -> Self {
+    pub fn new(vsmmu: Vsmmu, platform: P, layout: GuestLayout) -> Self {
         LinuxGuest {
-            v,
-            p,
+            vsmmu,
+            platform,
             layout,
             probe: None,
             ids: IdRegisters::RESET,
@@ -284,9 +284,9 @@ impl<P: GuestPlatform> LinuxGuest<P> {
 
     /// One vSMMU entry point call, through `around_call` when set.
     fn call(&mut self, mut f: impl FnMut(&mut Vsmmu, &mut Ports<'_>)) {
-        let mut ports = self.p.ports();
-        let v = &mut self.v;
-        let mut run = || f(v, &mut ports);
+        let mut ports = self.platform.ports();
+        let vsmmu = &mut self.vsmmu;
+        let mut run = || f(vsmmu, &mut ports);
         match self.around_call {
             Some(around) => around(&mut run),
             None => run(),
@@ -295,19 +295,19 @@ impl<P: GuestPlatform> LinuxGuest<P> {
 
     /// Simulated time now.
     pub fn now_ns(&mut self) -> u64 {
-        *self.p.host().now_ns
+        *self.platform.host().now_ns
     }
 
     /// Lets simulated time pass.
     pub fn advance(&mut self, ns: u64) {
-        let h = self.p.host();
+        let h = self.platform.host();
         *h.now_ns = h.now_ns.saturating_add(ns);
     }
 
     /// What a test-driven hypervisor does: run pending deferred work now,
     /// letting the time it asked for pass.
     pub fn run_deferred(&mut self) {
-        let h = self.p.host();
+        let h = self.platform.host();
         if !h.defer.pending {
             return;
         }
@@ -327,7 +327,7 @@ impl<P: GuestPlatform> LinuxGuest<P> {
             if !self.deferred_due() {
                 break;
             }
-            let h = self.p.host();
+            let h = self.platform.host();
             h.defer.pending = false;
             self.deferral_since = None;
             self.call(|v, ports| v.run_deferred(ports));
@@ -340,7 +340,7 @@ impl<P: GuestPlatform> LinuxGuest<P> {
     fn deferred_due(&mut self) -> bool {
         let latency = self.timing.deferred_latency_ns;
         let since = self.deferral_since;
-        let h = self.p.host();
+        let h = self.platform.host();
         if !h.defer.pending {
             return false;
         }
@@ -453,7 +453,7 @@ impl<P: GuestPlatform> LinuxGuest<P> {
         if p.two_level {
             let l1 = 1u64 << p.sid_bits.saturating_sub(linux::STRTAB_SPLIT);
             for i in 0..l1.min(1 << linux::STRTAB_L1_MAX_LOG2) {
-                self.p.guest_write_u64(l.strtab + 8 * i, 0);
+                self.platform.guest_write_u64(l.strtab + 8 * i, 0);
             }
         } else {
             let abort = self.initial_ste();
@@ -462,7 +462,7 @@ impl<P: GuestPlatform> LinuxGuest<P> {
             }
         }
         for i in 0..self.cmdq().bytes() / 8 {
-            self.p.guest_write_u64(l.cmdq + 8 * i, 0);
+            self.platform.guest_write_u64(l.cmdq + 8 * i, 0);
         }
         self.next_l2 = l.l2_pool;
         self.cd_tables.clear();
@@ -560,8 +560,8 @@ impl<P: GuestPlatform> LinuxGuest<P> {
 
     fn put_cmd(&mut self, at: u64, words: [u64; 2]) {
         self.log(GuestOp::Cmd(words));
-        self.p.guest_write_u64(at, words[0]);
-        self.p.guest_write_u64(at + 8, words[1]);
+        self.platform.guest_write_u64(at, words[0]);
+        self.platform.guest_write_u64(at + 8, words[1]);
     }
 
     /// `arm_smmu_cmdq_poll_until_not_full`, uncontended: re-read CONS until
@@ -592,7 +592,7 @@ impl<P: GuestPlatform> LinuxGuest<P> {
         let slot = self.slot(sync_ptr);
         loop {
             let done = if msi {
-                self.p.guest_read_u64(slot) as u32 == 0
+                self.platform.guest_read_u64(slot) as u32 == 0
             } else {
                 self.consumed(sync_ptr)
             };
@@ -643,7 +643,7 @@ impl<P: GuestPlatform> LinuxGuest<P> {
         if self.in_irq {
             return;
         }
-        let h = self.p.host();
+        let h = self.platform.host();
         let count = count_irq(h.irq, Irq::Gerror);
         if count == self.gerror_seen {
             return;
@@ -719,7 +719,7 @@ impl<P: GuestPlatform> LinuxGuest<P> {
             Some(Lookup::Ste(at)) => return at,
             None => return l.strtab + ste_bytes * u64::from(sid),
         };
-        let mut l1 = L1std([self.p.guest_read_u64(l1_addr)]);
+        let mut l1 = L1std([self.platform.guest_read_u64(l1_addr)]);
         if l1.span() == 0 {
             let l2 = self.next_l2;
             self.next_l2 += table.l2_bytes();
@@ -737,11 +737,11 @@ impl<P: GuestPlatform> LinuxGuest<P> {
     /// A table doubleword, as the driver stores it.
     fn store(&mut self, ipa: u64, value: u64) {
         self.log(GuestOp::Store { ipa, value });
-        self.p.guest_write_u64(ipa, value);
+        self.platform.guest_write_u64(ipa, value);
     }
 
     fn read_entry(&mut self, at: u64) -> [u64; 8] {
-        core::array::from_fn(|i| self.p.guest_read_u64(at + 8 * i as u64))
+        core::array::from_fn(|i| self.platform.guest_read_u64(at + 8 * i as u64))
     }
 
     /// The stage-1 STE `arm_smmu_write_strtab_ent` (6.1) or
@@ -948,7 +948,8 @@ impl<P: GuestPlatform> LinuxGuest<P> {
         let q = self.evtq();
         let c = EventqCons(self.evt_cons);
         let at = q.slot(c.rd());
-        let words = core::array::from_fn::<u64, 4, _>(|i| self.p.guest_read_u64(at + 8 * i as u64));
+        let words =
+            core::array::from_fn::<u64, 4, _>(|i| self.platform.guest_read_u64(at + 8 * i as u64));
         self.evt_cons = c.with_rd(q.next(c.rd())).0;
         self.write(Register::EVENTQ_CONS, u64::from(self.evt_cons));
         Event::decode(words).ok()
@@ -957,13 +958,13 @@ impl<P: GuestPlatform> LinuxGuest<P> {
     /// Writes doublewords of guest memory (not traced: allocation, setup).
     pub fn write_words(&mut self, ipa: u64, words: &[u64]) {
         for (i, w) in words.iter().enumerate() {
-            self.p.guest_write_u64(ipa + 8 * i as u64, *w);
+            self.platform.guest_write_u64(ipa + 8 * i as u64, *w);
         }
     }
 
     /// A word of guest memory (for checking MSI writes).
     pub fn ram_u32(&mut self, ipa: u64) -> u32 {
-        self.p.guest_read_u64(ipa) as u32
+        self.platform.guest_read_u64(ipa) as u32
     }
 }
 
@@ -981,7 +982,7 @@ fn is_translating(c: SteConfig) -> bool {
 
 impl LinuxGuest<FakePlatform> {
     pub fn ipa(&self, off: u64) -> Ipa {
-        Ipa(self.p.ram.base + off)
+        Ipa(self.platform.ram.base + off)
     }
 }
 

@@ -14,11 +14,11 @@ fn two_guests_on_two_threads_flood_the_shared_smmu_and_stay_isolated() {
     let mut guests = Vec::new();
     for (vmid, psid) in [(1u16, 0x108u32), (2, 0x208)] {
         let mut g = m.domain(vmid, &[(8, psid)], |_| {}).unwrap();
-        g.g.bring_up().unwrap();
+        g.linux.bring_up().unwrap();
         let mut pool = GUEST_IPA + 0x40_0000;
         let root = pool;
         pool += 0x1000;
-        g.g.attach(8, 1, root).unwrap();
+        g.linux.attach(8, 1, root).unwrap();
         let data = GUEST_IPA + 0x80_0000;
         g.map_page(root, &mut pool, IOVA, data, true);
         g.write_ipa(data, &[vmid as u8; 4]);
@@ -30,7 +30,7 @@ fn two_guests_on_two_threads_flood_the_shared_smmu_and_stay_isolated() {
         .map(|(mut g, psid)| {
             let m = m.clone();
             thread::spawn(move || {
-                let vmid = g.g.v.config().vmid;
+                let vmid = g.linux.vsmmu.config().vmid;
                 for round in 0..200u64 {
                     // A burst of invalidations, closed by a sync.
                     let cmds: Vec<Command> = (0..32)
@@ -43,7 +43,7 @@ fn two_guests_on_two_threads_flood_the_shared_smmu_and_stay_isolated() {
                             )
                         })
                         .collect();
-                    g.g.issue(&cmds).unwrap();
+                    g.linux.issue(&cmds).unwrap();
                     // Every DMA sees this domain's own bytes.
                     assert_eq!(m.dma_read(psid, IOVA, 4).unwrap(), [vmid as u8; 4]);
                 }
@@ -53,7 +53,7 @@ fn two_guests_on_two_threads_flood_the_shared_smmu_and_stay_isolated() {
         .collect();
     for h in handles {
         let g = h.join().expect("a guest thread panicked");
-        let s = g.g.v.stats();
+        let s = g.linux.vsmmu.stats();
         assert!(s.hw_commands > 0 && s.cerror_ill == 0);
     }
     // Every physical request carried its own domain's VMID.

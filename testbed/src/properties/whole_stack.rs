@@ -1,21 +1,42 @@
-// The whole_stack fuzz target's operations and checks, shared with the
-// `cargo test` replay of its seeds (tests/tests/fuzz_seeds.rs).
+//! The whole stack: two domains on the testbed machine (software SMMUv3
+//! model, physical driver, per-domain stage 2, vSMMU and Linux guest-driver
+//! model), driven by arbitrary guest operations (trapped register accesses,
+//! guest RAM writes, driver steps) and device DMA by any pSID.
+//!
+//! After every step:
+//! 1. every DMA by a domain's device stays in that domain's guest RAM: a
+//!    successful read never returns the other domain's marker words (guest
+//!    RAM is seeded with a per-domain, per-offset marker), the pages it
+//!    translated to lie in the domain's RAM and hold the bytes moved, and no
+//!    DMA (faulting or not) changes memory the domain does not own (the
+//!    other domain's RAM, both stage-2 tables, the driver's stream table
+//!    and command queue); a DMA by a pSID nobody owns never succeeds;
+//! 2. what reached the physical driver names only the domain's own pSIDs,
+//!    carries its VMID, and installs only ABORT / invalid / S2_TRANS /
+//!    NESTED STEs whose stage 2 is the domain's own;
+//! 3. nothing panics.
+//!
+//! Input: one header byte (guest layout flags), then operations, each one
+//! header byte (`kind | flag << 6 | domain << 7`) and its operands,
+//! little-endian. A missing byte reads as zero.
 
+use std::cell::RefCell;
 use std::sync::OnceLock;
 
-use smmuv3::cmd::*;
-use smmuv3::regs::{CmdqBase, CmdqProd, EventqBase, Idr1, StrtabBase, StrtabBaseCfg};
-use smmuv3::regs::{Gbpa, StrtabBaseCfgFmt};
-use smmuv3::structs::{
-    Cd, CdTg0, L1std, Ste, SteConfig, SteEats, SteS1Fmt, SteS1cir, SteS1cor, SteS1csh, SteS1dss,
-    SteShcfg,
-};
-use smmuv3::{Register, REGISTERS};
+use smmuv3::cmd::Command;
 use smmuv3::queue::Queue;
+use smmuv3::regs::{CmdqBase, CmdqProd, StrtabBase, StrtabBaseCfg};
+use smmuv3::regs::{Gbpa, StrtabBaseCfgFmt};
+use smmuv3::structs::{Cd, CdTg0, L1std, Ste, SteConfig};
+use smmuv3::Register;
+use vsmmu::testing::GuestPlatform;
 use vsmmu::DomainId;
-use vsmmu_testbed::smmuv3_hw::model::Access;
-use vsmmu_testbed::smmuv3_hw::transport::RegisterAccess;
-use vsmmu_testbed::{Guest, HwOp, Machine, GUEST_IPA};
+
+use super::input::{Aim, Entry, Input};
+use super::{command_queue, event_queue};
+use crate::smmuv3_hw::model::Access;
+use crate::smmuv3_hw::transport::RegisterAccess;
+use crate::{Guest, HwOp, Machine, GUEST_IPA};
 
 /// Guest RAM per domain: small, so that seeding and checking it is cheap.
 const RAM: u64 = 0x20_0000;
@@ -40,10 +61,8 @@ const IOVA_BASE: u64 = 0x1000_0000;
 /// descriptors).
 const MAGIC: [u32; 2] = [0xa1a1_a1a0, 0xb2b2_b2b0];
 
-include!("input.rs");
-
-struct Dom {
-    g: Guest,
+struct Domain {
+    guest: Guest,
     id: DomainId,
     vmid: u16,
     vsids: Vec<u32>,
@@ -57,8 +76,8 @@ struct Dom {
     pool: u64,
 }
 
-impl Dom {
-    fn new(m: &mut Machine, i: usize, flags: u8) -> Dom {
+impl Domain {
+    fn new(machine: &mut Machine, i: usize, flags: u8) -> Domain {
         let vmid = 1 + i as u16;
         let mut devices = vec![
             (8, 0x108 + 0x100 * i as u32),
@@ -68,7 +87,7 @@ impl Dom {
             // SIDSIZE 9: Linux picks a 2-level stream table.
             devices.push((0x100, 0x120 + 0x100 * i as u32));
         }
-        let mut g = m
+        let mut guest = machine
             .domain(vmid, &devices, |l| {
                 l.strtab = GUEST_IPA;
                 l.l2_pool = GUEST_IPA + L2_POOL;
@@ -81,13 +100,13 @@ impl Dom {
             })
             .expect("disjoint pSIDs");
         // Give up after 32 us of polling: a fuzz case stays short.
-        g.g.timing.timeout_ns = 32_000;
+        guest.linux.timing.timeout_ns = 32_000;
         // The machine numbers its domains from 1, in creation order.
         let id = DomainId(1 + i as u32);
-        Dom {
-            ram_pa: g.g.p.guest_pa,
-            ram_size: g.g.p.guest_size,
-            g,
+        Domain {
+            ram_pa: guest.linux.platform.guest_pa,
+            ram_size: guest.linux.platform.guest_size,
+            guest,
             id,
             vmid,
             vsids: devices.iter().map(|(v, _)| *v).collect(),
@@ -111,26 +130,22 @@ impl Dom {
         let pattern = &patterns[i];
         let (pa, size) = (self.ram_pa, self.ram_size as usize);
         assert_eq!(size, pattern.len());
-        self.g.g.p.smmu.with(|_, ram| {
+        self.guest.linux.platform.smmu.with(|_, ram| {
             let off = (pa - ram.base) as usize;
             ram.bytes[off..off + size].copy_from_slice(pattern);
         });
     }
 
     fn reg(&self, r: Register) -> u64 {
-        self.g.g.v.register(r)
+        self.guest.linux.vsmmu.register(r)
     }
 
     fn cmdq(&self) -> Queue {
-        let b = CmdqBase(self.reg(Register::CMDQ_BASE));
-        let max = u32::from(Idr1(self.g.g.v.ident(Register::IDR1) as u32).cmdqs());
-        Queue::command(b, max)
+        command_queue(&self.guest.linux.vsmmu)
     }
 
     fn evtq(&self) -> Queue {
-        let b = EventqBase(self.reg(Register::EVENTQ_BASE));
-        let max = u32::from(Idr1(self.g.g.v.ident(Register::IDR1) as u32).eventqs());
-        Queue::event(b, max)
+        event_queue(&self.guest.linux.vsmmu)
     }
 
     /// Writes bytes into guest RAM as the guest's CPU would; what falls
@@ -143,12 +158,12 @@ impl Dom {
             return;
         }
         let n = (data.len() as u64).min(self.ram_size - off) as usize;
-        self.g.write_ipa(ipa, &data[..n]);
+        self.guest.write_ipa(ipa, &data[..n]);
     }
 }
 
 /// A vSID: mostly one of the domain's, sometimes any.
-fn pick_vsid(inp: &mut In<'_>, mine: &[u32]) -> u32 {
+fn pick_vsid(inp: &mut Input<'_>, mine: &[u32]) -> u32 {
     let s = inp.u8();
     match s >> 6 {
         0..=2 => mine[usize::from(s) % mine.len()],
@@ -157,7 +172,7 @@ fn pick_vsid(inp: &mut In<'_>, mine: &[u32]) -> u32 {
 }
 
 /// A pSID: the domain's, the other domain's, a neighbour, or any.
-fn pick_psid(inp: &mut In<'_>, mine: &[u32], theirs: &[u32]) -> u32 {
+fn pick_psid(inp: &mut Input<'_>, mine: &[u32], theirs: &[u32]) -> u32 {
     let s = inp.u8();
     match s >> 6 {
         0 | 1 => mine[usize::from(s) % mine.len()],
@@ -174,9 +189,8 @@ fn pick_psid(inp: &mut In<'_>, mine: &[u32], theirs: &[u32]) -> u32 {
     }
 }
 
-
 /// An IOVA: mostly in the guests' buffer window, sometimes anywhere.
-fn pick_iova(inp: &mut In<'_>) -> u64 {
+fn pick_iova(inp: &mut Input<'_>) -> u64 {
     let s = inp.u8();
     let page = IOVA_BASE + (u64::from(s & 0x3f) << 12);
     match s >> 6 {
@@ -189,7 +203,7 @@ fn pick_iova(inp: &mut In<'_>) -> u64 {
 
 /// An IPA for a mapping: a data page, any RAM page (the guest's own
 /// structures), outside RAM, the other domain's RAM by PA, or anything.
-fn pick_ipa(inp: &mut In<'_>, other_pa: u64) -> u64 {
+fn pick_ipa(inp: &mut Input<'_>, other_pa: u64) -> u64 {
     let s = inp.u8();
     match s >> 5 {
         0..=3 => GUEST_IPA + DATA + (u64::from(s) % DATA_PAGES) * PAGE,
@@ -200,84 +214,24 @@ fn pick_ipa(inp: &mut In<'_>, other_pa: u64) -> u64 {
     }
 }
 
-/// One command, typed from the input or raw words.
-fn pick_command(inp: &mut In<'_>, d: &Dom, slot: u64) -> Command {
-    let k = inp.u8();
-    if k & 0x80 != 0 {
-        let w = [inp.u64(), inp.u64()];
-        if let Ok(c) = Command::decode(w) {
-            return c;
-        }
-    }
-    let sid = pick_vsid(inp, &d.vsids);
-    let x = inp.u8();
-    match k % 18 {
-        0 => Command::CfgiSte(CmdCfgiSte::new().with_stream_id(sid).with_leaf(x & 1 != 0)),
-        1 => Command::CfgiSteRange(CmdCfgiSteRange::new().with_stream_id(sid).with_range(x)),
-        2 => Command::CfgiCd(
-            CmdCfgiCd::new()
-                .with_stream_id(sid)
-                .with_substream_id(u32::from(inp.u16()))
-                .with_leaf(x & 1 != 0),
-        ),
-        3 => Command::CfgiCdAll(CmdCfgiCdAll::new().with_stream_id(sid)),
-        4 => Command::TlbiNhAll(CmdTlbiNhAll::new().with_vmid(inp.u16())),
-        5 => Command::TlbiNhAsid(
-            CmdTlbiNhAsid::new()
-                .with_asid(inp.u16())
-                .with_vmid(inp.u16()),
-        ),
-        6 => Command::TlbiNhVa(
-            CmdTlbiNhVa::new()
-                .with_asid(u16::from(x & 7))
-                .with_addr(IOVA_BASE + (u64::from(inp.u8()) << 12))
-                .with_leaf(x & 8 != 0)
-                .with_vmid(u16::from(x >> 4)),
-        ),
-        7 => Command::TlbiNhVaa(
-            CmdTlbiNhVaa::new()
-                .with_addr(IOVA_BASE + (u64::from(inp.u8()) << 12))
-                .with_leaf(x & 1 != 0),
-        ),
-        8 => Command::TlbiNsnhAll(CmdTlbiNsnhAll::new()),
-        9 => Command::AtcInv(
-            CmdAtcInv::new()
-                .with_stream_id(sid)
-                .with_ssv(x & 1 != 0)
-                .with_substream_id(u32::from(inp.u16()))
-                .with_size(x >> 1)
-                .with_address(inp.u64()),
-        ),
-        10 | 11 => {
-            let addr = match x & 3 {
-                0 => 0,
-                1 => slot,
-                2 => inp.u64(),
-                _ => GUEST_IPA + (u64::from(inp.u16()) << 4),
-            };
-            Command::Sync(
-                CmdSync::new()
-                    .with_cs(CmdSyncCs(x >> 2))
-                    .with_msi_address(addr)
-                    .with_msi_data(inp.u32()),
-            )
-        }
-        12 => Command::TlbiS12Vmall(CmdTlbiS12Vmall::new().with_vmid(inp.u16())),
-        13 => Command::TlbiS2Ipa(
-            CmdTlbiS2Ipa::new()
-                .with_vmid(inp.u16())
-                .with_addr(inp.u64()),
-        ),
-        14 => Command::TlbiEl2All(CmdTlbiEl2All::new()),
-        15 => Command::PrefetchConfig(CmdPrefetchConfig::new().with_stream_id(sid)),
-        16 => Command::StallTerm(CmdStallTerm::new().with_stream_id(sid)),
-        _ => Command::CfgiVmsPidm(CmdCfgiVmsPidm::new()),
+/// Aims a command at the domain: mostly its own vSIDs, the guests' IOVA
+/// window, and an MSI address in its RAM (the queue slot, say).
+fn aim(inp: &mut Input<'_>, d: &Domain, slot: u64) -> Aim {
+    Aim {
+        sid: pick_vsid(inp, &d.vsids),
+        va: IOVA_BASE + (u64::from(inp.u8()) << 12),
+        msi: match inp.u8() & 3 {
+            0 => 0,
+            1 => slot,
+            2 => inp.u64(),
+            _ => GUEST_IPA + (u64::from(inp.u16()) << 4),
+        },
     }
 }
 
 /// Checks what the domains asked of the physical driver since the last step.
-fn check_trace(m: &Machine, doms: &[Dom; 2], step: usize) {
-    for op in m.trace.take() {
+fn check_trace(machine: &Machine, doms: &[Domain; 2], step: usize) {
+    for op in machine.trace.take() {
         let (domain, what) = match &op {
             HwOp::Ste { domain, .. } | HwOp::Commands { domain, .. } | HwOp::Sync { domain } => {
                 (*domain, &op)
@@ -299,7 +253,7 @@ fn check_trace(m: &Machine, doms: &[Dom; 2], step: usize) {
     }
 }
 
-fn check_ste(d: &Dom, step: usize, psid: u32, ste: &Ste) {
+fn check_ste(d: &Domain, step: usize, psid: u32, ste: &Ste) {
     assert!(
         d.psids.contains(&psid),
         "step {step}: domain {:?} wrote the STE of foreign pSID {psid:#x}: {ste:?}",
@@ -317,7 +271,7 @@ fn check_ste(d: &Dom, step: usize, psid: u32, ste: &Ste) {
         "step {step}: pSID {psid:#x} of domain {:?} got Config={c:?} without the domain's stage 2: {ste:?}",
         d.id
     );
-    let s2 = &d.g.g.p.hw.s2;
+    let s2 = &d.guest.linux.platform.hw.s2;
     assert_eq!(
         ste.s2vmid(),
         d.vmid,
@@ -331,12 +285,12 @@ fn check_ste(d: &Dom, step: usize, psid: u32, ste: &Ste) {
             ste.s2tg(),
             ste.s2ps()
         ),
-        (d.g.s2.root, s2.t0sz, s2.sl0, s2.tg, s2.ps),
+        (d.guest.s2.root, s2.t0sz, s2.sl0, s2.tg, s2.ps),
         "step {step}: pSID {psid:#x} STE with a stage 2 not the domain's: {ste:?}"
     );
 }
 
-fn check_command(d: &Dom, step: usize, cmd: &Command) {
+fn check_command(d: &Domain, step: usize, cmd: &Command) {
     let sid = |s: u32| {
         assert!(
             d.psids.contains(&s),
@@ -387,21 +341,21 @@ fn check_command(d: &Dom, step: usize, cmd: &Command) {
 /// Physical memory a DMA by a device of `owner` (None: nobody's) must not
 /// change: the other domains' RAM, every stage-2 table, the driver's stream
 /// table and command queue.
-fn protected(m: &Machine, doms: &[Dom; 2], owner: Option<usize>) -> Vec<(u64, u64)> {
+fn protected(machine: &Machine, doms: &[Domain; 2], owner: Option<usize>) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     for (i, d) in doms.iter().enumerate() {
         if Some(i) != owner {
             out.push((d.ram_pa, d.ram_size));
         }
         // The stage-2 tables are allocated from the root on.
-        out.push((d.g.s2.root, 0x1_0000));
+        out.push((d.guest.s2.root, 0x1_0000));
     }
     let reg = |r: Register| {
         let off = r.info().frame_offset();
         if r.info().width == 64 {
-            m.smmu.read64(off)
+            machine.smmu.read64(off)
         } else {
-            u64::from(m.smmu.read32(off))
+            u64::from(machine.smmu.read32(off))
         }
     };
     let strtab = StrtabBase(reg(Register::STRTAB_BASE)).addr();
@@ -412,7 +366,7 @@ fn protected(m: &Machine, doms: &[Dom; 2], owner: Option<usize>) -> Vec<(u64, u6
         out.push((strtab, 0x1000));
         for d in doms {
             for p in &d.psids {
-                let l1 = m
+                let l1 = machine
                     .smmu
                     .with(|_, ram| ram.read_u64(strtab + 8 * u64::from(p >> 8)));
                 if let Ok(l1) = l1 {
@@ -430,9 +384,9 @@ fn protected(m: &Machine, doms: &[Dom; 2], owner: Option<usize>) -> Vec<(u64, u6
 }
 
 /// Copies the regions' bytes into `buf`.
-fn snapshot(m: &Machine, regions: &[(u64, u64)], buf: &mut Vec<u8>) {
+fn snapshot(machine: &Machine, regions: &[(u64, u64)], buf: &mut Vec<u8>) {
     buf.clear();
-    m.smmu.with(|_, ram| {
+    machine.smmu.with(|_, ram| {
         for &(pa, len) in regions {
             if let Some(r) = ram_range(ram.base, ram.bytes.len(), pa, len) {
                 buf.extend_from_slice(&ram.bytes[r]);
@@ -442,8 +396,8 @@ fn snapshot(m: &Machine, regions: &[(u64, u64)], buf: &mut Vec<u8>) {
 }
 
 /// Whether the regions still hold the bytes in `buf`.
-fn unchanged(m: &Machine, regions: &[(u64, u64)], buf: &[u8]) -> bool {
-    m.smmu.with(|_, ram| {
+fn unchanged(machine: &Machine, regions: &[(u64, u64)], buf: &[u8]) -> bool {
+    machine.smmu.with(|_, ram| {
         let mut at = 0;
         for &(pa, len) in regions {
             if let Some(r) = ram_range(ram.base, ram.bytes.len(), pa, len) {
@@ -465,9 +419,9 @@ fn ram_range(base: u64, size: usize, pa: u64, len: u64) -> Option<core::ops::Ran
     (off < end).then_some(off..end)
 }
 
-fn ram_bytes(m: &Machine, pa: u64, len: usize) -> Vec<u8> {
+fn ram_bytes(machine: &Machine, pa: u64, len: usize) -> Vec<u8> {
     let mut buf = vec![0u8; len];
-    m.smmu.with(|_, ram| {
+    machine.smmu.with(|_, ram| {
         let off = (pa - ram.base) as usize;
         buf.copy_from_slice(&ram.bytes[off..off + len]);
     });
@@ -476,8 +430,8 @@ fn ram_bytes(m: &Machine, pa: u64, len: usize) -> Vec<u8> {
 
 /// Whether `word` is in the domain's RAM at an 8-aligned offset with the
 /// given offset in its page.
-fn ram_has_word(m: &Machine, d: &Dom, in_page: u64, word: u64) -> bool {
-    m.smmu.with(|_, ram| {
+fn ram_has_word(machine: &Machine, d: &Domain, in_page: u64, word: u64) -> bool {
+    machine.smmu.with(|_, ram| {
         let base = (d.ram_pa - ram.base) as usize;
         (0..d.ram_size / PAGE).any(|p| {
             let o = base + (p * PAGE + in_page) as usize;
@@ -488,17 +442,17 @@ fn ram_has_word(m: &Machine, d: &Dom, in_page: u64, word: u64) -> bool {
 
 /// A copy of the memory a domain's DMA must leave alone, valid while only
 /// that domain's devices DMA.
-struct Guard {
+struct Guard<'a> {
     owner: Option<Option<usize>>,
-    buf: Vec<u8>,
+    buf: &'a mut Vec<u8>,
 }
 
 /// One DMA, with invariant 1 checked.
 #[allow(clippy::too_many_arguments)]
 fn dma(
-    m: &Machine,
-    doms: &[Dom; 2],
-    guard: &mut Guard,
+    machine: &Machine,
+    doms: &[Domain; 2],
+    guard: &mut Guard<'_>,
     step: usize,
     psid: u32,
     iova: u64,
@@ -506,17 +460,17 @@ fn dma(
     len: usize,
 ) {
     let owner = doms.iter().position(|d| d.psids.contains(&psid));
-    let regions = protected(m, doms, owner);
+    let regions = protected(machine, doms, owner);
     if guard.owner != Some(owner) {
-        snapshot(m, &regions, &mut guard.buf);
+        snapshot(machine, &regions, guard.buf);
         guard.owner = Some(owner);
     }
     let r = match &write {
-        Some(data) => m.dma_write(psid, iova, data).map(|()| Vec::new()),
-        None => m.dma_read(psid, iova, len),
+        Some(data) => machine.dma_write(psid, iova, data).map(|()| Vec::new()),
+        None => machine.dma_read(psid, iova, len),
     };
     assert!(
-        unchanged(m, &regions, &guard.buf),
+        unchanged(machine, &regions, guard.buf),
         "step {step}: DMA {} by pSID {psid:#x} (domain {owner:?}) at {iova:#x} len {} ({r:?}) \
          changed memory outside its guest RAM",
         if write.is_some() { "write" } else { "read" },
@@ -546,7 +500,7 @@ fn dma(
         } else {
             Access::READ
         };
-        if let Ok(pa) = m.smmu.translate(psid, None, va, access) {
+        if let Ok(pa) = machine.smmu.translate(psid, None, va, access) {
             assert!(
                 pa >= d.ram_pa && pa + n as u64 <= d.ram_pa + d.ram_size,
                 "step {step}: pSID {psid:#x} of domain {:?} reached PA {pa:#x} (IOVA {va:#x}) \
@@ -568,7 +522,7 @@ fn dma(
     if !aliased {
         for &(pa, at, n) in &spans {
             assert_eq!(
-                ram_bytes(m, pa, n),
+                ram_bytes(machine, pa, n),
                 &bytes[at..at + n],
                 "step {step}: DMA by pSID {psid:#x} at {:#x}: the bytes are not at PA {pa:#x}",
                 iova.wrapping_add(at as u64)
@@ -587,7 +541,7 @@ fn dma(
         if (w >> 32) as u32 == other.magic {
             let in_page = iova.wrapping_add(i as u64) & (PAGE - 1);
             assert!(
-                ram_has_word(m, d, in_page, w),
+                ram_has_word(machine, d, in_page, w),
                 "step {step}: DMA read by pSID {psid:#x} of domain {:?} at {:#x} returned the \
                  other domain's marker {w:#x}",
                 d.id,
@@ -598,24 +552,43 @@ fn dma(
     }
 }
 
+thread_local! {
+    /// The machine every input runs on and the buffer for the memory a DMA
+    /// must not change, made once per thread: allocating them (and faulting
+    /// their pages in) costs more than most inputs.
+    static FIXTURE: RefCell<Option<(Machine, Vec<u8>)>> = const { RefCell::new(None) };
+}
+
+/// Runs one input on the thread's machine, [`Machine::reset`] first: the
+/// same start as a machine built for the input.
 pub fn run(data: &[u8]) {
-    let mut inp = In(data);
+    FIXTURE.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let (machine, buf) = cell.get_or_insert_with(|| {
+            (
+                Machine::compact(GUEST_IPA, RAM, 2),
+                Vec::with_capacity(4 * RAM as usize),
+            )
+        });
+        machine.reset();
+        run_on(machine, buf, data);
+    });
+}
+
+fn run_on(machine: &mut Machine, buf: &mut Vec<u8>, data: &[u8]) {
+    let mut inp = Input::new(data);
     let h = inp.u8();
-    let mut m = Machine::with_guest_ram(GUEST_IPA, RAM, 2);
-    let mut doms = [Dom::new(&mut m, 0, h), Dom::new(&mut m, 1, h >> 2)];
+    let mut doms = [Domain::new(machine, 0, h), Domain::new(machine, 1, h >> 2)];
     for d in doms.iter_mut() {
         d.seed(usize::from(d.id.0 as u8 - 1));
-        let _ = d.g.g.bring_up();
+        let _ = d.guest.linux.bring_up();
         if h & 0x10 == 0 {
             let root = d.roots[0];
-            let _ = d.g.g.attach(8, 1, root);
+            let _ = d.guest.linux.attach(8, 1, root);
         }
     }
-    check_trace(&m, &doms, 0);
-    let mut guard = Guard {
-        owner: None,
-        buf: Vec::with_capacity(4 * RAM as usize),
-    };
+    check_trace(machine, &doms, 0);
+    let mut guard = Guard { owner: None, buf };
     let mut step = 0;
     while !inp.is_empty() && step < MAX_STEPS {
         step += 1;
@@ -631,17 +604,17 @@ pub fn run(data: &[u8]) {
         match kind {
             0 => {
                 let d = &mut doms[which];
-                let (off, size, info) = pick_access(&mut inp);
+                let (off, size, info) = inp.access();
                 let mut value = inp.u64();
                 if let (true, Some(info)) = (flag, info) {
                     value &= info.write_mask;
                 }
-                d.g.g.write_raw(off, size, value);
+                d.guest.linux.write_raw(off, size, value);
             }
             1 => {
                 let d = &mut doms[which];
-                let (off, size, _) = pick_access(&mut inp);
-                d.g.g.read_raw(off, size);
+                let (off, size, _) = inp.access();
+                d.guest.linux.read_raw(off, size);
             }
             2 => {
                 let d = &mut doms[which];
@@ -650,7 +623,7 @@ pub fn run(data: &[u8]) {
                 let len = usize::from(inp.u8() % 65);
                 let bytes: Vec<u8> = (0..len).map(|_| inp.u8()).collect();
                 let strtab = StrtabBase(d.reg(Register::STRTAB_BASE)).addr();
-                let l = d.g.g.layout;
+                let l = d.guest.linux.layout;
                 let at = match region % 9 {
                     0 => strtab.wrapping_add(idx * (Ste::WORDS as u64 * 8)),
                     1 => strtab.wrapping_add(idx * 8),
@@ -672,21 +645,26 @@ pub fn run(data: &[u8]) {
                 let writable = inp.u8() & 1 == 0;
                 // Up to three new tables.
                 if d.pool + 3 * PAGE <= GUEST_IPA + PT_END {
-                    d.g.map_page(root, &mut d.pool, iova, ipa, writable);
+                    d.guest.map_page(root, &mut d.pool, iova, ipa, writable);
                 }
             }
             4 => {
                 let d = &mut doms[which];
                 let root = d.roots[usize::from(flag)];
                 let iova = pick_iova(&mut inp);
-                d.g.unmap_page(root, iova);
+                d.guest.unmap_page(root, iova);
             }
             5 => {
                 let d = &mut doms[which];
                 let n = 1 + inp.u8() % 4;
-                let slot = d.cmdq().slot(d.g.g.prod);
-                let cmds: Vec<Command> = (0..n).map(|_| pick_command(&mut inp, d, slot)).collect();
-                let _ = d.g.g.issue(&cmds);
+                let slot = d.cmdq().slot(d.guest.linux.prod);
+                let cmds: Vec<Command> = (0..n)
+                    .filter_map(|_| match inp.command(|inp| aim(inp, d, slot)) {
+                        Entry::Typed(cmd) => Some(cmd),
+                        Entry::Raw(words) => Command::decode(words).ok(),
+                    })
+                    .collect();
+                let _ = d.guest.linux.issue(&cmds);
             }
             6 => {
                 let d = &mut doms[which];
@@ -698,59 +676,35 @@ pub fn run(data: &[u8]) {
                     2 => GUEST_IPA + (u64::from(inp.u16()) * PAGE) % RAM,
                     _ => inp.u64() & 0xffff_ffff_f000,
                 };
-                let _ = d.g.g.attach(sid, asid, ttb0);
+                let _ = d.guest.linux.attach(sid, asid, ttb0);
             }
             7 => {
-                let _ = doms[which].g.g.events();
+                let _ = doms[which].guest.linux.events();
             }
             8 => {
                 let d = &mut doms[which];
                 let n = 1 + inp.u8() % 8;
                 for _ in 0..n {
                     let q = d.cmdq();
-                    let slot = q.slot(d.g.g.prod);
-                    let words = if inp.u8() & 1 == 0 {
-                        pick_command(&mut inp, d, slot).encode()
-                    } else {
-                        [inp.u64(), inp.u64()]
-                    };
-                    let mut raw = [0u8; 16];
-                    raw[..8].copy_from_slice(&words[0].to_le_bytes());
-                    raw[8..].copy_from_slice(&words[1].to_le_bytes());
-                    d.poke(slot, &raw);
-                    d.g.g.prod = q.next(d.g.g.prod);
+                    let slot = q.slot(d.guest.linux.prod);
+                    let entry = inp.command(|inp| aim(inp, d, slot)).bytes();
+                    d.poke(slot, &entry);
+                    d.guest.linux.prod = q.next(d.guest.linux.prod);
                 }
                 if !flag {
-                    let prod = u64::from(CmdqProd(0).with_wr(d.g.g.prod).0);
-                    d.g.g.write(Register::CMDQ_PROD, prod);
+                    let prod = u64::from(CmdqProd(0).with_wr(d.guest.linux.prod).0);
+                    d.guest.linux.write(Register::CMDQ_PROD, prod);
                 }
             }
             9 => {
                 let d = &mut doms[which];
                 let sid = pick_vsid(&mut inp, &d.vsids);
-                let (a, b) = (inp.u8(), inp.u8());
-                let ste = if a & 0x80 != 0 {
-                    Ste(core::array::from_fn(|_| inp.u64()))
-                } else {
-                    Ste::new()
-                        .with_v(a & 1 != 0)
-                        .with_config(SteConfig((a >> 1) & 7))
-                        .with_s1_fmt(SteS1Fmt((a >> 4) & 3))
-                        .with_s1cd_max(b & 0x1f)
-                        .with_s1_context_ptr(d.g.g.cd_table(sid) ^ (u64::from(inp.u16()) << 6))
-                        .with_s1dss(SteS1dss(b >> 5 & 3))
-                        .with_s1cir(SteS1cir(1))
-                        .with_s1cor(SteS1cor(1))
-                        .with_s1csh(SteS1csh(3))
-                        .with_s1stalld(b & 0x80 != 0)
-                        .with_eats(SteEats(a >> 6 & 1))
-                        .with_shcfg(SteShcfg::USE_INCOMING)
-                };
+                let ste = inp.guest_ste(d.guest.linux.cd_table(sid));
                 if flag {
-                    let at = d.g.g.ste_addr(sid);
-                    d.g.g.write_words(at, &ste.0);
+                    let at = d.guest.linux.ste_addr(sid);
+                    d.guest.linux.write_words(at, &ste.0);
                 } else {
-                    let _ = d.g.g.write_ste(sid, ste);
+                    let _ = d.guest.linux.write_ste(sid, ste);
                 }
             }
             10..=13 => {
@@ -769,22 +723,22 @@ pub fn run(data: &[u8]) {
                         .map(|i| head.get(i).copied().unwrap_or(fill.wrapping_add(i as u8)))
                         .collect::<Vec<u8>>()
                 });
-                dma(&m, &doms, &mut guard, step, psid, iova, write, len);
+                dma(machine, &doms, &mut guard, step, psid, iova, write, len);
             }
             14 => {
                 let [a, b] = &mut doms;
-                let _ = m.route_events(&mut [&mut a.g, &mut b.g]);
+                let _ = machine.route_events(&mut [&mut a.guest, &mut b.guest]);
             }
             15 => {
                 let d = &mut doms[which];
                 if flag {
                     // A careless hypervisor runs deferred work at any time.
-                    d.g.g.p.defer.pending = false;
-                    let g = &mut d.g.g;
-                    let mut ports = vsmmu::testing::GuestPlatform::ports(&mut g.p);
-                    g.v.run_deferred(&mut ports);
+                    d.guest.linux.platform.defer.pending = false;
+                    let linux = &mut d.guest.linux;
+                    let mut ports = GuestPlatform::ports(&mut linux.platform);
+                    linux.vsmmu.run_deferred(&mut ports);
                 } else {
-                    d.g.g.run_deferred();
+                    d.guest.linux.run_deferred();
                 }
             }
             16 => {
@@ -792,13 +746,14 @@ pub fn run(data: &[u8]) {
                 let asid = inp.u16() & 0xf;
                 let iova = pick_iova(&mut inp) & !(PAGE - 1);
                 let pages = u64::from(inp.u8() % 80);
-                let _ = d.g.g.unmap(asid, iova, pages);
+                let _ = d.guest.linux.unmap(asid, iova, pages);
             }
             17 => {
                 let dt = u64::from(inp.u16()) * 1_000;
                 for (i, d) in doms.iter_mut().enumerate() {
                     if flag || i == which {
-                        d.g.g.p.now_ns = d.g.g.p.now_ns.saturating_add(dt);
+                        d.guest.linux.platform.now_ns =
+                            d.guest.linux.platform.now_ns.saturating_add(dt);
                     }
                 }
             }
@@ -807,10 +762,10 @@ pub fn run(data: &[u8]) {
                 if flag {
                     // A guest that leaves the SMMU and turns global bypass on.
                     let gbpa = Gbpa(0).with_update(true).with_abort(false);
-                    d.g.g.write(Register::GBPA, u64::from(gbpa.0));
-                    d.g.g.write(Register::CR0, 0);
+                    d.guest.linux.write(Register::GBPA, u64::from(gbpa.0));
+                    d.guest.linux.write(Register::CR0, 0);
                 } else {
-                    let _ = d.g.g.bring_up();
+                    let _ = d.guest.linux.bring_up();
                 }
             }
             _ => {
@@ -824,19 +779,19 @@ pub fn run(data: &[u8]) {
                 };
                 if s & 0x20 != 0 {
                     // A CD with a different granule.
-                    let at = d.g.g.cd_table(sid);
+                    let at = d.guest.linux.cd_table(sid);
                     let mut cd = Cd([0; 8]);
                     for (i, w) in cd.0.iter_mut().enumerate() {
-                        let b = d.g.read_ipa(at + 8 * i as u64, 8);
+                        let b = d.guest.read_ipa(at + 8 * i as u64, 8);
                         *w = u64::from_le_bytes(b.try_into().unwrap());
                     }
                     let cd = cd.with_tg0(CdTg0(s & 3)).with_ttb0(ttb0);
-                    d.g.g.write_words(at, &cd.0);
+                    d.guest.linux.write_words(at, &cd.0);
                 } else {
-                    d.g.g.write_cd(sid, asid, ttb0);
+                    d.guest.linux.write_cd(sid, asid, ttb0);
                 }
             }
         }
-        check_trace(&m, &doms, step);
+        check_trace(machine, &doms, step);
     }
 }

@@ -15,11 +15,11 @@ fn booted() -> (Machine, Guest, u64) {
     m.policy.hw_burst = u32::MAX;
     m.policy.hw_refill_per_ms = u32::MAX;
     let mut g = m.domain(1, &[(8, 0x108)], |_| {}).expect("domain");
-    g.g.bring_up().expect("bring-up");
+    g.linux.bring_up().expect("bring-up");
     let mut pool = GUEST_IPA + 0x40_0000;
     let root = pool;
     pool += 0x1000;
-    g.g.attach(8, 1, root).expect("attach");
+    g.linux.attach(8, 1, root).expect("attach");
     g.map_page(root, &mut pool, IOVA, GUEST_IPA + 0x80_0000, true);
     (m, g, root)
 }
@@ -31,7 +31,7 @@ fn stack(c: &mut Criterion) {
     // A guest STE change: STE written in guest memory, CFGI_STE + CMD_SYNC
     // (MSI-poll), the vSMMU reads and validates it, the driver writes the
     // physical STE hitlessly on the model with its own CFGI_STE + CMD_SYNCs.
-    let cd = [g.g.cd_table(8), g.g.cd_table(8) + 0x40];
+    let cd = [g.linux.cd_table(8), g.linux.cd_table(8) + 0x40];
     let mut i = 0usize;
     grp.bench_function("cfgi_ste_to_physical_ste_synced", |b| {
         b.iter(|| {
@@ -42,7 +42,7 @@ fn stack(c: &mut Criterion) {
                 .with_s1_fmt(SteS1Fmt::LINEAR)
                 .with_s1_context_ptr(cd[i % 2])
                 .with_s1dss(SteS1dss::SUBSTREAM0);
-            g.g.write_ste(8, ste).expect("cfgi");
+            g.linux.write_ste(8, ste).expect("cfgi");
         })
     });
     // Linux's dma_unmap of one page: TLBI_NH_VA + CMD_SYNC, through to the model.
@@ -54,7 +54,7 @@ fn stack(c: &mut Criterion) {
                     .with_addr(IOVA)
                     .with_leaf(true),
             );
-            g.g.issue(&[tlbi]).expect("unmap");
+            g.linux.issue(&[tlbi]).expect("unmap");
         })
     });
     // Put the CD back so that translation works, then warm the TLB.
@@ -64,7 +64,7 @@ fn stack(c: &mut Criterion) {
         .with_s1_fmt(SteS1Fmt::LINEAR)
         .with_s1_context_ptr(cd[0])
         .with_s1dss(SteS1dss::SUBSTREAM0);
-    g.g.write_ste(8, ste).expect("cfgi");
+    g.linux.write_ste(8, ste).expect("cfgi");
     m.smmu
         .translate(0x108, None, IOVA, Access::READ)
         .expect("translates");

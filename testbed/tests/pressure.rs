@@ -21,11 +21,11 @@ fn booted(m: &mut Machine, v: LinuxVersion, vmid: u16, devs: &[(u32, u32)]) -> (
     let mut g = m
         .domain(vmid, devs, |l: &mut GuestLayout| l.version = v)
         .unwrap();
-    g.g.bring_up().unwrap();
+    g.linux.bring_up().unwrap();
     let mut pool = PT_POOL;
     let root = pool;
     pool += 0x1000;
-    g.g.attach(8, 1, root).unwrap();
+    g.linux.attach(8, 1, root).unwrap();
     (g, root, pool)
 }
 
@@ -50,7 +50,7 @@ fn a_global_leaf_is_gone_after_many_page_invalidations(v: LinuxVersion) {
             )
         })
         .collect();
-    g.g.issue(&cmds).unwrap();
+    g.linux.issue(&cmds).unwrap();
     assert_eq!(m.dma_read(0x108, IOVA, 4).unwrap(), b"new!");
 }
 
@@ -68,8 +68,11 @@ fn nothing_a_guest_sends_stops_the_physical_queue(v: LinuxVersion) {
             .with_addr(IOVA),
     );
     // Linux would skip it and acknowledge; the guest's own queue says why.
-    g.g.issue(&[bad]).unwrap();
-    assert!(g.g.v.stats().cerror_ill > 0, "the guest got CERROR_ILL");
+    g.linux.issue(&[bad]).unwrap();
+    assert!(
+        g.linux.vsmmu.stats().cerror_ill > 0,
+        "the guest got CERROR_ILL"
+    );
     assert_eq!(
         m.driver.stats().illegal,
         illegal,
@@ -81,7 +84,7 @@ fn a_cd_with_tg1_reserved_and_ttb1_walks_enabled_is_c_bad_cd(v: LinuxVersion) {
     let mut m = Machine::new();
     let (mut g, root, mut pool) = booted(&mut m, v, 1, &[(8, 0x108)]);
     g.map_page(root, &mut pool, IOVA, DATA, true);
-    let at = g.g.cd_table(8);
+    let at = g.linux.cd_table(8);
     let mut cd = Cd([0; 8]);
     for (i, w) in cd.0.iter_mut().enumerate() {
         *w = u64::from_le_bytes(g.read_ipa(at + 8 * i as u64, 8).try_into().unwrap());
@@ -91,11 +94,12 @@ fn a_cd_with_tg1_reserved_and_ttb1_walks_enabled_is_c_bad_cd(v: LinuxVersion) {
     for (i, w) in cd.0.iter().enumerate() {
         g.write_ipa(at + 8 * i as u64, &w.to_le_bytes());
     }
-    g.g.issue(&[Command::CfgiCdAll(CmdCfgiCdAll::new().with_stream_id(8))])
+    g.linux
+        .issue(&[Command::CfgiCdAll(CmdCfgiCdAll::new().with_stream_id(8))])
         .unwrap();
     assert!(m.dma_read(0x108, IOVA, 4).is_err());
     m.route_events(&mut [&mut g]);
-    let evs = g.g.events();
+    let evs = g.linux.events();
     assert!(
         matches!(evs.first(), Some(Event::CBadCd(e)) if e.stream_id() == 8),
         "{evs:?}"
@@ -108,7 +112,7 @@ fn a_linux_shutdown_stops_dma_once_cr0ack_says_so(v: LinuxVersion) {
     let devs: Vec<(u32, u32)> = (0..8).map(|i| (8 + i, 0x108 + i)).collect();
     let (mut g, root, mut pool) = booted(&mut m, v, 1, &devs);
     for i in 1..8 {
-        g.g.attach(8 + i, 1, root).unwrap();
+        g.linux.attach(8 + i, 1, root).unwrap();
     }
     g.map_page(root, &mut pool, IOVA, DATA, true);
     for (_, psid) in &devs {
@@ -120,17 +124,22 @@ fn a_linux_shutdown_stops_dma_once_cr0ack_says_so(v: LinuxVersion) {
             if done(g) {
                 return;
             }
-            g.g.run_deferred();
+            g.linux.run_deferred();
         }
         panic!("never acknowledged");
     };
     let abort = Gbpa(0).with_abort(true).with_update(true);
-    g.g.write(Register::GBPA, u64::from(abort.0));
-    poll(&mut g, &|g| !Gbpa(g.g.read(Register::GBPA) as u32).update());
-    g.g.write(Register::CR0, 0);
-    assert!(Cr0(g.g.read(Register::CR0ACK) as u32).smmuen(), "not yet");
+    g.linux.write(Register::GBPA, u64::from(abort.0));
     poll(&mut g, &|g| {
-        !Cr0(g.g.read(Register::CR0ACK) as u32).smmuen()
+        !Gbpa(g.linux.read(Register::GBPA) as u32).update()
+    });
+    g.linux.write(Register::CR0, 0);
+    assert!(
+        Cr0(g.linux.read(Register::CR0ACK) as u32).smmuen(),
+        "not yet"
+    );
+    poll(&mut g, &|g| {
+        !Cr0(g.linux.read(Register::CR0ACK) as u32).smmuen()
     });
     for (_, psid) in &devs {
         assert!(
@@ -149,14 +158,14 @@ fn breaking_ste_updates_are_charged_what_the_driver_issued(v: LinuxVersion) {
     };
     let (mut g, root, _pool) = booted(&mut m, v, 1, &[(8, 0x108)]);
     let before = m.driver.stats();
-    let start = g.g.now_ns();
+    let start = g.linux.now_ns();
     // 100 re-attachments with a new ASID: each a breaking STE/CD update.
     for i in 0..100u16 {
-        g.g.attach(8, 2 + i, root).unwrap();
+        g.linux.attach(8, 2 + i, root).unwrap();
     }
     let after = m.driver.stats();
     let spent = (after.commands - before.commands) + (after.syncs - before.syncs);
-    let elapsed_ms = (g.g.now_ns() - start) / 1_000_000;
+    let elapsed_ms = (g.linux.now_ns() - start) / 1_000_000;
     let allowed = 64 + 8 * elapsed_ms + u64::from(vsmmu::INSTALL_MAX_COMMANDS);
     assert!(
         spent <= allowed,
@@ -171,12 +180,15 @@ fn a_vmid_reused_after_teardown_finds_no_stale_translation(v: LinuxVersion) {
     let mut a = m.domain(7, &[(8, 0x108)], |l| l.version = v).unwrap();
     a.write_ipa(DATA, b"AAAA");
     assert_eq!(m.dma_read(0x108, DATA, 4).unwrap(), b"AAAA");
-    a.g.v.teardown(&mut a.g.p.hw, &mut m.owners).unwrap();
+    a.linux
+        .vsmmu
+        .teardown(&mut a.linux.platform.hw, &mut m.owners)
+        .unwrap();
     assert!(m.dma_read(0x108, DATA, 4).is_err(), "the stream aborts");
     // A new domain gets the same VMID and device, with its RAM elsewhere.
     let b = m.domain(7, &[(8, 0x108)], |l| l.version = v).unwrap();
     b.write_ipa(DATA, b"BBBB");
-    assert_ne!(a.g.p.guest_pa, b.g.p.guest_pa);
+    assert_ne!(a.linux.platform.guest_pa, b.linux.platform.guest_pa);
     assert_eq!(
         m.dma_read(0x108, DATA, 4).unwrap(),
         b"BBBB",
@@ -184,8 +196,8 @@ fn a_vmid_reused_after_teardown_finds_no_stale_translation(v: LinuxVersion) {
     );
     // And through nested translation once its guest is up.
     let (mut b, b_root, mut b_pool) = (b, PT_POOL, PT_POOL + 0x1000);
-    b.g.bring_up().unwrap();
-    b.g.attach(8, 1, b_root).unwrap();
+    b.linux.bring_up().unwrap();
+    b.linux.attach(8, 1, b_root).unwrap();
     b.map_page(b_root, &mut b_pool, IOVA, DATA, true);
     assert_eq!(m.dma_read(0x108, IOVA, 4).unwrap(), b"BBBB");
 }
@@ -199,16 +211,16 @@ fn a_root_complex_of_16384_streams_is_enabled_within_linux_s_timeout(v: LinuxVer
     let devs: Vec<(u32, u32)> = (0..16_384).map(|i| (i, 0x4000 + i)).collect();
     let mut g = m.domain(1, &devs, |l| l.version = v).unwrap();
     let before = m.driver.stats();
-    let start = g.g.now_ns();
-    g.g.bring_up().unwrap();
+    let start = g.linux.now_ns();
+    g.linux.bring_up().unwrap();
     let after = m.driver.stats();
     let spent = (after.commands - before.commands) + (after.syncs - before.syncs);
     assert!(
         spent < 16_384 / 4,
         "{spent} physical commands for 16,384 streams"
     );
-    assert!(g.g.now_ns() - start < 1_000_000_000);
-    assert!(!g.g.v.streams_pending());
+    assert!(g.linux.now_ns() - start < 1_000_000_000);
+    assert!(!g.linux.vsmmu.streams_pending());
 }
 
 vsmmu_testbed::both_versions!(

@@ -1,17 +1,27 @@
-// The vsmmu_ops fuzz target's operations and checks, shared with the
-// `cargo test` replay of its seeds (tests/tests/fuzz_seeds.rs).
+//! Two domains, each with its own vSMMU and guest RAM, sharing one physical
+//! SMMU (distinct pSIDs, distinct VMIDs), driven by arbitrary sequences of
+//! trapped register accesses, guest RAM writes, physical events, deferred
+//! work and time. After every step: isolation (installs name only the
+//! domain's own streams, invalidations carry its VMID and its pSIDs, only
+//! forwardable command kinds reach the hardware, forwarded event records name
+//! the right vSID and hold no stage-2 state) and bounded work per call.
+//!
+//! Input: an 8-byte header (the policy and guest layout), then operations,
+//! each one header byte (`kind | flag << 5 | domain << 7`) and its operands,
+//! little-endian. A missing byte reads as zero.
 
 use smmuv3::cmd::*;
 use smmuv3::evt::*;
-use smmuv3::regs::{CmdqBase, CmdqProd, EventqBase, EventqProd, Idr1, StrtabBase};
-use smmuv3::structs::{
-    Ste, SteConfig, SteEats, SteS1Fmt, SteS1cir, SteS1cor, SteS1csh, SteS1dss, SteShcfg,
-};
-use smmuv3::{Register, REGISTERS};
-use vsmmu::batch::MAX_PER_SMMU;
 use smmuv3::queue::Queue;
+use smmuv3::regs::{CmdqProd, EventqProd, Idr1, StrtabBase};
+use smmuv3::structs::Ste;
+use smmuv3::Register;
+use vsmmu::testing::internals::{event_stream_id, MAX_PER_SMMU};
 use vsmmu::testing::{FakePlatform, GuestLayout, HwCall, LinuxGuest};
 use vsmmu::*;
+
+use super::input::{Aim, Input};
+use super::{command_queue, event_queue};
 
 const SMMU: SmmuId = SmmuId(0);
 /// An SMMU neither domain uses (events naming it are never ours).
@@ -22,8 +32,6 @@ const MAX_STEPS: usize = 256;
 /// allowances: one command read that stops on the hardware budget and is
 /// retried later, and one event record.
 const ACCESS_SLACK: u64 = 4;
-
-include!("input.rs");
 
 /// What a domain is made of.
 struct Spec {
@@ -55,8 +63,8 @@ const SPECS: [Spec; 2] = [
     },
 ];
 
-struct Dom {
-    g: LinuxGuest,
+struct Domain {
+    guest: LinuxGuest,
     vmid: u16,
     policy: Policy,
     vsids: Vec<u32>,
@@ -66,32 +74,32 @@ struct Dom {
     failed: bool,
 }
 
-impl Dom {
-    fn new(s: &Spec, owners: &mut PsidOwners, policy: Policy, flags: u8) -> Dom {
+impl Domain {
+    fn new(s: &Spec, owners: &mut PsidOwners, policy: Policy, flags: u8) -> Domain {
         let msi = flags & 1 != 0;
         let mut map = StreamMap::new();
-        for &(v, p, n) in s.maps {
-            map.add_range(owners, DomainId(s.id), v, SMMU, p, n)
+        for &(vsid, psid, n) in s.maps {
+            map.add_range(owners, DomainId(s.id), vsid, SMMU, psid, n)
                 .expect("disjoint maps");
         }
         let vsids: Vec<u32> = map.iter().map(|(v, _)| v).collect();
         let psids: Vec<u32> = map.iter().map(|(_, p)| p.psid).collect();
-        let mut p = FakePlatform::new(s.ram, RAM_SIZE, 1);
+        let mut platform = FakePlatform::new(s.ram, RAM_SIZE, 1);
         let mut cfg = VsmmuConfig::new(DomainId(s.id), s.vmid, 40);
         cfg.msi = msi;
         cfg.policy = policy;
-        let v = Vsmmu::new(cfg, map, &mut p.hw).expect("QEMU caps nest");
-        let ssidsize = u32::from(Idr1(v.ident(Register::IDR1) as u32).ssidsize());
+        let vsmmu = Vsmmu::new(cfg, map, &mut platform.hw).expect("QEMU caps nest");
+        let ssidsize = u32::from(Idr1(vsmmu.ident(Register::IDR1) as u32).ssidsize());
         let mut layout = GuestLayout::at(s.ram);
         layout.msi_poll = msi;
         // The stream table format follows SIDSIZE, as Linux picks it.
         layout.cmdq_log2 = 5;
         layout.evtq_log2 = 4;
-        let mut g = LinuxGuest::new(v, p, layout);
+        let mut guest = LinuxGuest::new(vsmmu, platform, layout);
         // Give up after 32 us of polling: a fuzz case stays short.
-        g.timing.timeout_ns = 32_000;
-        Dom {
-            g,
+        guest.timing.timeout_ns = 32_000;
+        Domain {
+            guest,
             vmid: s.vmid,
             policy,
             vsids,
@@ -116,13 +124,13 @@ impl Dom {
 
     /// One entry point call, with the per-call work bounds checked.
     fn call<R>(&mut self, what: &str, f: impl FnOnce(&mut Vsmmu, &mut Ports<'_>) -> R) -> R {
-        let before = self.g.p.ram.accesses;
+        let before = self.guest.platform.ram.accesses;
         let r = {
-            let mut ports = self.g.p.ports();
-            f(&mut self.g.v, &mut ports)
+            let mut ports = self.guest.platform.ports();
+            f(&mut self.guest.vsmmu, &mut ports)
         };
-        let used = self.g.p.ram.accesses - before;
-        let n = self.g.v.last_call_commands();
+        let used = self.guest.platform.ram.accesses - before;
+        let n = self.guest.vsmmu.last_call_commands();
         assert!(
             n <= self.policy.commands_per_call,
             "{what}: {n} commands in one call, policy allows {}",
@@ -138,25 +146,21 @@ impl Dom {
     }
 
     fn reg(&self, r: Register) -> u64 {
-        self.g.v.register(r)
+        self.guest.vsmmu.register(r)
     }
 
     fn cmdq(&self) -> Queue {
-        let b = CmdqBase(self.reg(Register::CMDQ_BASE));
-        let max = u32::from(Idr1(self.g.v.ident(Register::IDR1) as u32).cmdqs());
-        Queue::command(b, max)
+        command_queue(&self.guest.vsmmu)
     }
 
     fn evtq(&self) -> Queue {
-        let b = EventqBase(self.reg(Register::EVENTQ_BASE));
-        let max = u32::from(Idr1(self.g.v.ident(Register::IDR1) as u32).eventqs());
-        Queue::event(b, max)
+        event_queue(&self.guest.vsmmu)
     }
 
     /// Writes bytes into guest RAM as the guest would (not through the
     /// vSMMU's accesses); whatever falls outside RAM is dropped.
     fn poke(&mut self, ipa: u64, data: &[u8]) {
-        let ram = &mut self.g.p.ram;
+        let ram = &mut self.guest.platform.ram;
         let Some(off) = ipa.checked_sub(ram.base) else {
             return;
         };
@@ -173,7 +177,7 @@ impl Dom {
     /// The isolation invariants over what the hardware layer was asked since
     /// the last step; then forgets it.
     fn check_hw(&mut self, step: usize) {
-        let calls = core::mem::take(&mut self.g.p.hw.calls);
+        let calls = core::mem::take(&mut self.guest.platform.hw.calls);
         let mut last_install: Vec<(PhysStream, StreamConfig)> = Vec::new();
         for c in &calls {
             match c {
@@ -221,17 +225,22 @@ impl Dom {
         }
         // Without hardware failures, what the vSMMU believes is installed is
         // what it last installed.
-        if !self.failed && !self.g.p.hw.fail {
+        if !self.failed && !self.guest.platform.hw.fail {
             for (s, cfg) in last_install {
-                let vsid = self.g.v.streams().virtual_of(s).expect("own stream");
+                let vsid = self
+                    .guest
+                    .vsmmu
+                    .streams()
+                    .virtual_of(s)
+                    .expect("own stream");
                 assert_eq!(
-                    self.g.v.installed(vsid).map(|i| i.config),
+                    self.guest.vsmmu.installed(vsid).map(|i| i.config),
                     Some(cfg),
                     "step {step}: vSID {vsid} believed installed differs from the last install"
                 );
             }
         }
-        self.failed = self.g.p.hw.fail;
+        self.failed = self.guest.platform.hw.fail;
     }
 
     fn check_command(&self, step: usize, cmd: &Command) {
@@ -261,7 +270,7 @@ impl Dom {
 }
 
 /// A vSID: mostly one of the domain's, sometimes the other domain's or any.
-fn pick_vsid(inp: &mut In<'_>, mine: &[u32], theirs: &[u32]) -> u32 {
+fn pick_vsid(inp: &mut Input<'_>, mine: &[u32], theirs: &[u32]) -> u32 {
     let s = inp.u8();
     match s >> 6 {
         0 | 1 => mine[usize::from(s) % mine.len()],
@@ -271,7 +280,7 @@ fn pick_vsid(inp: &mut In<'_>, mine: &[u32], theirs: &[u32]) -> u32 {
 }
 
 /// A pSID: the domain's, the other domain's, a neighbour, or any.
-fn pick_psid(inp: &mut In<'_>, mine: &[u32], theirs: &[u32]) -> u32 {
+fn pick_psid(inp: &mut Input<'_>, mine: &[u32], theirs: &[u32]) -> u32 {
     let s = inp.u8();
     match s >> 6 {
         0 => mine[usize::from(s) % mine.len()],
@@ -283,82 +292,8 @@ fn pick_psid(inp: &mut In<'_>, mine: &[u32], theirs: &[u32]) -> u32 {
     }
 }
 
-
-/// One command, typed from the input or raw words.
-fn pick_command(inp: &mut In<'_>, d: &Dom, theirs: &[u32], slot: u64) -> [u64; 2] {
-    let k = inp.u8();
-    if k & 0x80 != 0 {
-        return [inp.u64(), inp.u64()];
-    }
-    let sid = pick_vsid(inp, &d.vsids, theirs);
-    let x = inp.u8();
-    let c = match k % 18 {
-        0 => Command::CfgiSte(CmdCfgiSte::new().with_stream_id(sid).with_leaf(x & 1 != 0)),
-        1 => Command::CfgiSteRange(CmdCfgiSteRange::new().with_stream_id(sid).with_range(x)),
-        2 => Command::CfgiCd(
-            CmdCfgiCd::new()
-                .with_stream_id(sid)
-                .with_substream_id(u32::from(inp.u16()))
-                .with_leaf(x & 1 != 0),
-        ),
-        3 => Command::CfgiCdAll(CmdCfgiCdAll::new().with_stream_id(sid)),
-        4 => Command::TlbiNhAll(CmdTlbiNhAll::new().with_vmid(inp.u16())),
-        5 => Command::TlbiNhAsid(
-            CmdTlbiNhAsid::new()
-                .with_asid(inp.u16())
-                .with_vmid(inp.u16()),
-        ),
-        6 => Command::TlbiNhVa(
-            CmdTlbiNhVa::new()
-                .with_asid(u16::from(x & 7))
-                .with_addr(u64::from(inp.u16()) << 12)
-                .with_leaf(x & 8 != 0)
-                .with_vmid(u16::from(x >> 4)),
-        ),
-        7 => Command::TlbiNhVaa(
-            CmdTlbiNhVaa::new()
-                .with_addr(inp.u64())
-                .with_leaf(x & 1 != 0),
-        ),
-        8 => Command::TlbiNsnhAll(CmdTlbiNsnhAll::new()),
-        9 => Command::AtcInv(
-            CmdAtcInv::new()
-                .with_stream_id(sid)
-                .with_ssv(x & 1 != 0)
-                .with_substream_id(u32::from(inp.u16()))
-                .with_size(x >> 1)
-                .with_address(inp.u64()),
-        ),
-        10 | 11 => {
-            let addr = match x & 3 {
-                0 => 0,
-                1 => slot,
-                2 => inp.u64(),
-                _ => d.g.p.ram.base + (u64::from(inp.u16()) << 4),
-            };
-            Command::Sync(
-                CmdSync::new()
-                    .with_cs(CmdSyncCs(x >> 2))
-                    .with_msi_address(addr)
-                    .with_msi_data(inp.u32()),
-            )
-        }
-        12 => Command::TlbiS12Vmall(CmdTlbiS12Vmall::new().with_vmid(inp.u16())),
-        13 => Command::TlbiS2Ipa(
-            CmdTlbiS2Ipa::new()
-                .with_vmid(inp.u16())
-                .with_addr(inp.u64()),
-        ),
-        14 => Command::TlbiEl2All(CmdTlbiEl2All::new()),
-        15 => Command::PrefetchConfig(CmdPrefetchConfig::new().with_stream_id(sid)),
-        16 => Command::StallTerm(CmdStallTerm::new().with_stream_id(sid)),
-        _ => Command::CfgiVmsPidm(CmdCfgiVmsPidm::new()),
-    };
-    c.encode()
-}
-
 /// An event record for a chosen pSID, typed or from raw words.
-fn pick_event(inp: &mut In<'_>, psid: u32) -> Option<Event> {
+fn pick_event(inp: &mut Input<'_>, psid: u32) -> Option<Event> {
     let k = inp.u8();
     let x = inp.u8();
     let ssid = u32::from(inp.u16());
@@ -435,12 +370,19 @@ fn pick_event(inp: &mut In<'_>, psid: u32) -> Option<Event> {
 }
 
 /// Checks one physical event delivery.
-fn deliver(d: &mut Dom, step: usize, smmu: SmmuId, event: Event) {
-    let psid = vsmmu::events::stream_id(&event);
-    let ours = d.g.v.streams().virtual_of(PhysStream { smmu, psid });
+fn deliver(d: &mut Domain, step: usize, smmu: SmmuId, event: Event) {
+    let psid = event_stream_id(&event);
+    let ours = d
+        .guest
+        .vsmmu
+        .streams()
+        .virtual_of(PhysStream { smmu, psid });
     let prod_before = EventqProd(d.reg(Register::EVENTQ_PROD) as u32);
-    let irqs_before = (d.g.p.irq.raised.len(), d.g.p.irq.msis.len());
-    let acc_before = d.g.p.ram.accesses;
+    let irqs_before = (
+        d.guest.platform.irq.raised.len(),
+        d.guest.platform.irq.msis.len(),
+    );
+    let acc_before = d.guest.platform.ram.accesses;
     let q = d.evtq();
     let out = d.call("deliver_event", |v, p| {
         v.deliver_event(p, PhysEvent { smmu, event })
@@ -453,7 +395,7 @@ fn deliver(d: &mut Dom, step: usize, smmu: SmmuId, event: Event) {
             "step {step}: {event} for another domain"
         );
         assert_eq!(
-            d.g.p.ram.accesses, acc_before,
+            d.guest.platform.ram.accesses, acc_before,
             "step {step}: foreign event touched RAM"
         );
         assert_eq!(
@@ -461,7 +403,10 @@ fn deliver(d: &mut Dom, step: usize, smmu: SmmuId, event: Event) {
             "step {step}: foreign event moved PROD"
         );
         assert_eq!(
-            (d.g.p.irq.raised.len(), d.g.p.irq.msis.len()),
+            (
+                d.guest.platform.irq.raised.len(),
+                d.guest.platform.irq.msis.len()
+            ),
             irqs_before,
             "step {step}: foreign event signalled"
         );
@@ -485,11 +430,15 @@ fn deliver(d: &mut Dom, step: usize, smmu: SmmuId, event: Event) {
         q.next(prod_before.wr()),
         "step {step}: PROD"
     );
-    let words = d.g.p.ram.read_words::<4>(q.slot(prod_before.wr()));
+    let words = d
+        .guest
+        .platform
+        .ram
+        .read_words::<4>(q.slot(prod_before.wr()));
     let rec = Event::decode(words)
         .unwrap_or_else(|e| panic!("step {step}: forwarded record does not decode: {e}"));
     assert_eq!(
-        vsmmu::events::stream_id(&rec),
+        event_stream_id(&rec),
         vsid,
         "step {step}: {event} forwarded as {rec}"
     );
@@ -509,7 +458,7 @@ fn deliver(d: &mut Dom, step: usize, smmu: SmmuId, event: Event) {
 }
 
 pub fn run(data: &[u8]) {
-    let mut inp = In(data);
+    let mut inp = Input::new(data);
     let h: [u8; 8] = inp.bytes();
     let policy = Policy {
         commands_per_call: 1 + u32::from(h[0] % 64),
@@ -523,8 +472,8 @@ pub fn run(data: &[u8]) {
     };
     let mut owners = PsidOwners::new();
     let mut doms = [
-        Dom::new(&SPECS[0], &mut owners, policy, h[7]),
-        Dom::new(&SPECS[1], &mut owners, policy, h[7] >> 2),
+        Domain::new(&SPECS[0], &mut owners, policy, h[7]),
+        Domain::new(&SPECS[1], &mut owners, policy, h[7] >> 2),
     ];
     for d in doms.iter_mut() {
         d.check_hw(0);
@@ -541,7 +490,7 @@ pub fn run(data: &[u8]) {
             let dt = u64::from(inp.u16()) * 1_000;
             for (i, d) in doms.iter_mut().enumerate() {
                 if flag || i == which {
-                    d.g.p.now_ns = d.g.p.now_ns.saturating_add(dt);
+                    d.guest.platform.now_ns = d.guest.platform.now_ns.saturating_add(dt);
                 }
             }
             continue;
@@ -551,7 +500,7 @@ pub fn run(data: &[u8]) {
         let d = &mut doms[which];
         match kind {
             0 => {
-                let (off, size, info) = pick_access(&mut inp);
+                let (off, size, info) = inp.access();
                 let mut value = inp.u64();
                 if let (true, Some(info)) = (flag, info) {
                     value &= info.write_mask;
@@ -559,7 +508,7 @@ pub fn run(data: &[u8]) {
                 d.call("mmio_write", |v, p| v.mmio_write(p, off, size, value));
             }
             1 => {
-                let (off, size, _) = pick_access(&mut inp);
+                let (off, size, _) = inp.access();
                 d.call("mmio_read", |v, p| v.mmio_read(p, off, size));
             }
             2 => {
@@ -568,7 +517,7 @@ pub fn run(data: &[u8]) {
                 let len = usize::from(inp.u8() % 65);
                 let bytes: Vec<u8> = (0..len).map(|_| inp.u8()).collect();
                 let strtab = StrtabBase(d.reg(Register::STRTAB_BASE)).addr();
-                let l = d.g.layout;
+                let l = d.guest.layout;
                 let at = match region % 7 {
                     0 => strtab.wrapping_add(idx * (Ste::WORDS as u64 * 8)),
                     1 => strtab.wrapping_add(idx * 8),
@@ -576,7 +525,7 @@ pub fn run(data: &[u8]) {
                     3 => d.cmdq().slot(u32::from(idx as u16)),
                     4 => d.evtq().slot(u32::from(idx as u16)),
                     5 => l.cds + idx * 8,
-                    _ => d.g.p.ram.base + (idx << 6),
+                    _ => d.guest.platform.ram.base + (idx << 6),
                 };
                 d.poke(at, &bytes);
             }
@@ -596,8 +545,8 @@ pub fn run(data: &[u8]) {
             5 => {
                 // A hypervisor runs deferred work when asked; a careless one
                 // (the flag) at any time.
-                if flag || d.g.p.defer.pending {
-                    d.g.p.defer.pending = false;
+                if flag || d.guest.platform.defer.pending {
+                    d.guest.platform.defer.pending = false;
                     d.call("run_deferred", |v, p| v.run_deferred(p));
                 }
             }
@@ -605,61 +554,53 @@ pub fn run(data: &[u8]) {
                 let n = 1 + inp.u8() % 8;
                 for _ in 0..n {
                     let q = d.cmdq();
-                    let slot = q.slot(d.g.prod);
-                    let words = pick_command(&mut inp, d, &theirs, slot);
-                    let mut raw = [0u8; 16];
-                    raw[..8].copy_from_slice(&words[0].to_le_bytes());
-                    raw[8..].copy_from_slice(&words[1].to_le_bytes());
-                    d.poke(slot, &raw);
-                    d.g.prod = q.next(d.g.prod);
+                    let slot = q.slot(d.guest.prod);
+                    let ram = d.guest.platform.ram.base;
+                    let entry = inp
+                        .command(|inp| Aim {
+                            sid: pick_vsid(inp, &d.vsids, &theirs),
+                            va: u64::from(inp.u16()) << 12,
+                            msi: match inp.u8() & 3 {
+                                0 => 0,
+                                1 => slot,
+                                2 => inp.u64(),
+                                _ => ram + (u64::from(inp.u16()) << 4),
+                            },
+                        })
+                        .bytes();
+                    d.poke(slot, &entry);
+                    d.guest.prod = q.next(d.guest.prod);
                 }
                 if !flag {
-                    let prod = u64::from(CmdqProd(0).with_wr(d.g.prod).0);
+                    let prod = u64::from(CmdqProd(0).with_wr(d.guest.prod).0);
                     let off = Register::CMDQ_PROD.info().frame_offset();
                     d.call("CMDQ_PROD write", |v, p| v.mmio_write(p, off, 4, prod));
                 }
             }
             8 => {
-                let _ = d.g.bring_up();
+                let _ = d.guest.bring_up();
             }
             9 => {
                 let sid = pick_vsid(&mut inp, &d.vsids, &theirs);
                 let asid = inp.u16();
-                let ttb0 = d.g.p.ram.base + (u64::from(inp.u16()) << 12);
-                let _ = d.g.attach(sid, asid, ttb0);
+                let ttb0 = d.guest.platform.ram.base + (u64::from(inp.u16()) << 12);
+                let _ = d.guest.attach(sid, asid, ttb0);
             }
             10 => {
-                let _ = d.g.events();
+                let _ = d.guest.events();
             }
             11 => {
-                d.g.p.hw.fail = flag;
+                d.guest.platform.hw.fail = flag;
                 d.failed |= flag;
             }
             12 => {
                 let sid = pick_vsid(&mut inp, &d.vsids, &theirs);
-                let (a, b) = (inp.u8(), inp.u8());
-                let ste = if a & 0x80 != 0 {
-                    Ste(core::array::from_fn(|_| inp.u64()))
-                } else {
-                    Ste::new()
-                        .with_v(a & 1 != 0)
-                        .with_config(SteConfig((a >> 1) & 7))
-                        .with_s1_fmt(SteS1Fmt((a >> 4) & 3))
-                        .with_s1cd_max(b & 0x1f)
-                        .with_s1_context_ptr(d.g.cd_table(sid) ^ (u64::from(inp.u16()) << 6))
-                        .with_s1dss(SteS1dss(b >> 5 & 3))
-                        .with_s1cir(SteS1cir(1))
-                        .with_s1cor(SteS1cor(1))
-                        .with_s1csh(SteS1csh(3))
-                        .with_s1stalld(b & 0x80 != 0)
-                        .with_eats(SteEats(a >> 6 & 1))
-                        .with_shcfg(SteShcfg::USE_INCOMING)
-                };
+                let ste = inp.guest_ste(d.guest.cd_table(sid));
                 if flag {
-                    let at = d.g.ste_addr(sid);
-                    d.g.p.ram.write_words(at, &ste.0);
+                    let at = d.guest.ste_addr(sid);
+                    d.guest.platform.ram.write_words(at, &ste.0);
                 } else {
-                    let _ = d.g.write_ste(sid, ste);
+                    let _ = d.guest.write_ste(sid, ste);
                 }
             }
             _ => {
@@ -667,12 +608,12 @@ pub fn run(data: &[u8]) {
                 // Page-aligned and far from the top (the guest model adds pages).
                 let iova = u64::from(inp.u32()) << 12;
                 let pages = u64::from(inp.u8() % 80);
-                let _ = d.g.unmap(asid, iova, pages);
+                let _ = d.guest.unmap(asid, iova, pages);
             }
         }
         // The guest-driver steps make many calls: the last one is bounded
         // like any other.
-        let n = d.g.v.last_call_commands();
+        let n = d.guest.vsmmu.last_call_commands();
         assert!(n <= d.policy.commands_per_call, "step {step}: {n} commands");
         for d in doms.iter_mut() {
             d.check_hw(step);

@@ -4,15 +4,7 @@
 
 use std::path::Path;
 
-#[allow(clippy::all, dead_code, unused)]
-mod vsmmu_ops {
-    include!("../../fuzz/fuzz_targets/props/vsmmu_ops.rs");
-}
-
-#[allow(clippy::all, dead_code, unused)]
-mod whole_stack {
-    include!("../../fuzz/fuzz_targets/props/whole_stack.rs");
-}
+use vsmmu_testbed::properties::{vsmmu_ops, whole_stack};
 
 fn replay(target: &str, run: fn(&[u8])) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -20,22 +20,22 @@ fn the_whole_stack_stays_within_its_stack_budget() {
         let mut g = m
             .domain(1, &[(8, 0x108), (16, 0x110)], |l| l.version = v)
             .unwrap();
-        g.g.around_call = Some(stack::measured);
-        g.g.bring_up().unwrap();
+        g.linux.around_call = Some(stack::measured);
+        g.linux.bring_up().unwrap();
         let root = GUEST_IPA + 0x40_0000;
         let mut pool = root + 0x1000;
-        g.g.attach(8, 1, root).unwrap();
-        g.g.attach(16, 2, root).unwrap();
+        g.linux.attach(8, 1, root).unwrap();
+        g.linux.attach(16, 2, root).unwrap();
         g.map_page(root, &mut pool, 0x1000_0000, GUEST_IPA + 0x80_0000, true);
         assert!(m.dma_read(0x108, 0x1000_0000, 4).is_ok());
         let pages: Vec<Command> = (0..100u64)
             .map(|i| Command::TlbiNhVa(CmdTlbiNhVa::new().with_asid(1).with_addr(i << 12)))
             .collect();
-        g.g.issue(&pages).unwrap();
-        g.g.unmap(1, 0x1000_0000, 16).unwrap();
+        g.linux.issue(&pages).unwrap();
+        g.linux.unmap(1, 0x1000_0000, 16).unwrap();
         assert!(m.dma_read(0x108, 0x2000_0000, 4).is_err());
         m.route_events(&mut [&mut g]);
-        g.g.events();
+        g.linux.events();
     }
     let deepest = stack::deepest();
     eprintln!("deepest whole-stack call: {deepest} bytes (budget {WHOLE_STACK_BUDGET})");

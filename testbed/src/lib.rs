@@ -11,7 +11,7 @@ use smmuv3::structs::*;
 use smmuv3_hw::domain::DomainHw;
 use smmuv3_hw::driver::{DriverLayout, SmmuDriver, Ticket};
 use smmuv3_hw::embedded::EmbeddedSmmu;
-use smmuv3_hw::model::FaultKind;
+use smmuv3_hw::model::{FaultKind, SmmuModel};
 use smmuv3_hw::ops::SmmuOps;
 use smmuv3_hw::s2pt::{FrameAlloc, S2PageTable, S2Perm};
 use smmuv3_hw::transport::DmaMemory;
@@ -20,14 +20,48 @@ use vsmmu::testing::{
 };
 use vsmmu::*;
 
+pub mod properties;
+
 pub use smmuv3_hw;
 pub use vsmmu;
 
 /// Physical memory map of the testbed: the driver's structures in the first
-/// 16 MiB, then per domain 4 MiB of stage-2 tables and its guest RAM.
+/// 16 MiB, then per domain 4 MiB of stage-2 tables and its guest RAM
+/// ([`Machine::compact`] packs the same things into less).
 pub const PA_BASE: u64 = 0x8_0000_0000;
-const DRIVER_AREA: u64 = 0x100_0000;
-const TABLE_AREA: u64 = 0x40_0000;
+
+/// Where the machine puts the driver's structures and each domain's
+/// stage-2 tables (offsets from `PA_BASE`, sizes in bytes).
+#[derive(Clone, Copy, Debug)]
+struct MemoryMap {
+    driver_area: u64,
+    l2_pool: u64,
+    l2_pool_size: u64,
+    cmdq: u64,
+    evtq: u64,
+    table_area: u64,
+}
+
+impl MemoryMap {
+    const STANDARD: MemoryMap = MemoryMap {
+        driver_area: 0x100_0000,
+        l2_pool: 0x10_0000,
+        l2_pool_size: 0x30_0000,
+        cmdq: 0x40_0000,
+        evtq: 0x50_0000,
+        table_area: 0x40_0000,
+    };
+    /// Room for four level-2 stream tables and 64 KiB of stage-2 tables
+    /// per domain: enough for guests of a few MiB with a few devices.
+    const COMPACT: MemoryMap = MemoryMap {
+        driver_area: 0x4_0000,
+        l2_pool: 0x1_0000,
+        l2_pool_size: 0x1_0000,
+        cmdq: 0x2_0000,
+        evtq: 0x3_0000,
+        table_area: 0x1_0000,
+    };
+}
 /// Where each domain's guest RAM starts in IPA space, and its default size.
 pub const GUEST_IPA: u64 = 0x4000_0000;
 pub const GUEST_SIZE: u64 = 0x100_0000;
@@ -49,6 +83,8 @@ pub struct Machine {
     guest_ipa: u64,
     guest_size: u64,
     max_domains: u32,
+    map: MemoryMap,
+    layout: DriverLayout,
 }
 
 impl Machine {
@@ -60,18 +96,29 @@ impl Machine {
     /// Room for `domains` domains of `guest_size` bytes of guest RAM each,
     /// at IPA `guest_ipa` (2 MiB aligned) in every domain.
     pub fn with_guest_ram(guest_ipa: u64, guest_size: u64, domains: u32) -> Self {
+        Self::build(guest_ipa, guest_size, domains, MemoryMap::STANDARD)
+    }
+
+    /// As [`Self::with_guest_ram`], with the driver's structures and the
+    /// stage-2 tables packed (a few level-2 stream tables, 64 KiB of tables
+    /// per domain): less memory to [`Self::reset`].
+    pub fn compact(guest_ipa: u64, guest_size: u64, domains: u32) -> Self {
+        Self::build(guest_ipa, guest_size, domains, MemoryMap::COMPACT)
+    }
+
+    fn build(guest_ipa: u64, guest_size: u64, domains: u32, map: MemoryMap) -> Self {
         let guest_size = guest_size.next_multiple_of(0x20_0000);
-        let pa_size = DRIVER_AREA + u64::from(domains) * (TABLE_AREA + guest_size);
+        let pa_size = map.driver_area + u64::from(domains) * (map.table_area + guest_size);
         let smmu = Arc::new(EmbeddedSmmu::new(QEMU_VIRT, PA_BASE, pa_size as usize));
         let layout = DriverLayout {
             strtab: PA_BASE,
             sid_bits: 16,
             two_level: true,
-            l2_pool: PA_BASE + 0x10_0000,
-            l2_pool_size: 0x30_0000,
-            cmdq: PA_BASE + 0x40_0000,
+            l2_pool: PA_BASE + map.l2_pool,
+            l2_pool_size: map.l2_pool_size,
+            cmdq: PA_BASE + map.cmdq,
             cmdq_log2: 8,
-            evtq: PA_BASE + 0x50_0000,
+            evtq: PA_BASE + map.evtq,
             evtq_log2: 10,
             irqs: true,
         };
@@ -87,7 +134,28 @@ impl Machine {
             guest_ipa,
             guest_size,
             max_domains: domains,
+            map,
+            layout,
         }
+    }
+
+    /// The machine as built, without building it again: the model SMMU at
+    /// reset, every byte of RAM zero, a new driver brought up on it, no
+    /// domains, an empty trace (the policy stays). The domains built before
+    /// must not be used any more. A fuzz target resets one machine per input
+    /// instead of allocating and faulting in its RAM each time.
+    pub fn reset(&mut self) {
+        self.smmu.with(|model, ram| {
+            *model = SmmuModel::new(QEMU_VIRT);
+            ram.bytes.fill(0);
+        });
+        self.driver = Arc::new(
+            SmmuDriver::new(self.smmu.clone(), self.smmu.clone(), self.layout)
+                .expect("the model nests"),
+        );
+        self.trace = Arc::new(HwTrace::default());
+        self.owners = PsidOwners::new();
+        self.next_domain = 1;
     }
 
     /// A domain with VMID `vmid`, its guest RAM at a PA of its own, and the
@@ -106,12 +174,14 @@ impl Machine {
         );
         self.next_domain += 1;
         // Stage-2 tables, then guest RAM, in the domain's own slice.
-        let slice = PA_BASE + DRIVER_AREA + u64::from(id.0 - 1) * (TABLE_AREA + self.guest_size);
+        let map = self.map;
+        let slice =
+            PA_BASE + map.driver_area + u64::from(id.0 - 1) * (map.table_area + self.guest_size);
         let tables = FrameAlloc {
             next: slice,
-            end: slice + TABLE_AREA,
+            end: slice + map.table_area,
         };
-        let guest_pa = slice + TABLE_AREA;
+        let guest_pa = slice + map.table_area;
         let mut s2 = S2PageTable::new(&*self.smmu, tables, 40).expect("table memory");
         s2.map(
             &*self.smmu,
@@ -157,12 +227,12 @@ impl Machine {
         let mut cfg = VsmmuConfig::new(id, vmid, 40);
         cfg.msi = true;
         cfg.policy = self.policy;
-        let v = Vsmmu::new(cfg, map, &mut platform.hw).expect("the domain's SMMU is known");
+        let vsmmu = Vsmmu::new(cfg, map, &mut platform.hw).expect("the domain's SMMU is known");
         let mut layout = GuestLayout::at(self.guest_ipa);
         layout.msi_poll = true;
         layout_tweak(&mut layout);
         Ok(Guest {
-            g: LinuxGuest::new(v, platform, layout),
+            linux: LinuxGuest::new(vsmmu, platform, layout),
             s2,
         })
     }
@@ -190,8 +260,8 @@ impl Machine {
             };
             let mut outcome = EventOutcome::NotOurs;
             for g in guests.iter_mut() {
-                let mut ports = g.g.p.ports();
-                outcome = g.g.v.deliver_event(&mut ports, ev);
+                let mut ports = g.linux.platform.ports();
+                outcome = g.linux.vsmmu.deliver_event(&mut ports, ev);
                 if outcome != EventOutcome::NotOurs {
                     break;
                 }
@@ -389,7 +459,8 @@ impl GuestPlatform for DomainPlatform {
 
 /// A domain: its guest (vSMMU + Linux model) and its stage-2 tables.
 pub struct Guest {
-    pub g: LinuxGuest<DomainPlatform>,
+    /// The Linux guest-driver model, with the domain's vSMMU and platform.
+    pub linux: LinuxGuest<DomainPlatform>,
     pub s2: S2PageTable,
 }
 
@@ -419,16 +490,16 @@ impl Guest {
         let mut table = root;
         for level in 0..3u64 {
             let at = table + 8 * ((iova >> (39 - 9 * level)) & 0x1ff);
-            let d = TtTable([self.g.p.guest_read_u64(at)]);
+            let d = TtTable([self.linux.platform.guest_read_u64(at)]);
             table = if d.valid() {
                 d.nlta()
             } else {
                 let t = *pool;
                 *pool += 0x1000;
                 for i in 0..512 {
-                    self.g.p.guest_write_u64(t + 8 * i, 0);
+                    self.linux.platform.guest_write_u64(t + 8 * i, 0);
                 }
-                self.g.p.guest_write_u64(
+                self.linux.platform.guest_write_u64(
                     at,
                     TtTable::new()
                         .with_valid(true)
@@ -452,8 +523,8 @@ impl Guest {
             .with_af(true)
             .with_n_g(not_global)
             .with_oa(ipa);
-        self.g
-            .p
+        self.linux
+            .platform
             .guest_write_u64(table + 8 * ((iova >> 12) & 0x1ff), leaf.0[0]);
     }
 
@@ -462,32 +533,32 @@ impl Guest {
         let mut table = root;
         for level in 0..3u64 {
             let d = TtTable([self
-                .g
-                .p
+                .linux
+                .platform
                 .guest_read_u64(table + 8 * ((iova >> (39 - 9 * level)) & 0x1ff))]);
             if !d.valid() {
                 return;
             }
             table = d.nlta();
         }
-        self.g
-            .p
+        self.linux
+            .platform
             .guest_write_u64(table + 8 * ((iova >> 12) & 0x1ff), 0);
     }
 
     /// Bytes of guest memory at an IPA.
     pub fn read_ipa(&self, ipa: u64, len: usize) -> Vec<u8> {
         let mut buf = vec![0u8; len];
-        if let Some(pa) = self.g.p.pa(ipa, len as u64) {
-            let _ = self.g.p.smmu.read(pa, &mut buf);
+        if let Some(pa) = self.linux.platform.pa(ipa, len as u64) {
+            let _ = self.linux.platform.smmu.read(pa, &mut buf);
         }
         buf
     }
 
     /// Writes guest memory at an IPA.
     pub fn write_ipa(&self, ipa: u64, data: &[u8]) {
-        if let Some(pa) = self.g.p.pa(ipa, data.len() as u64) {
-            let _ = self.g.p.smmu.write(pa, data);
+        if let Some(pa) = self.linux.platform.pa(ipa, data.len() as u64) {
+            let _ = self.linux.platform.smmu.write(pa, data);
         }
     }
 }

@@ -19,11 +19,11 @@ fn booted(m: &mut Machine, v: LinuxVersion, vmid: u16, psid: u32) -> (Guest, u64
     let mut g = m
         .domain(vmid, &[(8, psid), (16, psid + 8)], |l| l.version = v)
         .unwrap();
-    g.g.bring_up().unwrap();
+    g.linux.bring_up().unwrap();
     let mut pool = PT_POOL;
     let root = pool;
     pool += 0x1000;
-    g.g.attach(8, 1, root).unwrap();
+    g.linux.attach(8, 1, root).unwrap();
     (g, root, pool)
 }
 
@@ -47,7 +47,7 @@ fn a_stage_1_fault_reaches_the_guest_with_its_vsid(v: LinuxVersion) {
     assert!(m.dma_read(0x108, 0x2000_0000, 4).is_err());
     let outcomes = m.route_events(&mut [&mut g]);
     assert!(outcomes.contains(&EventOutcome::Forwarded), "{outcomes:?}");
-    let evs = g.g.events();
+    let evs = g.linux.events();
     let Some(Event::FTranslation(e)) = evs.first() else {
         panic!("{evs:?}")
     };
@@ -68,15 +68,15 @@ fn a_stage_2_fault_on_the_final_access_stays_with_the_hypervisor(v: LinuxVersion
         !outcomes.is_empty() && outcomes.iter().all(|o| *o == EventOutcome::Hypervisor),
         "{outcomes:?}"
     );
-    assert!(g.g.events().is_empty());
-    assert!(g.g.v.stats().stage2_faults > 0);
+    assert!(g.linux.events().is_empty());
+    assert!(g.linux.vsmmu.stats().stage2_faults > 0);
 }
 
 fn a_stage_2_fault_on_the_guest_s_table_walk_reaches_it_as_f_walk_eabt(v: LinuxVersion) {
     let mut m = Machine::new();
     let (mut g, _root, _pool) = booted(&mut m, v, 1, 0x108);
     // Re-point the CD's TTB0 at an IPA outside guest RAM, and invalidate.
-    let cd_at = g.g.cd_table(8);
+    let cd_at = g.linux.cd_table(8);
     let mut cd = Cd([0; 8]);
     for i in 0..8 {
         cd.0[i] = u64::from_le_bytes(g.read_ipa(cd_at + 8 * i as u64, 8).try_into().unwrap());
@@ -86,13 +86,14 @@ fn a_stage_2_fault_on_the_guest_s_table_walk_reaches_it_as_f_walk_eabt(v: LinuxV
     for (i, w) in cd.0.iter().enumerate() {
         g.write_ipa(cd_at + 8 * i as u64, &w.to_le_bytes());
     }
-    g.g.issue(&[Command::CfgiCdAll(
-        smmuv3::cmd::CmdCfgiCdAll::new().with_stream_id(8),
-    )])
-    .unwrap();
+    g.linux
+        .issue(&[Command::CfgiCdAll(
+            smmuv3::cmd::CmdCfgiCdAll::new().with_stream_id(8),
+        )])
+        .unwrap();
     assert!(m.dma_read(0x108, IOVA, 4).is_err());
     m.route_events(&mut [&mut g]);
-    let evs = g.g.events();
+    let evs = g.linux.events();
     let Some(Event::FWalkEabt(e)) = evs.first() else {
         panic!("{evs:?}")
     };
@@ -116,7 +117,7 @@ fn a_changed_mapping_is_stale_without_tlbi_and_fresh_with_the_guest_s_tlbi(v: Li
     );
     // Now the TLBI Linux sends for one page (a range TLBI where RIL is
     // presented), forwarded by the vSMMU with the domain's VMID.
-    g.g.unmap(1, IOVA, 1).unwrap();
+    g.linux.unmap(1, IOVA, 1).unwrap();
     assert_eq!(
         m.dma_read(0x108, IOVA, 4).unwrap(),
         b"new!",
@@ -136,12 +137,18 @@ fn two_domains_reach_only_their_own_memory_and_streams(v: LinuxVersion) {
     assert_eq!(m.dma_read(0x108, IOVA, 4).unwrap(), b"AAAA");
     assert_eq!(m.dma_read(0x208, IOVA, 4).unwrap(), b"BBBB");
     // B's guest maps an IPA where A's RAM would be in PA terms: stage 2 stops it.
-    b.map_page(b_root, &mut b_pool, IOVA + 0x1000, a.g.p.guest_pa, true);
+    b.map_page(
+        b_root,
+        &mut b_pool,
+        IOVA + 0x1000,
+        a.linux.platform.guest_pa,
+        true,
+    );
     assert!(m.dma_read(0x208, IOVA + 0x1000, 4).is_err());
     // Events go to the owner only.
     let outcomes = m.route_events(&mut [&mut a, &mut b]);
     assert!(outcomes.iter().all(|o| *o != EventOutcome::NotOurs));
-    assert!(a.g.events().is_empty());
+    assert!(a.linux.events().is_empty());
     // A domain cannot claim another's stream.
     assert!(m.domain(3, &[(8, 0x108)], |_| {}).is_err());
 }
