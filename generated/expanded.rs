@@ -3459,6 +3459,16 @@ pub mod regs {
             crate::support::display_fields(f, "CR0", Self::FIELDS, &[self.0 as u64])
         }
     }
+    impl From<Cr0> for Cr0ack {
+        fn from(v: Cr0) -> Self {
+            Self(v.0)
+        }
+    }
+    impl From<Cr0ack> for Cr0 {
+        fn from(v: Cr0ack) -> Self {
+            Self(v.0)
+        }
+    }
     ///SMMU_CR0ACK (§6.3.10, page 0 offset 0x24, 32-bit): Acknowledged (Updated) values of the CR0 fields
     #[doc(alias = "CR0ACK")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -5380,6 +5390,16 @@ pub mod regs {
     impl core::fmt::Display for IrqCtrl {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::display_fields(f, "IRQ_CTRL", Self::FIELDS, &[self.0 as u64])
+        }
+    }
+    impl From<IrqCtrl> for IrqCtrlack {
+        fn from(v: IrqCtrl) -> Self {
+            Self(v.0)
+        }
+    }
+    impl From<IrqCtrlack> for IrqCtrl {
+        fn from(v: IrqCtrlack) -> Self {
+            Self(v.0)
         }
     }
     ///SMMU_IRQ_CTRLACK (§6.3.18, page 0 offset 0x54, 32-bit): Acknowledged (Updated) values of the IRQ_CTRL enables

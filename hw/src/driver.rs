@@ -16,7 +16,7 @@ use smmuv3::queue::{GlobalErrors, Queue, COMMAND_BYTES, EVENT_BYTES, MAX_LOG2SIZ
 use smmuv3::regs::*;
 use smmuv3::structs::{L1std, Ste, SteConfig};
 use smmuv3::IdRegisters;
-use smmuv3::Register;
+use smmuv3::{Register, RegisterType};
 
 use crate::error::{Error, Wait};
 use crate::lock::SpinLock;
@@ -228,6 +228,25 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
 
     fn w64(&self, r: Register, v: u64) {
         self.regs.write64(off(r), v)
+    }
+
+    /// A register, as its value type (a 64-bit access for 64-bit ones).
+    fn read<T: RegisterType>(&self) -> T {
+        let r = T::REGISTER;
+        if r.info().width == 64 {
+            T::from_raw(self.regs.read64(off(r)))
+        } else {
+            T::from_raw(u64::from(self.r32(r)))
+        }
+    }
+
+    fn write<T: RegisterType>(&self, v: T) {
+        let r = T::REGISTER;
+        if r.info().width == 64 {
+            self.w64(r, v.raw())
+        } else {
+            self.w32(r, v.raw() as u32)
+        }
     }
 
     fn write_acked(&self, reg: Register, ack: Register, v: u32) -> Result<(), ProbeError> {
@@ -449,11 +468,8 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
     /// Reads CONS; on CERROR_ILL replaces the bad entry with a CMD_SYNC (so the
     /// rest of the batch still runs), counts it, and acknowledges the error.
     fn handle_cmdq_error(&self, q: &mut Cmdq) -> Result<u32, Error> {
-        let cons = CmdqCons(self.r32(Register::CMDQ_CONS));
-        let errors = GlobalErrors::new(
-            Gerror(self.r32(Register::GERROR)),
-            Gerrorn(self.r32(Register::GERRORN)),
-        );
+        let cons = self.read::<CmdqCons>();
+        let errors = GlobalErrors::new(self.read::<Gerror>(), self.read::<Gerrorn>());
         let cmdq_err = Gerror(0).with_cmdq_err(true);
         if !errors.any_active(cmdq_err) {
             return Ok(cons.rd());
@@ -494,7 +510,7 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
         let passed = |cons: u32| geometry.consumed(cons, sync_at);
         let refused = |q: &Cmdq| q.last_refused.is_some_and(|r| r >= since.0);
         for _ in 0..POLL_LIMIT {
-            let cons = CmdqCons(self.r32(Register::CMDQ_CONS)).rd();
+            let cons = self.read::<CmdqCons>().rd();
             if passed(cons) {
                 q.cons = cons;
                 return if refused(&q) {
@@ -523,7 +539,7 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
     pub fn drain_events(&self, max: usize) -> Vec<Event> {
         let mut cons = self.evt_cons.lock();
         let geometry = self.evtq_geometry();
-        let prod = EventqProd(self.r32(Register::EVENTQ_PROD));
+        let prod = self.read::<EventqProd>();
         let mut out = Vec::new();
         while !geometry.is_empty(prod.wr(), *cons) && out.len() < max {
             let at = geometry.slot(*cons);
@@ -537,12 +553,12 @@ impl<R: RegisterAccess, M: DmaMemory> SmmuDriver<R, M> {
             *cons = geometry.next(*cons);
         }
         let mut c = EventqCons(*cons);
-        let old = EventqCons(self.r32(Register::EVENTQ_CONS));
+        let old = self.read::<EventqCons>();
         if prod.ovflg() != old.ovackflg() {
             self.stats.lock().event_overflows += 1;
         }
         c = c.with_ovackflg(prod.ovflg());
-        self.w32(Register::EVENTQ_CONS, c.0);
+        self.write(c);
         out
     }
 }
@@ -570,13 +586,10 @@ impl<R: RegisterAccess, M: DmaMemory> ResetBus for Resetting<'_, R, M> {
     }
     /// Waits for a pending update, requests abort, waits for it to apply.
     fn update_gbpa_abort(&mut self) {
-        let idle =
-            |d: &SmmuDriver<R, M>| (0..POLL_LIMIT).any(|_| !Gbpa(d.r32(Register::GBPA)).update());
+        let idle = |d: &SmmuDriver<R, M>| (0..POLL_LIMIT).any(|_| !d.read::<Gbpa>().update());
         idle(self.drv);
-        let abort = Gbpa(self.drv.r32(Register::GBPA))
-            .with_abort(true)
-            .with_update(true);
-        self.drv.w32(Register::GBPA, abort.0);
+        let abort = self.drv.read::<Gbpa>().with_abort(true).with_update(true);
+        self.drv.write(abort);
         idle(self.drv);
     }
     fn issue_with_sync(&mut self, cmd: Command) -> Result<(), ProbeError> {

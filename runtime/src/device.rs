@@ -37,8 +37,8 @@ use alloc::vec::Vec;
 use smmuv3::mmio::{mmio_read, mmio_write, MmioHandlers};
 use smmuv3::queue::GlobalErrors;
 use smmuv3::regs::{
-    CmdqCons, CmdqConsErr, CmdqProd, Cr0, EventqCons, Gbpa, Gbpmpam, Gerror, Gerrorn, Gmpam,
-    Idr0StallModel, IrqCtrl,
+    CmdqCons, CmdqConsErr, CmdqProd, Cr0, Cr0ack, EventqCons, Gbpa, Gbpmpam, Gerror, Gerrorn,
+    Gmpam, Idr0StallModel, IrqCtrlack,
 };
 use smmuv3::{IdRegisters, Register, RegisterBank, RegisterValues, WriteEffect, Written};
 
@@ -377,27 +377,20 @@ impl Vsmmu {
         result
     }
 
-    fn reg<T>(&self, reg: Register, wrap: impl Fn(u64) -> T) -> T {
-        wrap(self.regs.get(reg))
-    }
-
     fn cr0(&self) -> Cr0 {
-        self.reg(Register::CR0, |v| Cr0(v as u32))
+        self.regs.read()
     }
 
-    fn cr0ack(&self) -> Cr0 {
-        self.reg(Register::CR0ACK, |v| Cr0(v as u32))
+    fn cr0ack(&self) -> Cr0ack {
+        self.regs.read()
     }
 
     fn gbpa(&self) -> Gbpa {
-        self.reg(Register::GBPA, |v| Gbpa(v as u32))
+        self.regs.read()
     }
 
     fn global_errors(&self) -> GlobalErrors {
-        GlobalErrors::new(
-            Gerror(self.regs.get(Register::GERROR) as u32),
-            Gerrorn(self.regs.get(Register::GERRORN) as u32),
-        )
+        GlobalErrors::new(self.regs.read(), self.regs.read())
     }
 
     fn gerror_active(&self, mask: u32) -> bool {
@@ -410,14 +403,10 @@ impl Vsmmu {
         let Some(g) = self.global_errors().raise(Gerror(mask)) else {
             return;
         };
-        self.regs.set(Register::GERROR, u64::from(g.0));
+        self.regs.write(g);
         // A failed GERROR MSI is recorded without another GERROR MSI.
         let gerror_msi_failed = Gerror(0).with_msi_gerror_abt_err(true).0;
-        if mask != gerror_msi_failed
-            && self
-                .reg(Register::IRQ_CTRLACK, |v| IrqCtrl(v as u32))
-                .gerror_irqen()
-        {
+        if mask != gerror_msi_failed && self.regs.read::<IrqCtrlack>().gerror_irqen() {
             self.signal(ports, Irq::Gerror);
         }
     }
@@ -459,9 +448,11 @@ impl Vsmmu {
         }
         if new.cmdqen() && !ack.cmdqen() {
             // A freshly enabled queue starts with no error pending in CONS.ERR.
-            let c = CmdqCons(self.regs.get(Register::CMDQ_CONS) as u32)
+            let c = self
+                .regs
+                .read::<CmdqCons>()
                 .with_err(CmdqConsErr::CERROR_NONE);
-            self.regs.set(Register::CMDQ_CONS, u64::from(c.0));
+            self.regs.write(c);
         }
         // The queue enables are acknowledged at once (the commands run
         // against them); SMMUEN once its streams are installed

@@ -175,12 +175,12 @@ mod tests {
             eventqs: 7,
         };
         let b = presented(&[QEMU], &p).unwrap();
-        let idr0 = Idr0(b.value(Register::IDR0) as u32);
+        let idr0 = b.idr0;
         assert!(idr0.s1p() && !idr0.s2p() && !idr0.hyp() && !idr0.vmid16());
         assert_eq!(idr0.st_level().0, 1);
         assert_eq!(idr0.ttf().0, 0b10);
         assert!(idr0.cohacc() && idr0.asid16() && !idr0.msi() && !idr0.ats() && !idr0.pri());
-        let idr1 = Idr1(b.value(Register::IDR1) as u32);
+        let idr1 = b.idr1;
         assert_eq!(
             (
                 idr1.sidsize(),
@@ -190,8 +190,8 @@ mod tests {
             ),
             (8, 0, 8, 7)
         );
-        assert!(Idr3(b.value(Register::IDR3) as u32).ril());
-        let idr5 = Idr5(b.value(Register::IDR5) as u32);
+        assert!(b.idr3.ril());
+        let idr5 = b.idr5;
         assert_eq!(idr5.oas().0, 2, "40-bit IPA space");
         assert!(idr5.gran4k() && idr5.gran16k() && idr5.gran64k());
     }
@@ -212,8 +212,8 @@ mod tests {
             eventqs: 19,
         };
         let b = presented(&[QEMU, other], &p).unwrap();
-        assert!(!Idr0(b.value(Register::IDR0) as u32).cohacc());
-        let idr5 = Idr5(b.value(Register::IDR5) as u32);
+        assert!(!b.idr0.cohacc());
+        let idr5 = b.idr5;
         assert!(!idr5.gran16k() && !idr5.gran64k());
         assert_eq!(idr5.oas().0, 5, "48-bit IPA space");
     }
@@ -255,7 +255,7 @@ mod tests {
             ..QEMU
         };
         let b = presented(&[mixed, le_abort], &p(40)).unwrap();
-        let idr0 = Idr0(b.value(Register::IDR0) as u32);
+        let idr0 = b.idr0;
         assert_eq!(idr0.ttendian(), Idr0Ttendian::LE, "mixed and LE walk LE");
         assert_eq!(
             idr0.term_model(),

@@ -42,7 +42,26 @@ pub fn value_type(spec: &Spec, r: &Register) -> TokenStream {
     let enum_items = enums(&r.name, &r.fields);
     let id = reg_ident(r);
     let masks = field_masks(spec, r);
+    // A register with another's layout (an ACK register) converts to and
+    // from it: the ACK shows the control register's value.
+    let shared = r.layout.as_ref().map(|other| {
+        let o = format_ident!("{}", names::type_name(other));
+        quote! {
+            impl From<#o> for #ty {
+                fn from(v: #o) -> Self {
+                    Self(v.0)
+                }
+            }
+            impl From<#ty> for #o {
+                fn from(v: #ty) -> Self {
+                    Self(v.0)
+                }
+            }
+        }
+    });
     quote! {
+        #shared
+
         #[doc = #doc]
         #[doc(alias = #name)]
         #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]

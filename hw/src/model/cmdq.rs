@@ -4,7 +4,6 @@
 use smmuv3::cmd::*;
 use smmuv3::queue::Queue;
 use smmuv3::regs::*;
-use smmuv3::Register;
 
 use super::mem::{read_words, PhysMem};
 use super::tlb::Span;
@@ -36,14 +35,14 @@ impl SmmuModel {
     /// Consumes commands from CONS up to PROD while the queue is enabled and no
     /// command error is pending. At most one pass over the queue.
     pub(super) fn consume_cmdq(&mut self, mem: &mut dyn PhysMem) {
-        let base = CmdqBase(self.regs.get(Register::CMDQ_BASE));
+        let base = self.regs.read::<CmdqBase>();
         let q = Queue::command(base, u32::from(self.regs.idr1().cmdqs()));
         for _ in 0..=q.entries() {
             if !self.regs.cr0().cmdqen() || self.regs.cmdq_err_active() {
                 return;
             }
-            let prod = CmdqProd(self.regs.get(Register::CMDQ_PROD) as u32).wr();
-            let cons = CmdqCons(self.regs.get(Register::CMDQ_CONS) as u32);
+            let prod = self.regs.read::<CmdqProd>().wr();
+            let cons = self.regs.read::<CmdqCons>();
             if q.is_empty(prod, cons.rd()) {
                 return;
             }
@@ -63,14 +62,13 @@ impl SmmuModel {
                 return;
             }
             let next = cons.with_rd(q.next(cons.rd()));
-            self.regs.set(Register::CMDQ_CONS, u64::from(next.0));
+            self.regs.write(next);
         }
     }
 
     /// Stops consumption at CONS with `err`, raising GERROR.CMDQ_ERR.
     fn command_error(&mut self, mem: &mut dyn PhysMem, cons: CmdqCons, err: CmdqConsErr) {
-        self.regs
-            .set(Register::CMDQ_CONS, u64::from(cons.with_err(err).0));
+        self.regs.write(cons.with_err(err));
         self.raise_gerror(mem, Gerror(0).with_cmdq_err(true));
     }
 

@@ -8,7 +8,6 @@ use alloc::collections::BTreeMap;
 use smmuv3::locate::{CdLookup, CdTable, Lookup, StreamTable};
 use smmuv3::regs::*;
 use smmuv3::structs::*;
-use smmuv3::Register;
 
 use super::evtq::{self, Txn};
 use super::mem::{read_u64, read_words, PhysMem};
@@ -224,8 +223,8 @@ impl SmmuModel {
         }
         let regs = &self.regs;
         let table = StreamTable::new(
-            StrtabBase(regs.get(Register::STRTAB_BASE)),
-            StrtabBaseCfg(regs.get(Register::STRTAB_BASE_CFG) as u32),
+            regs.read::<StrtabBase>(),
+            regs.read::<StrtabBaseCfg>(),
             regs.idr0(),
             regs.idr1(),
         );

@@ -5,7 +5,6 @@
 use smmuv3::evt::*;
 use smmuv3::queue::{event_slot, EventSlot, Queue};
 use smmuv3::regs::*;
-use smmuv3::Register;
 
 use super::mem::{write_words, PhysMem};
 use super::walk::FaultType;
@@ -159,14 +158,14 @@ impl SmmuModel {
         if !r.cr0().eventqen() || r.eventq_abt_active() {
             return;
         }
-        let base = EventqBase(r.get(Register::EVENTQ_BASE));
+        let base = r.read::<EventqBase>();
         let q = Queue::event(base, u32::from(r.idr1().eventqs()));
-        let prod = EventqProd(r.get(Register::EVENTQ_PROD) as u32);
-        let cons = EventqCons(r.get(Register::EVENTQ_CONS) as u32);
+        let prod = r.read::<EventqProd>();
+        let cons = r.read::<EventqCons>();
         match event_slot(&q, prod, cons) {
             EventSlot::Overflow { flag } => {
                 if let Some(p) = flag {
-                    self.regs.set(Register::EVENTQ_PROD, u64::from(p.0));
+                    self.regs.write(p);
                 }
             }
             EventSlot::Write { at, next } => {
@@ -174,7 +173,7 @@ impl SmmuModel {
                     self.raise_gerror(mem, Gerror(0).with_eventq_abt_err(true));
                     return;
                 }
-                self.regs.set(Register::EVENTQ_PROD, u64::from(next.0));
+                self.regs.write(next);
                 self.signal(mem, Irq::Eventq);
             }
         }
@@ -186,7 +185,7 @@ impl SmmuModel {
         let Some(g) = self.regs.global_errors().raise(errors) else {
             return;
         };
-        self.regs.set(Register::GERROR, u64::from(g.0));
+        self.regs.write(g);
         self.signal(mem, Irq::Gerror);
     }
 
@@ -197,13 +196,13 @@ impl SmmuModel {
         let (enabled, addr, data) = match irq {
             Irq::Eventq => (
                 ctrl.eventq_irqen(),
-                EventqIrqCfg0(self.regs.get(Register::EVENTQ_IRQ_CFG0)).addr(),
-                EventqIrqCfg1(self.regs.get(Register::EVENTQ_IRQ_CFG1) as u32).data(),
+                self.regs.read::<EventqIrqCfg0>().addr(),
+                self.regs.read::<EventqIrqCfg1>().data(),
             ),
             Irq::Gerror => (
                 ctrl.gerror_irqen(),
-                GerrorIrqCfg0(self.regs.get(Register::GERROR_IRQ_CFG0)).addr(),
-                GerrorIrqCfg1(self.regs.get(Register::GERROR_IRQ_CFG1) as u32).data(),
+                self.regs.read::<GerrorIrqCfg0>().addr(),
+                self.regs.read::<GerrorIrqCfg1>().data(),
             ),
         };
         if !enabled {

@@ -4,7 +4,7 @@
 
 use smmuv3::queue::GlobalErrors;
 use smmuv3::regs::*;
-use smmuv3::{mmio::MmioHandlers, Register, RegisterBank, Written};
+use smmuv3::{mmio::MmioHandlers, Register, RegisterBank, RegisterType, Written};
 
 /// Work a register write leaves for the model.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -26,39 +26,40 @@ impl Regs {
         self.bank.get(reg)
     }
 
-    pub fn set(&mut self, reg: Register, v: u64) {
-        self.bank.set(reg, v);
+    pub fn read<T: RegisterType>(&self) -> T {
+        self.bank.read()
+    }
+
+    pub fn write<T: RegisterType>(&mut self, v: T) {
+        self.bank.write(v)
     }
 
     pub fn idr0(&self) -> Idr0 {
-        Idr0(self.get(Register::IDR0) as u32)
+        self.read::<Idr0>()
     }
 
     pub fn idr1(&self) -> Idr1 {
-        Idr1(self.get(Register::IDR1) as u32)
+        self.read::<Idr1>()
     }
 
     pub fn idr3(&self) -> Idr3 {
-        Idr3(self.get(Register::IDR3) as u32)
+        self.read::<Idr3>()
     }
 
     pub fn idr5(&self) -> Idr5 {
-        Idr5(self.get(Register::IDR5) as u32)
+        self.read::<Idr5>()
     }
 
     pub fn cr0(&self) -> Cr0 {
-        Cr0(self.get(Register::CR0) as u32)
+        self.read::<Cr0>()
     }
 
     pub fn irq_ctrl(&self) -> IrqCtrl {
-        IrqCtrl(self.get(Register::IRQ_CTRL) as u32)
+        self.read::<IrqCtrl>()
     }
 
     pub fn global_errors(&self) -> GlobalErrors {
-        GlobalErrors::new(
-            Gerror(self.get(Register::GERROR) as u32),
-            Gerrorn(self.get(Register::GERRORN) as u32),
-        )
+        GlobalErrors::new(self.read(), self.read())
     }
 
     /// Whether GERROR.CMDQ_ERR is active (differs from GERRORN).

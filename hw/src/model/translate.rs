@@ -3,7 +3,6 @@
 
 use smmuv3::regs::*;
 use smmuv3::structs::*;
-use smmuv3::Register;
 
 use super::config::{s1_half, s2_params};
 use super::evtq::{self, Txn};
@@ -114,7 +113,7 @@ impl SmmuModel {
 
     fn translate(&mut self, mem: &mut dyn PhysMem, t: &Txn) -> Result<u64, Fault> {
         if !self.regs.cr0().smmuen() {
-            let gbpa = Gbpa(self.regs.get(Register::GBPA) as u32);
+            let gbpa = self.regs.read::<Gbpa>();
             return if gbpa.abort() {
                 Err(Fault {
                     kind: FaultKind::GlobalAbort,

@@ -5,7 +5,6 @@
 use smmuv3::cmd::{CmdSyncCs, CmdTlbiNhAll, Command};
 use smmuv3::queue::Queue;
 use smmuv3::regs::{CmdqBase, CmdqCons, CmdqConsErr, CmdqProd, Gerror, StrtabBaseCfg};
-use smmuv3::Register;
 
 use crate::ports::{Ipa, Irq, Ports};
 use crate::stream_table;
@@ -14,15 +13,15 @@ use super::{msi_write, Allowance, Stop, Vsmmu};
 
 impl Vsmmu {
     fn cmdq(&self) -> Queue {
-        let base = CmdqBase(self.regs.get(Register::CMDQ_BASE));
+        let base = self.regs.read::<CmdqBase>();
         let max = u32::from(self.ident.idr1.cmdqs());
         Queue::command(base, max)
     }
 
     /// Stops the queue on a command error (§7.1).
     pub(super) fn command_error(&mut self, ports: &mut Ports<'_>, err: CmdqConsErr) {
-        let cons = CmdqCons(self.regs.get(Register::CMDQ_CONS) as u32).with_err(err);
-        self.regs.set(Register::CMDQ_CONS, u64::from(cons.0));
+        let cons = self.regs.read::<CmdqCons>().with_err(err);
+        self.regs.write(cons);
         if err == CmdqConsErr::CERROR_ABT {
             self.stats.cerror_abt += 1;
         } else {
@@ -45,9 +44,9 @@ impl Vsmmu {
         let mut ahead = ReadAhead::default();
         // PROD cannot change during this call: the guest's writes are
         // serialized with it (the concurrency contract).
-        let prod = CmdqProd(self.regs.get(Register::CMDQ_PROD) as u32).wr();
+        let prod = self.regs.read::<CmdqProd>().wr();
         loop {
-            let cons_reg = CmdqCons(self.regs.get(Register::CMDQ_CONS) as u32);
+            let cons_reg = self.regs.read::<CmdqCons>();
             let cons = cons_reg.rd();
             if q.is_empty(prod, cons) {
                 return Stop::Idle;
@@ -71,7 +70,7 @@ impl Vsmmu {
                 return stop;
             }
             let next = cons_reg.with_rd(q.next(cons));
-            self.regs.set(Register::CMDQ_CONS, u64::from(next.0));
+            self.regs.write(next);
             self.stats.commands[usize::from(cmd.code())] += 1;
             allow.commands -= 1;
             self.last_call_commands += 1;
@@ -95,7 +94,7 @@ impl Vsmmu {
                 let (lo, hi) = if c.leaf() {
                     (sid, sid)
                 } else {
-                    let cfg = StrtabBaseCfg(self.regs.get(Register::STRTAB_BASE_CFG) as u32);
+                    let cfg = self.regs.read::<StrtabBaseCfg>();
                     stream_table::sharing_l1std(cfg, sid, &self.presented)
                 };
                 self.dirty.mark(&self.streams, lo, hi);
@@ -197,9 +196,9 @@ impl Vsmmu {
             return;
         }
         let ack = self.cr0ack().with_smmuen(self.cr0().smmuen());
-        self.regs.set(Register::CR0ACK, u64::from(ack.0));
+        self.regs.write(ack);
         let gbpa = self.gbpa().with_update(false);
-        self.regs.set(Register::GBPA, u64::from(gbpa.0));
+        self.regs.write(gbpa);
     }
 
     fn defer(&mut self, ports: &mut Ports<'_>, after_ns: u64) {

@@ -4,8 +4,7 @@
 
 use smmuv3::evt::Event;
 use smmuv3::queue::{event_slot, EventSlot, Queue};
-use smmuv3::regs::{Cr2, Gerror, IrqCtrl};
-use smmuv3::Register;
+use smmuv3::regs::{Cr2, EventqBase, EventqCons, EventqProd, Gerror, IrqCtrlack};
 
 use crate::events;
 use crate::ports::{Ipa, Irq, PhysEvent, PhysStream, Ports};
@@ -25,7 +24,7 @@ impl Vsmmu {
             return EventOutcome::NotOurs;
         };
         let refusal = self.installed(vsid).and_then(|i| i.refusal);
-        let recinvsid = self.reg(Register::CR2, |v| Cr2(v as u32)).recinvsid();
+        let recinvsid = self.regs.read::<Cr2>().recinvsid();
         let out = match events::translate(ev.event, vsid, refusal, recinvsid) {
             events::Translated::Guest(e) => e,
             events::Translated::Stage2Fault => {
@@ -45,16 +44,16 @@ impl Vsmmu {
             self.stats.events_dropped += 1;
             return EventOutcome::Dropped;
         }
-        let base = smmuv3::regs::EventqBase(self.regs.get(Register::EVENTQ_BASE));
+        let base = self.regs.read::<EventqBase>();
         let max = u32::from(self.ident.idr1.eventqs());
         let q = Queue::event(base, max);
-        let prod = smmuv3::regs::EventqProd(self.regs.get(Register::EVENTQ_PROD) as u32);
-        let cons = smmuv3::regs::EventqCons(self.regs.get(Register::EVENTQ_CONS) as u32);
+        let prod = self.regs.read::<EventqProd>();
+        let cons = self.regs.read::<EventqCons>();
         let (at, next) = match event_slot(&q, prod, cons) {
             EventSlot::Write { at, next } => (at, next),
             EventSlot::Overflow { flag } => {
                 if let Some(p) = flag {
-                    self.regs.set(Register::EVENTQ_PROD, u64::from(p.0));
+                    self.regs.write(p);
                 }
                 self.stats.events_dropped += 1;
                 return EventOutcome::Dropped;
@@ -69,12 +68,9 @@ impl Vsmmu {
             self.raise_gerror(ports, Gerror(0).with_eventq_abt_err(true).0);
             return EventOutcome::Dropped;
         }
-        self.regs.set(Register::EVENTQ_PROD, u64::from(next.0));
+        self.regs.write(next);
         self.stats.events_forwarded += 1;
-        if self
-            .reg(Register::IRQ_CTRLACK, |v| IrqCtrl(v as u32))
-            .eventq_irqen()
-        {
+        if self.regs.read::<IrqCtrlack>().eventq_irqen() {
             self.signal(ports, Irq::Eventq);
         }
         EventOutcome::Forwarded

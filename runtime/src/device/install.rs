@@ -6,7 +6,6 @@ use alloc::vec::Vec;
 
 use smmuv3::cmd::{CmdCfgiCdAll, Command};
 use smmuv3::regs::{StrtabBase, StrtabBaseCfg};
-use smmuv3::Register;
 
 use crate::ports::{PhysStream, PhysicalSmmu, Ports, StreamConfig, INSTALL_MAX_COMMANDS};
 use crate::stream_table;
@@ -35,8 +34,8 @@ impl Vsmmu {
         if self.contained || !self.cr0().smmuen() {
             return self.disabled();
         }
-        let base = StrtabBase(self.regs.get(Register::STRTAB_BASE));
-        let cfg = StrtabBaseCfg(self.regs.get(Register::STRTAB_BASE_CFG) as u32);
+        let base = self.regs.read::<StrtabBase>();
+        let cfg = self.regs.read::<StrtabBaseCfg>();
         let outcome = match stream_table::read_ste(ports.mem, base, cfg, vsid, &self.presented) {
             Ok(ste) => stream_table::interpret(&ste, &self.presented),
             Err(r) => GuestStream::Refused(r),
