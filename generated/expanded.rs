@@ -555,6 +555,59 @@ pub mod values {
 }
 /// Register values: one type per register, with its fields.
 pub mod regs {
+    ///The fields of `IDR0`, one constant each.
+    pub mod idr0 {
+        ///`RME_IMPL`: RME features are implemented
+        pub const RME_IMPL: crate::FieldInfo = crate::regs::Idr0::FIELDS[0];
+        ///`ST_LEVEL`: Stream table formats supported
+        pub const ST_LEVEL: crate::FieldInfo = crate::regs::Idr0::FIELDS[1];
+        ///`TERM_MODEL`: 1: a terminated transaction is always aborted (CD.A must be 1); 0: CD.A chooses abort or RAZ/WI
+        pub const TERM_MODEL: crate::FieldInfo = crate::regs::Idr0::FIELDS[2];
+        ///`STALL_MODEL`: Stall fault model support
+        pub const STALL_MODEL: crate::FieldInfo = crate::regs::Idr0::FIELDS[3];
+        ///`ATSRECERR`: Extra configuration errors for ATS and PRI requests can be recorded (see CR2.REC_CFG_ATS)
+        pub const ATSRECERR: crate::FieldInfo = crate::regs::Idr0::FIELDS[4];
+        ///`TTENDIAN`: Translation table walk endianness supported
+        pub const TTENDIAN: crate::FieldInfo = crate::regs::Idr0::FIELDS[5];
+        ///`VATOS`: Virtual ATOS page interface implemented
+        pub const VATOS: crate::FieldInfo = crate::regs::Idr0::FIELDS[6];
+        ///`CD2L`: Two-level Context descriptor tables supported
+        pub const CD2L: crate::FieldInfo = crate::regs::Idr0::FIELDS[7];
+        ///`VMID16`: 16-bit VMIDs supported
+        pub const VMID16: crate::FieldInfo = crate::regs::Idr0::FIELDS[8];
+        ///`VMW`: VMID wildcard matching for TLB invalidation supported
+        pub const VMW: crate::FieldInfo = crate::regs::Idr0::FIELDS[9];
+        ///`PRI`: Page Request Interface and the PRI queue implemented
+        pub const PRI: crate::FieldInfo = crate::regs::Idr0::FIELDS[10];
+        ///`ATOS`: Global address translation operations (GATOS_*) implemented
+        pub const ATOS: crate::FieldInfo = crate::regs::Idr0::FIELDS[11];
+        ///`SEV`: SMMU can send WFE wake-up events to PEs
+        pub const SEV: crate::FieldInfo = crate::regs::Idr0::FIELDS[12];
+        ///`MSI`: Message Signalled Interrupts supported
+        pub const MSI: crate::FieldInfo = crate::regs::Idr0::FIELDS[13];
+        ///`ASID16`: 16-bit ASIDs supported
+        pub const ASID16: crate::FieldInfo = crate::regs::Idr0::FIELDS[14];
+        ///`NS1ATS`: 1 when split-stage (stage 1 only) ATS is not supported
+        pub const NS1ATS: crate::FieldInfo = crate::regs::Idr0::FIELDS[15];
+        ///`ATS`: PCIe ATS supported
+        pub const ATS: crate::FieldInfo = crate::regs::Idr0::FIELDS[16];
+        ///`Hyp`: Hypervisor (EL2 and EL2-E2H) stage 1 contexts supported
+        pub const HYP: crate::FieldInfo = crate::regs::Idr0::FIELDS[17];
+        ///`DORMHINT`: STATUSR.DORMANT hint implemented
+        pub const DORMHINT: crate::FieldInfo = crate::regs::Idr0::FIELDS[18];
+        ///`HTTU`: Hardware update of Access flag and dirty state supported
+        pub const HTTU: crate::FieldInfo = crate::regs::Idr0::FIELDS[19];
+        ///`BTM`: Broadcast TLB maintenance from PEs supported
+        pub const BTM: crate::FieldInfo = crate::regs::Idr0::FIELDS[20];
+        ///`COHACC`: IO-coherent access to tables, structures and queues supported
+        pub const COHACC: crate::FieldInfo = crate::regs::Idr0::FIELDS[21];
+        ///`TTF`: Translation table formats supported
+        pub const TTF: crate::FieldInfo = crate::regs::Idr0::FIELDS[22];
+        ///`S1P`: Stage 1 translation supported
+        pub const S1P: crate::FieldInfo = crate::regs::Idr0::FIELDS[23];
+        ///`S2P`: Stage 2 translation supported
+        pub const S2P: crate::FieldInfo = crate::regs::Idr0::FIELDS[24];
+    }
     ///SMMU_IDR0 (§6.3.1, page 0 offset 0x0, 32-bit): Features of the Non-secure programming interface
     #[doc(alias = "IDR0")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -1437,6 +1490,31 @@ pub mod regs {
             crate::support::display_fields(f, "IDR0", Self::FIELDS, &[self.0 as u64])
         }
     }
+    ///The fields of `IDR1`, one constant each.
+    pub mod idr1 {
+        ///`ECMDQ`: Enhanced Command queue interfaces implemented (described by IDR6)
+        pub const ECMDQ: crate::FieldInfo = crate::regs::Idr1::FIELDS[0];
+        ///`TABLES_PRESET`: STRTAB_BASE and STRTAB_BASE_CFG hold fixed values
+        pub const TABLES_PRESET: crate::FieldInfo = crate::regs::Idr1::FIELDS[1];
+        ///`QUEUES_PRESET`: Queue base registers hold fixed values
+        pub const QUEUES_PRESET: crate::FieldInfo = crate::regs::Idr1::FIELDS[2];
+        ///`REL`: Preset base addresses are offsets from page 0 rather than absolute
+        pub const REL: crate::FieldInfo = crate::regs::Idr1::FIELDS[3];
+        ///`ATTR_TYPES_OVR`: Memory type, shareability and allocation hints can be overridden
+        pub const ATTR_TYPES_OVR: crate::FieldInfo = crate::regs::Idr1::FIELDS[4];
+        ///`ATTR_PERMS_OVR`: Instruction/data, privilege and NS attributes can be overridden
+        pub const ATTR_PERMS_OVR: crate::FieldInfo = crate::regs::Idr1::FIELDS[5];
+        ///`CMDQS`: log2 of the largest Command queue, at most 19
+        pub const CMDQS: crate::FieldInfo = crate::regs::Idr1::FIELDS[6];
+        ///`EVENTQS`: log2 of the largest Event queue, at most 19
+        pub const EVENTQS: crate::FieldInfo = crate::regs::Idr1::FIELDS[7];
+        ///`PRIQS`: log2 of the largest PRI queue, at most 19
+        pub const PRIQS: crate::FieldInfo = crate::regs::Idr1::FIELDS[8];
+        ///`SSIDSIZE`: Number of SubstreamID bits, 0 to 20
+        pub const SSIDSIZE: crate::FieldInfo = crate::regs::Idr1::FIELDS[9];
+        ///`SIDSIZE`: Number of StreamID bits, 0 to 32
+        pub const SIDSIZE: crate::FieldInfo = crate::regs::Idr1::FIELDS[10];
+    }
     ///SMMU_IDR1 (§6.3.2, page 0 offset 0x4, 32-bit): Queue, table and ID sizes of the Non-secure programming interface
     #[doc(alias = "IDR1")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -1768,6 +1846,11 @@ pub mod regs {
             crate::support::display_fields(f, "IDR1", Self::FIELDS, &[self.0 as u64])
         }
     }
+    ///The fields of `IDR2`, one constant each.
+    pub mod idr2 {
+        ///`BA_VATOS`: VATOS page offset from SMMU base + 0x20000, in 64KB units
+        pub const BA_VATOS: crate::FieldInfo = crate::regs::Idr2::FIELDS[0];
+    }
     ///SMMU_IDR2 (§6.3.3, page 0 offset 0x8, 32-bit): Location of the VATOS page
     #[doc(alias = "IDR2")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -1830,6 +1913,49 @@ pub mod regs {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::display_fields(f, "IDR2", Self::FIELDS, &[self.0 as u64])
         }
+    }
+    ///The fields of `IDR3`, one constant each.
+    pub mod idr3 {
+        ///`AIE`: Stage 1 Attribute Index Extension (CD.AIE) supported
+        pub const AIE: crate::FieldInfo = crate::regs::Idr3::FIELDS[0];
+        ///`MTEPERM`: Stage 2 NoTagAccess memory attribute encodings supported
+        pub const MTEPERM: crate::FieldInfo = crate::regs::Idr3::FIELDS[1];
+        ///`THE`: Translation hardening extension supported
+        pub const THE: crate::FieldInfo = crate::regs::Idr3::FIELDS[2];
+        ///`S2PO`: Stage 2 permission overlays supported
+        pub const S2PO: crate::FieldInfo = crate::regs::Idr3::FIELDS[3];
+        ///`S2PI`: Stage 2 permission indirection (S2PII) supported
+        pub const S2PI: crate::FieldInfo = crate::regs::Idr3::FIELDS[4];
+        ///`S1PI`: Stage 1 permission indirection supported
+        pub const S1PI: crate::FieldInfo = crate::regs::Idr3::FIELDS[5];
+        ///`EPAN`: Enhanced PAN supported
+        pub const EPAN: crate::FieldInfo = crate::regs::Idr3::FIELDS[6];
+        ///`PASIDTT`: PASID on ATS Translated transactions supported
+        pub const PASIDTT: crate::FieldInfo = crate::regs::Idr3::FIELDS[7];
+        ///`DPT`: Device Permission Table and STE.EATS == 0b11 supported
+        pub const DPT: crate::FieldInfo = crate::regs::Idr3::FIELDS[8];
+        ///`PTWNNC`: With STE.S2PTW == 0, stage 1 walks to Device memory are made Normal Non-cacheable
+        pub const PTWNNC: crate::FieldInfo = crate::regs::Idr3::FIELDS[9];
+        ///`E0PD`: CD.E0PD0/E0PD1 mechanism implemented
+        pub const E0PD: crate::FieldInfo = crate::regs::Idr3::FIELDS[10];
+        ///`BBML`: Break-before-make level supported
+        pub const BBML: crate::FieldInfo = crate::regs::Idr3::FIELDS[11];
+        ///`RIL`: Range-based invalidation and level hints in TLBI commands supported
+        pub const RIL: crate::FieldInfo = crate::regs::Idr3::FIELDS[12];
+        ///`STT`: Small translation tables supported
+        pub const STT: crate::FieldInfo = crate::regs::Idr3::FIELDS[13];
+        ///`FWB`: Stage 2 control of memory types and attributes (STE.S2FWB) supported
+        pub const FWB: crate::FieldInfo = crate::regs::Idr3::FIELDS[14];
+        ///`MPAM`: MPAM supported; MPAMIDR is present
+        pub const MPAM: crate::FieldInfo = crate::regs::Idr3::FIELDS[15];
+        ///`PPS`: PASID is always used in PRI queue overflow auto-responses, ignoring STE.PPAR
+        pub const PPS: crate::FieldInfo = crate::regs::Idr3::FIELDS[16];
+        ///`XNX`: Stage 2 execute-never distinguishes EL0 from EL1
+        pub const XNX: crate::FieldInfo = crate::regs::Idr3::FIELDS[17];
+        ///`PBHA`: Page-based hardware attributes supported
+        pub const PBHA: crate::FieldInfo = crate::regs::Idr3::FIELDS[18];
+        ///`HAD`: Hierarchical attribute disables (CD.HAD0/HAD1) supported
+        pub const HAD: crate::FieldInfo = crate::regs::Idr3::FIELDS[19];
     }
     ///SMMU_IDR3 (§6.3.4, page 0 offset 0xc, 32-bit): Further optional features of the Non-secure programming interface
     #[doc(alias = "IDR3")]
@@ -2431,6 +2557,11 @@ pub mod regs {
             crate::support::display_fields(f, "IDR3", Self::FIELDS, &[self.0 as u64])
         }
     }
+    ///The fields of `IDR4`, one constant each.
+    pub mod idr4 {
+        ///`IMPDEF`: IMPLEMENTATION DEFINED contents
+        pub const IMPDEF: crate::FieldInfo = crate::regs::Idr4::FIELDS[0];
+    }
     ///SMMU_IDR4 (§6.3.5, page 0 offset 0x10, 32-bit): IMPLEMENTATION DEFINED identification
     #[doc(alias = "IDR4")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -2494,6 +2625,25 @@ pub mod regs {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::display_fields(f, "IDR4", Self::FIELDS, &[self.0 as u64])
         }
+    }
+    ///The fields of `IDR5`, one constant each.
+    pub mod idr5 {
+        ///`STALL_MAX`: Most stalled transactions that can be outstanding at once
+        pub const STALL_MAX: crate::FieldInfo = crate::regs::Idr5::FIELDS[0];
+        ///`VAX`: Largest virtual address a CD.TTBx can translate
+        pub const VAX: crate::FieldInfo = crate::regs::Idr5::FIELDS[1];
+        ///`D128`: 128-bit (VMSAv9-128) translation table descriptors supported
+        pub const D128: crate::FieldInfo = crate::regs::Idr5::FIELDS[2];
+        ///`DS`: 52-bit addresses with 4KB and 16KB granules supported
+        pub const DS: crate::FieldInfo = crate::regs::Idr5::FIELDS[3];
+        ///`GRAN64K`: 64KB translation granule supported
+        pub const GRAN64K: crate::FieldInfo = crate::regs::Idr5::FIELDS[4];
+        ///`GRAN16K`: 16KB translation granule supported
+        pub const GRAN16K: crate::FieldInfo = crate::regs::Idr5::FIELDS[5];
+        ///`GRAN4K`: 4KB translation granule supported
+        pub const GRAN4K: crate::FieldInfo = crate::regs::Idr5::FIELDS[6];
+        ///`OAS`: Output (physical) address size
+        pub const OAS: crate::FieldInfo = crate::regs::Idr5::FIELDS[7];
     }
     ///SMMU_IDR5 (§6.3.6, page 0 offset 0x14, 32-bit): Address sizes, granules and stall limits
     #[doc(alias = "IDR5")]
@@ -2833,6 +2983,17 @@ pub mod regs {
             crate::support::display_fields(f, "IDR5", Self::FIELDS, &[self.0 as u64])
         }
     }
+    ///The fields of `IIDR`, one constant each.
+    pub mod iidr {
+        ///`ProductID`: Part number chosen by the implementer
+        pub const PRODUCT_ID: crate::FieldInfo = crate::regs::Iidr::FIELDS[0];
+        ///`Variant`: Product variant or major revision
+        pub const VARIANT: crate::FieldInfo = crate::regs::Iidr::FIELDS[1];
+        ///`Revision`: Minor revision of the product
+        pub const REVISION: crate::FieldInfo = crate::regs::Iidr::FIELDS[2];
+        ///`Implementer`: JEP106 code of the implementer (0x43B for Arm)
+        pub const IMPLEMENTER: crate::FieldInfo = crate::regs::Iidr::FIELDS[3];
+    }
     ///SMMU_IIDR (§6.3.7, page 0 offset 0x18, 32-bit): Implementer, product and revision of the SMMU
     #[doc(alias = "IIDR")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -2975,6 +3136,13 @@ pub mod regs {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::display_fields(f, "IIDR", Self::FIELDS, &[self.0 as u64])
         }
+    }
+    ///The fields of `AIDR`, one constant each.
+    pub mod aidr {
+        ///`ArchMajorRev`: Major architecture revision
+        pub const ARCH_MAJOR_REV: crate::FieldInfo = crate::regs::Aidr::FIELDS[0];
+        ///`ArchMinorRev`: Minor architecture revision
+        pub const ARCH_MINOR_REV: crate::FieldInfo = crate::regs::Aidr::FIELDS[1];
     }
     ///SMMU_AIDR (§6.3.8, page 0 offset 0x1c, 32-bit): Architecture version the SMMU conforms to
     #[doc(alias = "AIDR")]
@@ -3138,6 +3306,23 @@ pub mod regs {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::display_fields(f, "AIDR", Self::FIELDS, &[self.0 as u64])
         }
+    }
+    ///The fields of `CR0`, one constant each.
+    pub mod cr0 {
+        ///`DPT_WALK_EN`: Enable Non-secure DPT walks; read-only while an update is pending
+        pub const DPT_WALK_EN: crate::FieldInfo = crate::regs::Cr0::FIELDS[0];
+        ///`VMW`: How many VMID low bits TLB invalidations ignore; reserved values act as EXACT
+        pub const VMW: crate::FieldInfo = crate::regs::Cr0::FIELDS[1];
+        ///`ATSCHK`: Whether ATS Translated traffic is checked against STE.EATS
+        pub const ATSCHK: crate::FieldInfo = crate::regs::Cr0::FIELDS[2];
+        ///`CMDQEN`: Enable consumption of the Non-secure Command queue
+        pub const CMDQEN: crate::FieldInfo = crate::regs::Cr0::FIELDS[3];
+        ///`EVENTQEN`: Enable writes of records to the Non-secure Event queue
+        pub const EVENTQEN: crate::FieldInfo = crate::regs::Cr0::FIELDS[4];
+        ///`PRIQEN`: Enable writes of page requests to the PRI queue
+        pub const PRIQEN: crate::FieldInfo = crate::regs::Cr0::FIELDS[5];
+        ///`SMMUEN`: Enable translation of Non-secure streams; when 0 they follow GBPA
+        pub const SMMUEN: crate::FieldInfo = crate::regs::Cr0::FIELDS[6];
     }
     ///SMMU_CR0 (§6.3.9, page 0 offset 0x20, 32-bit): Global enables of the Non-secure programming interface
     #[doc(alias = "CR0")]
@@ -3469,6 +3654,23 @@ pub mod regs {
             Self(v.0)
         }
     }
+    ///The fields of `CR0ACK`, one constant each.
+    pub mod cr0ack {
+        ///`DPT_WALK_EN`: Enable Non-secure DPT walks; read-only while an update is pending
+        pub const DPT_WALK_EN: crate::FieldInfo = crate::regs::Cr0ack::FIELDS[0];
+        ///`VMW`: How many VMID low bits TLB invalidations ignore; reserved values act as EXACT
+        pub const VMW: crate::FieldInfo = crate::regs::Cr0ack::FIELDS[1];
+        ///`ATSCHK`: Whether ATS Translated traffic is checked against STE.EATS
+        pub const ATSCHK: crate::FieldInfo = crate::regs::Cr0ack::FIELDS[2];
+        ///`CMDQEN`: Enable consumption of the Non-secure Command queue
+        pub const CMDQEN: crate::FieldInfo = crate::regs::Cr0ack::FIELDS[3];
+        ///`EVENTQEN`: Enable writes of records to the Non-secure Event queue
+        pub const EVENTQEN: crate::FieldInfo = crate::regs::Cr0ack::FIELDS[4];
+        ///`PRIQEN`: Enable writes of page requests to the PRI queue
+        pub const PRIQEN: crate::FieldInfo = crate::regs::Cr0ack::FIELDS[5];
+        ///`SMMUEN`: Enable translation of Non-secure streams; when 0 they follow GBPA
+        pub const SMMUEN: crate::FieldInfo = crate::regs::Cr0ack::FIELDS[6];
+    }
     ///SMMU_CR0ACK (§6.3.10, page 0 offset 0x24, 32-bit): Acknowledged (Updated) values of the CR0 fields
     #[doc(alias = "CR0ACK")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -3720,6 +3922,21 @@ pub mod regs {
             crate::support::display_fields(f, "CR0ACK", Self::FIELDS, &[self.0 as u64])
         }
     }
+    ///The fields of `CR1`, one constant each.
+    pub mod cr1 {
+        ///`TABLE_SH`: Shareability of Stream table accesses; 0b01 acts as NSH
+        pub const TABLE_SH: crate::FieldInfo = crate::regs::Cr1::FIELDS[0];
+        ///`TABLE_OC`: Outer cacheability of Stream table accesses; 0b11 acts as NC
+        pub const TABLE_OC: crate::FieldInfo = crate::regs::Cr1::FIELDS[1];
+        ///`TABLE_IC`: Inner cacheability of Stream table accesses; 0b11 acts as NC
+        pub const TABLE_IC: crate::FieldInfo = crate::regs::Cr1::FIELDS[2];
+        ///`QUEUE_SH`: Shareability of queue accesses; 0b01 acts as NSH
+        pub const QUEUE_SH: crate::FieldInfo = crate::regs::Cr1::FIELDS[3];
+        ///`QUEUE_OC`: Outer cacheability of queue accesses; 0b11 acts as NC
+        pub const QUEUE_OC: crate::FieldInfo = crate::regs::Cr1::FIELDS[4];
+        ///`QUEUE_IC`: Inner cacheability of queue accesses; 0b11 acts as NC
+        pub const QUEUE_IC: crate::FieldInfo = crate::regs::Cr1::FIELDS[5];
+    }
     ///SMMU_CR1 (§6.3.11, page 0 offset 0x28, 32-bit): Memory attributes of Stream table and queue accesses
     #[doc(alias = "CR1")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -3942,6 +4159,17 @@ pub mod regs {
             crate::support::display_fields(f, "CR1", Self::FIELDS, &[self.0 as u64])
         }
     }
+    ///The fields of `CR2`, one constant each.
+    pub mod cr2 {
+        ///`REC_CFG_ATS`: Record the extended set of configuration errors for ATS and PRI requests
+        pub const REC_CFG_ATS: crate::FieldInfo = crate::regs::Cr2::FIELDS[0];
+        ///`PTM`: Private TLB maintenance: broadcast invalidations need not affect this SMMU
+        pub const PTM: crate::FieldInfo = crate::regs::Cr2::FIELDS[1];
+        ///`RECINVSID`: Record C_BAD_STREAMID for out-of-range StreamIDs
+        pub const RECINVSID: crate::FieldInfo = crate::regs::Cr2::FIELDS[2];
+        ///`E2H`: Use the EL2-E2H regime (with ASIDs) for STE.STRW == EL2
+        pub const E2H: crate::FieldInfo = crate::regs::Cr2::FIELDS[3];
+    }
     ///SMMU_CR2 (§6.3.12, page 0 offset 0x2c, 32-bit): Event recording, broadcast TLBI and EL2 regime controls
     #[doc(alias = "CR2")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -4102,6 +4330,41 @@ pub mod regs {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::display_fields(f, "CR2", Self::FIELDS, &[self.0 as u64])
         }
+    }
+    ///The fields of `S2PII`, one constant each.
+    pub mod s2pii {
+        ///`S2PII0`: Permissions for stage 2 PIIndex 0
+        pub const S2PII0: crate::FieldInfo = crate::regs::S2pii::FIELDS[0];
+        ///`S2PII1`: Permissions for stage 2 PIIndex 1
+        pub const S2PII1: crate::FieldInfo = crate::regs::S2pii::FIELDS[1];
+        ///`S2PII2`: Permissions for stage 2 PIIndex 2
+        pub const S2PII2: crate::FieldInfo = crate::regs::S2pii::FIELDS[2];
+        ///`S2PII3`: Permissions for stage 2 PIIndex 3
+        pub const S2PII3: crate::FieldInfo = crate::regs::S2pii::FIELDS[3];
+        ///`S2PII4`: Permissions for stage 2 PIIndex 4
+        pub const S2PII4: crate::FieldInfo = crate::regs::S2pii::FIELDS[4];
+        ///`S2PII5`: Permissions for stage 2 PIIndex 5
+        pub const S2PII5: crate::FieldInfo = crate::regs::S2pii::FIELDS[5];
+        ///`S2PII6`: Permissions for stage 2 PIIndex 6
+        pub const S2PII6: crate::FieldInfo = crate::regs::S2pii::FIELDS[6];
+        ///`S2PII7`: Permissions for stage 2 PIIndex 7
+        pub const S2PII7: crate::FieldInfo = crate::regs::S2pii::FIELDS[7];
+        ///`S2PII8`: Permissions for stage 2 PIIndex 8
+        pub const S2PII8: crate::FieldInfo = crate::regs::S2pii::FIELDS[8];
+        ///`S2PII9`: Permissions for stage 2 PIIndex 9
+        pub const S2PII9: crate::FieldInfo = crate::regs::S2pii::FIELDS[9];
+        ///`S2PII10`: Permissions for stage 2 PIIndex 10
+        pub const S2PII10: crate::FieldInfo = crate::regs::S2pii::FIELDS[10];
+        ///`S2PII11`: Permissions for stage 2 PIIndex 11
+        pub const S2PII11: crate::FieldInfo = crate::regs::S2pii::FIELDS[11];
+        ///`S2PII12`: Permissions for stage 2 PIIndex 12
+        pub const S2PII12: crate::FieldInfo = crate::regs::S2pii::FIELDS[12];
+        ///`S2PII13`: Permissions for stage 2 PIIndex 13
+        pub const S2PII13: crate::FieldInfo = crate::regs::S2pii::FIELDS[13];
+        ///`S2PII14`: Permissions for stage 2 PIIndex 14
+        pub const S2PII14: crate::FieldInfo = crate::regs::S2pii::FIELDS[14];
+        ///`S2PII15`: Permissions for stage 2 PIIndex 15
+        pub const S2PII15: crate::FieldInfo = crate::regs::S2pii::FIELDS[15];
     }
     ///SMMU_S2PII (§6.3.17, page 0 offset 0x30, 64-bit): Stage 2 permission indirection table for Non-secure state
     #[doc(alias = "S2PII")]
@@ -4825,6 +5088,11 @@ pub mod regs {
             crate::support::display_fields(f, "S2PII", Self::FIELDS, &[self.0 as u64])
         }
     }
+    ///The fields of `STATUSR`, one constant each.
+    pub mod statusr {
+        ///`DORMANT`: Nothing is cached and no prefetch is in flight
+        pub const DORMANT: crate::FieldInfo = crate::regs::Statusr::FIELDS[0];
+    }
     ///SMMU_STATUSR (§6.3.13, page 0 offset 0x40, 32-bit): Status of the SMMU
     #[doc(alias = "STATUSR")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -4899,6 +5167,25 @@ pub mod regs {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::display_fields(f, "STATUSR", Self::FIELDS, &[self.0 as u64])
         }
+    }
+    ///The fields of `GBPA`, one constant each.
+    pub mod gbpa {
+        ///`Update`: Written 1 with new attributes; reads 1 until they take effect
+        pub const UPDATE: crate::FieldInfo = crate::regs::Gbpa::FIELDS[0];
+        ///`ABORT`: Abort every incoming transaction instead of bypassing
+        pub const ABORT: crate::FieldInfo = crate::regs::Gbpa::FIELDS[1];
+        ///`INSTCFG`: Instruction/data override for reads; 0b01 acts as USE_INCOMING
+        pub const INSTCFG: crate::FieldInfo = crate::regs::Gbpa::FIELDS[2];
+        ///`PRIVCFG`: Privilege override; 0b01 acts as USE_INCOMING
+        pub const PRIVCFG: crate::FieldInfo = crate::regs::Gbpa::FIELDS[3];
+        ///`SHCFG`: Shareability override
+        pub const SHCFG: crate::FieldInfo = crate::regs::Gbpa::FIELDS[4];
+        ///`ALLOCCFG`: 0b0xxx: incoming allocation hints; 0b1RWT: override RA, WA and TR
+        pub const ALLOCCFG: crate::FieldInfo = crate::regs::Gbpa::FIELDS[5];
+        ///`MTCFG`: Replace the incoming memory type with MemAttr
+        pub const MTCFG: crate::FieldInfo = crate::regs::Gbpa::FIELDS[6];
+        ///`MemAttr`: Memory type used when MTCFG == 1, encoded as STE.MemAttr
+        pub const MEM_ATTR: crate::FieldInfo = crate::regs::Gbpa::FIELDS[7];
     }
     ///SMMU_GBPA (§6.3.14, page 0 offset 0x44, 32-bit): Attributes applied to Non-secure transactions while SMMUEN == 0
     #[doc(alias = "GBPA")]
@@ -5229,6 +5516,8 @@ pub mod regs {
             crate::support::display_fields(f, "GBPA", Self::FIELDS, &[self.0 as u64])
         }
     }
+    ///The fields of `AGBPA`, one constant each.
+    pub mod agbpa {}
     ///SMMU_AGBPA (§6.3.15, page 0 offset 0x48, 32-bit): IMPLEMENTATION DEFINED extra bypass attributes
     #[doc(alias = "AGBPA")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -5264,6 +5553,15 @@ pub mod regs {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::display_fields(f, "AGBPA", Self::FIELDS, &[self.0 as u64])
         }
+    }
+    ///The fields of `IRQ_CTRL`, one constant each.
+    pub mod irq_ctrl {
+        ///`EVENTQ_IRQEN`: Event queue interrupt enable
+        pub const EVENTQ_IRQEN: crate::FieldInfo = crate::regs::IrqCtrl::FIELDS[0];
+        ///`PRIQ_IRQEN`: PRI queue interrupt enable
+        pub const PRIQ_IRQEN: crate::FieldInfo = crate::regs::IrqCtrl::FIELDS[1];
+        ///`GERROR_IRQEN`: Global error interrupt enable
+        pub const GERROR_IRQEN: crate::FieldInfo = crate::regs::IrqCtrl::FIELDS[2];
     }
     ///SMMU_IRQ_CTRL (§6.3.16, page 0 offset 0x50, 32-bit): Interrupt enables for global errors, the Event queue and the PRI queue
     #[doc(alias = "IRQ_CTRL")]
@@ -5402,6 +5700,15 @@ pub mod regs {
             Self(v.0)
         }
     }
+    ///The fields of `IRQ_CTRLACK`, one constant each.
+    pub mod irq_ctrlack {
+        ///`EVENTQ_IRQEN`: Event queue interrupt enable
+        pub const EVENTQ_IRQEN: crate::FieldInfo = crate::regs::IrqCtrlack::FIELDS[0];
+        ///`PRIQ_IRQEN`: PRI queue interrupt enable
+        pub const PRIQ_IRQEN: crate::FieldInfo = crate::regs::IrqCtrlack::FIELDS[1];
+        ///`GERROR_IRQEN`: Global error interrupt enable
+        pub const GERROR_IRQEN: crate::FieldInfo = crate::regs::IrqCtrlack::FIELDS[2];
+    }
     ///SMMU_IRQ_CTRLACK (§6.3.18, page 0 offset 0x54, 32-bit): Acknowledged (Updated) values of the IRQ_CTRL enables
     #[doc(alias = "IRQ_CTRLACK")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -5538,6 +5845,29 @@ pub mod regs {
                 &[self.0 as u64],
             )
         }
+    }
+    ///The fields of `GERROR`, one constant each.
+    pub mod gerror {
+        ///`DPT_ERR`: Toggled when a DPT lookup fault was recorded in DPT_CFG_FAR
+        pub const DPT_ERR: crate::FieldInfo = crate::regs::Gerror::FIELDS[0];
+        ///`CMDQP_ERR`: Toggled when a Command queue control page interface hit an error
+        pub const CMDQP_ERR: crate::FieldInfo = crate::regs::Gerror::FIELDS[1];
+        ///`SFM_ERR`: Toggled when the SMMU entered Service failure mode
+        pub const SFM_ERR: crate::FieldInfo = crate::regs::Gerror::FIELDS[2];
+        ///`MSI_GERROR_ABT_ERR`: Toggled when a GERROR MSI write was aborted
+        pub const MSI_GERROR_ABT_ERR: crate::FieldInfo = crate::regs::Gerror::FIELDS[3];
+        ///`MSI_PRIQ_ABT_ERR`: Toggled when a PRI queue MSI write was aborted
+        pub const MSI_PRIQ_ABT_ERR: crate::FieldInfo = crate::regs::Gerror::FIELDS[4];
+        ///`MSI_EVENTQ_ABT_ERR`: Toggled when an Event queue MSI write was aborted
+        pub const MSI_EVENTQ_ABT_ERR: crate::FieldInfo = crate::regs::Gerror::FIELDS[5];
+        ///`MSI_CMDQ_ABT_ERR`: Toggled when a CMD_SYNC MSI write was aborted
+        pub const MSI_CMDQ_ABT_ERR: crate::FieldInfo = crate::regs::Gerror::FIELDS[6];
+        ///`PRIQ_ABT_ERR`: Toggled when a PRI queue access was aborted
+        pub const PRIQ_ABT_ERR: crate::FieldInfo = crate::regs::Gerror::FIELDS[7];
+        ///`EVENTQ_ABT_ERR`: Toggled when an Event queue access was aborted
+        pub const EVENTQ_ABT_ERR: crate::FieldInfo = crate::regs::Gerror::FIELDS[8];
+        ///`CMDQ_ERR`: Toggled when command processing stopped on an error; the reason is in CMDQ_CONS.ERR
+        pub const CMDQ_ERR: crate::FieldInfo = crate::regs::Gerror::FIELDS[9];
     }
     ///SMMU_GERROR (§6.3.19, page 0 offset 0x60, 32-bit): Global errors: an error is active while its bit differs from GERRORN
     #[doc(alias = "GERROR")]
@@ -5866,6 +6196,29 @@ pub mod regs {
             crate::support::display_fields(f, "GERROR", Self::FIELDS, &[self.0 as u64])
         }
     }
+    ///The fields of `GERRORN`, one constant each.
+    pub mod gerrorn {
+        ///`DPT_ERR`: Acknowledges GERROR.DPT_ERR
+        pub const DPT_ERR: crate::FieldInfo = crate::regs::Gerrorn::FIELDS[0];
+        ///`CMDQP_ERR`: Acknowledges GERROR.CMDQP_ERR
+        pub const CMDQP_ERR: crate::FieldInfo = crate::regs::Gerrorn::FIELDS[1];
+        ///`SFM_ERR`: Acknowledges GERROR.SFM_ERR
+        pub const SFM_ERR: crate::FieldInfo = crate::regs::Gerrorn::FIELDS[2];
+        ///`MSI_GERROR_ABT_ERR`: Acknowledges GERROR.MSI_GERROR_ABT_ERR
+        pub const MSI_GERROR_ABT_ERR: crate::FieldInfo = crate::regs::Gerrorn::FIELDS[3];
+        ///`MSI_PRIQ_ABT_ERR`: Acknowledges GERROR.MSI_PRIQ_ABT_ERR
+        pub const MSI_PRIQ_ABT_ERR: crate::FieldInfo = crate::regs::Gerrorn::FIELDS[4];
+        ///`MSI_EVENTQ_ABT_ERR`: Acknowledges GERROR.MSI_EVENTQ_ABT_ERR
+        pub const MSI_EVENTQ_ABT_ERR: crate::FieldInfo = crate::regs::Gerrorn::FIELDS[5];
+        ///`MSI_CMDQ_ABT_ERR`: Acknowledges GERROR.MSI_CMDQ_ABT_ERR
+        pub const MSI_CMDQ_ABT_ERR: crate::FieldInfo = crate::regs::Gerrorn::FIELDS[6];
+        ///`PRIQ_ABT_ERR`: Acknowledges GERROR.PRIQ_ABT_ERR
+        pub const PRIQ_ABT_ERR: crate::FieldInfo = crate::regs::Gerrorn::FIELDS[7];
+        ///`EVENTQ_ABT_ERR`: Acknowledges GERROR.EVENTQ_ABT_ERR
+        pub const EVENTQ_ABT_ERR: crate::FieldInfo = crate::regs::Gerrorn::FIELDS[8];
+        ///`CMDQ_ERR`: Acknowledges GERROR.CMDQ_ERR
+        pub const CMDQ_ERR: crate::FieldInfo = crate::regs::Gerrorn::FIELDS[9];
+    }
     ///SMMU_GERRORN (§6.3.20, page 0 offset 0x64, 32-bit): Global error acknowledgement: software toggles a bit to match GERROR
     #[doc(alias = "GERRORN")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -6193,6 +6546,11 @@ pub mod regs {
             crate::support::display_fields(f, "GERRORN", Self::FIELDS, &[self.0 as u64])
         }
     }
+    ///The fields of `GERROR_IRQ_CFG0`, one constant each.
+    pub mod gerror_irq_cfg0 {
+        ///`ADDR`: Physical address of the MSI target, bits [55:2]; 0 sends no MSI
+        pub const ADDR: crate::FieldInfo = crate::regs::GerrorIrqCfg0::FIELDS[0];
+    }
     ///SMMU_GERROR_IRQ_CFG0 (§6.3.21, page 0 offset 0x68, 64-bit): MSI target address for global error interrupts
     #[doc(alias = "GERROR_IRQ_CFG0")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -6267,6 +6625,11 @@ pub mod regs {
             )
         }
     }
+    ///The fields of `GERROR_IRQ_CFG1`, one constant each.
+    pub mod gerror_irq_cfg1 {
+        ///`DATA`: 32-bit value the MSI write carries
+        pub const DATA: crate::FieldInfo = crate::regs::GerrorIrqCfg1::FIELDS[0];
+    }
     ///SMMU_GERROR_IRQ_CFG1 (§6.3.22, page 0 offset 0x70, 32-bit): MSI payload for global error interrupts
     #[doc(alias = "GERROR_IRQ_CFG1")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -6340,6 +6703,13 @@ pub mod regs {
                 &[self.0 as u64],
             )
         }
+    }
+    ///The fields of `GERROR_IRQ_CFG2`, one constant each.
+    pub mod gerror_irq_cfg2 {
+        ///`SH`: Shareability of the MSI write; ignored (Outer Shareable) for Device MemAttr
+        pub const SH: crate::FieldInfo = crate::regs::GerrorIrqCfg2::FIELDS[0];
+        ///`MemAttr`: Memory type of the MSI write, encoded as STE.MemAttr
+        pub const MEM_ATTR: crate::FieldInfo = crate::regs::GerrorIrqCfg2::FIELDS[1];
     }
     ///SMMU_GERROR_IRQ_CFG2 (§6.3.23, page 0 offset 0x74, 32-bit): Memory attributes of the global error MSI write
     #[doc(alias = "GERROR_IRQ_CFG2")]
@@ -6441,6 +6811,13 @@ pub mod regs {
             )
         }
     }
+    ///The fields of `STRTAB_BASE`, one constant each.
+    pub mod strtab_base {
+        ///`RA`: Read-allocate hint for Stream table accesses
+        pub const RA: crate::FieldInfo = crate::regs::StrtabBase::FIELDS[0];
+        ///`ADDR`: Physical address of the Stream table (linear) or of the L1STD array, bits [55:6]
+        pub const ADDR: crate::FieldInfo = crate::regs::StrtabBase::FIELDS[1];
+    }
     ///SMMU_STRTAB_BASE (§6.3.24, page 0 offset 0x80, 64-bit): Base address of the Stream table
     #[doc(alias = "STRTAB_BASE")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -6541,6 +6918,15 @@ pub mod regs {
                 &[self.0 as u64],
             )
         }
+    }
+    ///The fields of `STRTAB_BASE_CFG`, one constant each.
+    pub mod strtab_base_cfg {
+        ///`FMT`: Linear or 2-level table; other values act as LINEAR
+        pub const FMT: crate::FieldInfo = crate::regs::StrtabBaseCfg::FIELDS[0];
+        ///`SPLIT`: StreamID bits indexing a level 2 table; other values act as 6
+        pub const SPLIT: crate::FieldInfo = crate::regs::StrtabBaseCfg::FIELDS[1];
+        ///`LOG2SIZE`: log2 of the number of StreamIDs covered; capped at IDR1.SIDSIZE
+        pub const LOG2SIZE: crate::FieldInfo = crate::regs::StrtabBaseCfg::FIELDS[2];
     }
     ///SMMU_STRTAB_BASE_CFG (§6.3.25, page 0 offset 0x88, 32-bit): Format and size of the Stream table
     #[doc(alias = "STRTAB_BASE_CFG")]
@@ -6719,6 +7105,15 @@ pub mod regs {
             )
         }
     }
+    ///The fields of `CMDQ_BASE`, one constant each.
+    pub mod cmdq_base {
+        ///`RA`: Read-allocate hint for Command queue reads
+        pub const RA: crate::FieldInfo = crate::regs::CmdqBase::FIELDS[0];
+        ///`ADDR`: Physical address of the queue, bits [55:5]; aligned to the queue size
+        pub const ADDR: crate::FieldInfo = crate::regs::CmdqBase::FIELDS[1];
+        ///`LOG2SIZE`: log2 of the number of entries; use is capped at IDR1.CMDQS
+        pub const LOG2SIZE: crate::FieldInfo = crate::regs::CmdqBase::FIELDS[2];
+    }
     ///SMMU_CMDQ_BASE (§6.3.26, page 0 offset 0x90, 64-bit): Base address and size of the Command queue
     #[doc(alias = "CMDQ_BASE")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -6841,6 +7236,11 @@ pub mod regs {
             )
         }
     }
+    ///The fields of `CMDQ_PROD`, one constant each.
+    pub mod cmdq_prod {
+        ///`WR`: Write index with its wrap flag at bit LOG2SIZE
+        pub const WR: crate::FieldInfo = crate::regs::CmdqProd::FIELDS[0];
+    }
     ///SMMU_CMDQ_PROD (§6.3.27, page 0 offset 0x98, 32-bit): Command queue producer index, written by software
     #[doc(alias = "CMDQ_PROD")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -6909,6 +7309,13 @@ pub mod regs {
                 &[self.0 as u64],
             )
         }
+    }
+    ///The fields of `CMDQ_CONS`, one constant each.
+    pub mod cmdq_cons {
+        ///`ERR`: Reason for the last command error; UNKNOWN while CMDQ_ERR is inactive
+        pub const ERR: crate::FieldInfo = crate::regs::CmdqCons::FIELDS[0];
+        ///`RD`: Read index with its wrap flag at bit LOG2SIZE
+        pub const RD: crate::FieldInfo = crate::regs::CmdqCons::FIELDS[1];
     }
     ///SMMU_CMDQ_CONS (§6.3.28, page 0 offset 0x9c, 32-bit): Command queue consumer index and error code, updated by the SMMU
     #[doc(alias = "CMDQ_CONS")]
@@ -7048,6 +7455,15 @@ pub mod regs {
             )
         }
     }
+    ///The fields of `EVENTQ_BASE`, one constant each.
+    pub mod eventq_base {
+        ///`WA`: Write-allocate hint for Event queue writes
+        pub const WA: crate::FieldInfo = crate::regs::EventqBase::FIELDS[0];
+        ///`ADDR`: Physical address of the queue, bits [55:5]; aligned to the queue size
+        pub const ADDR: crate::FieldInfo = crate::regs::EventqBase::FIELDS[1];
+        ///`LOG2SIZE`: log2 of the number of entries; use is capped at IDR1.EVENTQS
+        pub const LOG2SIZE: crate::FieldInfo = crate::regs::EventqBase::FIELDS[2];
+    }
     ///SMMU_EVENTQ_BASE (§6.3.29, page 0 offset 0xa0, 64-bit): Base address and size of the Event queue
     #[doc(alias = "EVENTQ_BASE")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -7175,6 +7591,11 @@ pub mod regs {
             )
         }
     }
+    ///The fields of `EVENTQ_IRQ_CFG0`, one constant each.
+    pub mod eventq_irq_cfg0 {
+        ///`ADDR`: Physical address of the MSI target, bits [55:2]; 0 sends no MSI
+        pub const ADDR: crate::FieldInfo = crate::regs::EventqIrqCfg0::FIELDS[0];
+    }
     ///SMMU_EVENTQ_IRQ_CFG0 (§6.3.30, page 0 offset 0xb0, 64-bit): MSI target address for Event queue interrupts
     #[doc(alias = "EVENTQ_IRQ_CFG0")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -7249,6 +7670,11 @@ pub mod regs {
             )
         }
     }
+    ///The fields of `EVENTQ_IRQ_CFG1`, one constant each.
+    pub mod eventq_irq_cfg1 {
+        ///`DATA`: 32-bit value the MSI write carries
+        pub const DATA: crate::FieldInfo = crate::regs::EventqIrqCfg1::FIELDS[0];
+    }
     ///SMMU_EVENTQ_IRQ_CFG1 (§6.3.31, page 0 offset 0xb8, 32-bit): MSI payload for Event queue interrupts
     #[doc(alias = "EVENTQ_IRQ_CFG1")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -7322,6 +7748,13 @@ pub mod regs {
                 &[self.0 as u64],
             )
         }
+    }
+    ///The fields of `EVENTQ_IRQ_CFG2`, one constant each.
+    pub mod eventq_irq_cfg2 {
+        ///`SH`: Shareability of the MSI write; ignored (Outer Shareable) for Device MemAttr
+        pub const SH: crate::FieldInfo = crate::regs::EventqIrqCfg2::FIELDS[0];
+        ///`MemAttr`: Memory type of the MSI write, encoded as STE.MemAttr
+        pub const MEM_ATTR: crate::FieldInfo = crate::regs::EventqIrqCfg2::FIELDS[1];
     }
     ///SMMU_EVENTQ_IRQ_CFG2 (§6.3.32, page 0 offset 0xbc, 32-bit): Memory attributes of the Event queue MSI write
     #[doc(alias = "EVENTQ_IRQ_CFG2")]
@@ -7422,6 +7855,15 @@ pub mod regs {
                 &[self.0 as u64],
             )
         }
+    }
+    ///The fields of `PRIQ_BASE`, one constant each.
+    pub mod priq_base {
+        ///`WA`: Write-allocate hint for PRI queue writes
+        pub const WA: crate::FieldInfo = crate::regs::PriqBase::FIELDS[0];
+        ///`ADDR`: Physical address of the queue, bits [55:5]; aligned to the queue size
+        pub const ADDR: crate::FieldInfo = crate::regs::PriqBase::FIELDS[1];
+        ///`LOG2SIZE`: log2 of the number of entries; use is capped at IDR1.PRIQS
+        pub const LOG2SIZE: crate::FieldInfo = crate::regs::PriqBase::FIELDS[2];
     }
     ///SMMU_PRIQ_BASE (§6.3.33, page 0 offset 0xc0, 64-bit): Base address and size of the PRI queue
     #[doc(alias = "PRIQ_BASE")]
@@ -7545,6 +7987,11 @@ pub mod regs {
             )
         }
     }
+    ///The fields of `PRIQ_IRQ_CFG0`, one constant each.
+    pub mod priq_irq_cfg0 {
+        ///`ADDR`: Physical address of the MSI target, bits [55:2]; 0 sends no MSI
+        pub const ADDR: crate::FieldInfo = crate::regs::PriqIrqCfg0::FIELDS[0];
+    }
     ///SMMU_PRIQ_IRQ_CFG0 (§6.3.34, page 0 offset 0xd0, 64-bit): MSI target address for PRI queue interrupts
     #[doc(alias = "PRIQ_IRQ_CFG0")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -7619,6 +8066,11 @@ pub mod regs {
             )
         }
     }
+    ///The fields of `PRIQ_IRQ_CFG1`, one constant each.
+    pub mod priq_irq_cfg1 {
+        ///`DATA`: 32-bit value the MSI write carries
+        pub const DATA: crate::FieldInfo = crate::regs::PriqIrqCfg1::FIELDS[0];
+    }
     ///SMMU_PRIQ_IRQ_CFG1 (§6.3.35, page 0 offset 0xd8, 32-bit): MSI payload for PRI queue interrupts
     #[doc(alias = "PRIQ_IRQ_CFG1")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -7692,6 +8144,15 @@ pub mod regs {
                 &[self.0 as u64],
             )
         }
+    }
+    ///The fields of `PRIQ_IRQ_CFG2`, one constant each.
+    pub mod priq_irq_cfg2 {
+        ///`LO`: Last Only: interrupt only for a page request with the L bit set, not on empty to non-empty
+        pub const LO: crate::FieldInfo = crate::regs::PriqIrqCfg2::FIELDS[0];
+        ///`SH`: Shareability of the MSI write; ignored (Outer Shareable) for Device MemAttr
+        pub const SH: crate::FieldInfo = crate::regs::PriqIrqCfg2::FIELDS[1];
+        ///`MemAttr`: Memory type of the MSI write, encoded as STE.MemAttr
+        pub const MEM_ATTR: crate::FieldInfo = crate::regs::PriqIrqCfg2::FIELDS[2];
     }
     ///SMMU_PRIQ_IRQ_CFG2 (§6.3.36, page 0 offset 0xdc, 32-bit): Memory attributes of the PRI queue MSI write
     #[doc(alias = "PRIQ_IRQ_CFG2")]
@@ -7820,6 +8281,11 @@ pub mod regs {
             )
         }
     }
+    ///The fields of `GATOS_CTRL`, one constant each.
+    pub mod gatos_ctrl {
+        ///`RUN`: Written 1 to start a translation; the SMMU clears it when GATOS_PAR holds the result
+        pub const RUN: crate::FieldInfo = crate::regs::GatosCtrl::FIELDS[0];
+    }
     ///SMMU_GATOS_CTRL (§6.3.37, page 0 offset 0x100, 32-bit): Starts a global address translation operation
     #[doc(alias = "GATOS_CTRL")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -7887,6 +8353,15 @@ pub mod regs {
                 &[self.0 as u64],
             )
         }
+    }
+    ///The fields of `GATOS_SID`, one constant each.
+    pub mod gatos_sid {
+        ///`SSID_VALID`: SUBSTREAMID is used
+        pub const SSID_VALID: crate::FieldInfo = crate::regs::GatosSid::FIELDS[0];
+        ///`SUBSTREAMID`: SubstreamID of the request; bits beyond IDR1.SSIDSIZE are RES0
+        pub const SUBSTREAMID: crate::FieldInfo = crate::regs::GatosSid::FIELDS[1];
+        ///`STREAMID`: StreamID of the request; bits beyond IDR1.SIDSIZE are RES0
+        pub const STREAMID: crate::FieldInfo = crate::regs::GatosSid::FIELDS[2];
     }
     ///SMMU_GATOS_SID (§6.3.38, page 0 offset 0x108, 64-bit): StreamID and SubstreamID for the global ATOS request
     #[doc(alias = "GATOS_SID")]
@@ -8022,6 +8497,21 @@ pub mod regs {
                 &[self.0 as u64],
             )
         }
+    }
+    ///The fields of `GATOS_ADDR`, one constant each.
+    pub mod gatos_addr {
+        ///`ADDR`: Input address to translate, bits [63:12]
+        pub const ADDR: crate::FieldInfo = crate::regs::GatosAddr::FIELDS[0];
+        ///`TYPE`: Stages to translate; 0b00 is reserved and gives an INV_REQ error
+        pub const TYPE: crate::FieldInfo = crate::regs::GatosAddr::FIELDS[1];
+        ///`PnU`: 1: privileged access, 0: unprivileged
+        pub const PN_U: crate::FieldInfo = crate::regs::GatosAddr::FIELDS[2];
+        ///`RnW`: 1: read, 0: write
+        pub const RN_W: crate::FieldInfo = crate::regs::GatosAddr::FIELDS[3];
+        ///`InD`: 1: instruction fetch, 0: data (ignored for writes)
+        pub const IN_D: crate::FieldInfo = crate::regs::GatosAddr::FIELDS[4];
+        ///`HTTUI`: Suppress hardware Access flag and dirty state updates
+        pub const HTTUI: crate::FieldInfo = crate::regs::GatosAddr::FIELDS[5];
     }
     ///SMMU_GATOS_ADDR (§6.3.39, page 0 offset 0x110, 64-bit): Input address and access type of the global ATOS request
     #[doc(alias = "GATOS_ADDR")]
@@ -8255,6 +8745,21 @@ pub mod regs {
                 &[self.0 as u64],
             )
         }
+    }
+    ///The fields of `GATOS_PAR`, one constant each.
+    pub mod gatos_par {
+        ///`ATTR`: Memory attributes of the result, MAIR encoding (FAULT == 0)
+        pub const ATTR: crate::FieldInfo = crate::regs::GatosPar::FIELDS[0];
+        ///`ADDR`: Output address, bits [55:12]; with Size == 1 the lowest set bit encodes the size
+        pub const ADDR: crate::FieldInfo = crate::regs::GatosPar::FIELDS[1];
+        ///`Size`: 0: 4KB translation; 1: size given by the lowest set bit of ADDR
+        pub const SIZE: crate::FieldInfo = crate::regs::GatosPar::FIELDS[2];
+        ///`SH`: Shareability of the result
+        pub const SH: crate::FieldInfo = crate::regs::GatosPar::FIELDS[3];
+        ///`REASON`: Stage and cause of the fault (FAULT == 1)
+        pub const REASON: crate::FieldInfo = crate::regs::GatosPar::FIELDS[4];
+        ///`FAULT`: The request failed and the register holds a fault syndrome
+        pub const FAULT: crate::FieldInfo = crate::regs::GatosPar::FIELDS[5];
     }
     ///SMMU_GATOS_PAR (§6.3.40, page 0 offset 0x118, 64-bit): Result of the global ATOS request
     #[doc(alias = "GATOS_PAR")]
@@ -8494,6 +8999,13 @@ pub mod regs {
             )
         }
     }
+    ///The fields of `MPAMIDR`, one constant each.
+    pub mod mpamidr {
+        ///`PMG_MAX`: Largest Non-secure PMG value
+        pub const PMG_MAX: crate::FieldInfo = crate::regs::Mpamidr::FIELDS[0];
+        ///`PARTID_MAX`: Largest Non-secure PARTID value
+        pub const PARTID_MAX: crate::FieldInfo = crate::regs::Mpamidr::FIELDS[1];
+    }
     ///SMMU_MPAMIDR (§6.3.41, page 0 offset 0x130, 32-bit): Largest PARTID and PMG usable in Non-secure state
     #[doc(alias = "MPAMIDR")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -8583,6 +9095,15 @@ pub mod regs {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::display_fields(f, "MPAMIDR", Self::FIELDS, &[self.0 as u64])
         }
+    }
+    ///The fields of `GMPAM`, one constant each.
+    pub mod gmpam {
+        ///`Update`: Written 1 with new values; reads 1 until they take effect
+        pub const UPDATE: crate::FieldInfo = crate::regs::Gmpam::FIELDS[0];
+        ///`SO_PMG`: PMG for table, queue and MSI accesses made by the SMMU
+        pub const SO_PMG: crate::FieldInfo = crate::regs::Gmpam::FIELDS[1];
+        ///`SO_PARTID`: PARTID for table, queue and MSI accesses made by the SMMU
+        pub const SO_PARTID: crate::FieldInfo = crate::regs::Gmpam::FIELDS[2];
     }
     ///SMMU_GMPAM (§6.3.42, page 0 offset 0x138, 32-bit): MPAM labels of SMMU-originated Non-secure accesses
     #[doc(alias = "GMPAM")]
@@ -8701,6 +9222,15 @@ pub mod regs {
             crate::support::display_fields(f, "GMPAM", Self::FIELDS, &[self.0 as u64])
         }
     }
+    ///The fields of `GBPMPAM`, one constant each.
+    pub mod gbpmpam {
+        ///`Update`: Written 1 with new values; reads 1 until they take effect
+        pub const UPDATE: crate::FieldInfo = crate::regs::Gbpmpam::FIELDS[0];
+        ///`GBP_PMG`: PMG for client transactions that bypass translation
+        pub const GBP_PMG: crate::FieldInfo = crate::regs::Gbpmpam::FIELDS[1];
+        ///`GBP_PARTID`: PARTID for client transactions that bypass translation
+        pub const GBP_PARTID: crate::FieldInfo = crate::regs::Gbpmpam::FIELDS[2];
+    }
     ///SMMU_GBPMPAM (§6.3.43, page 0 offset 0x13c, 32-bit): MPAM labels of Non-secure transactions in global bypass
     #[doc(alias = "GBPMPAM")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -8818,6 +9348,11 @@ pub mod regs {
             crate::support::display_fields(f, "GBPMPAM", Self::FIELDS, &[self.0 as u64])
         }
     }
+    ///The fields of `VATOS_SEL`, one constant each.
+    pub mod vatos_sel {
+        ///`VMID`: VMID that must match STE.S2VMID for VATOS requests (bits [15:8] RES0 without VMID16)
+        pub const VMID: crate::FieldInfo = crate::regs::VatosSel::FIELDS[0];
+    }
     ///SMMU_VATOS_SEL (§6.3.44, page 0 offset 0x180, 32-bit): VMID allowed to use the VATOS interface
     #[doc(alias = "VATOS_SEL")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -8885,6 +9420,13 @@ pub mod regs {
                 &[self.0 as u64],
             )
         }
+    }
+    ///The fields of `IDR6`, one constant each.
+    pub mod idr6 {
+        ///`CMDQ_CONTROL_PAGE_LOG2NUMP`: log2 of the number of Command queue control pages, at most 8
+        pub const CMDQ_CONTROL_PAGE_LOG2NUMP: crate::FieldInfo = crate::regs::Idr6::FIELDS[0];
+        ///`CMDQ_CONTROL_PAGE_LOG2NUMQ`: log2 of the number of queues in each control page, at most 8
+        pub const CMDQ_CONTROL_PAGE_LOG2NUMQ: crate::FieldInfo = crate::regs::Idr6::FIELDS[1];
     }
     ///SMMU_IDR6 (§6.3.45, page 0 offset 0x190, 32-bit): Layout of the Enhanced Command queue control pages
     #[doc(alias = "IDR6")]
@@ -8977,6 +9519,13 @@ pub mod regs {
             crate::support::display_fields(f, "IDR6", Self::FIELDS, &[self.0 as u64])
         }
     }
+    ///The fields of `DPT_BASE`, one constant each.
+    pub mod dpt_base {
+        ///`RA`: Read-allocate hint for DPT accesses
+        pub const RA: crate::FieldInfo = crate::regs::DptBase::FIELDS[0];
+        ///`BADDR`: Physical address of level 0 of the DPT, bits [55:12]
+        pub const BADDR: crate::FieldInfo = crate::regs::DptBase::FIELDS[1];
+    }
     ///SMMU_DPT_BASE (§6.3.46, page 0 offset 0x200, 64-bit): Base address of the Non-secure Device Permission Table
     #[doc(alias = "DPT_BASE")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -9067,6 +9616,15 @@ pub mod regs {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::display_fields(f, "DPT_BASE", Self::FIELDS, &[self.0 as u64])
         }
+    }
+    ///The fields of `DPT_BASE_CFG`, one constant each.
+    pub mod dpt_base_cfg {
+        ///`L0DPTSZ`: Address span of one level 0 DPT entry
+        pub const L0DPTSZ: crate::FieldInfo = crate::regs::DptBaseCfg::FIELDS[0];
+        ///`DPTGS`: DPT granule size
+        pub const DPTGS: crate::FieldInfo = crate::regs::DptBaseCfg::FIELDS[1];
+        ///`DPTPS`: Size of the physical region the DPT protects
+        pub const DPTPS: crate::FieldInfo = crate::regs::DptBaseCfg::FIELDS[2];
     }
     ///SMMU_DPT_BASE_CFG (§6.3.47, page 0 offset 0x208, 32-bit): Geometry of the Non-secure Device Permission Table
     #[doc(alias = "DPT_BASE_CFG")]
@@ -9325,6 +9883,17 @@ pub mod regs {
             )
         }
     }
+    ///The fields of `DPT_CFG_FAR`, one constant each.
+    pub mod dpt_cfg_far {
+        ///`FADDR`: Physical address whose DPT check failed, bits [55:12]
+        pub const FADDR: crate::FieldInfo = crate::regs::DptCfgFar::FIELDS[0];
+        ///`DPT_FAULTCODE`: Kind of DPT lookup error
+        pub const DPT_FAULTCODE: crate::FieldInfo = crate::regs::DptCfgFar::FIELDS[1];
+        ///`LEVEL`: DPT level at which the error occurred
+        pub const LEVEL: crate::FieldInfo = crate::regs::DptCfgFar::FIELDS[2];
+        ///`FAULT`: One or more DPT lookup errors were recorded since the last clear
+        pub const FAULT: crate::FieldInfo = crate::regs::DptCfgFar::FIELDS[3];
+    }
     ///SMMU_DPT_CFG_FAR (§6.3.48, page 0 offset 0x210, 64-bit): Syndrome of a Non-secure DPT lookup error
     #[doc(alias = "DPT_CFG_FAR")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -9519,6 +10088,13 @@ pub mod regs {
             )
         }
     }
+    ///The fields of `PIDR4`, one constant each.
+    pub mod pidr4 {
+        ///`SIZE`: Log2 of the number of 4KB blocks used, minus one; always 0
+        pub const SIZE: crate::FieldInfo = crate::regs::Pidr4::FIELDS[0];
+        ///`DES_2`: JEP106 continuation code of the designer
+        pub const DES_2: crate::FieldInfo = crate::regs::Pidr4::FIELDS[1];
+    }
     ///SMMU_PIDR4 (§6.3.170, page 0 offset 0xfd0, 32-bit): Peripheral ID4: designer continuation code and size
     #[doc(alias = "PIDR4")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -9608,6 +10184,8 @@ pub mod regs {
             crate::support::display_fields(f, "PIDR4", Self::FIELDS, &[self.0 as u64])
         }
     }
+    ///The fields of `PIDR5`, one constant each.
+    pub mod pidr5 {}
     ///SMMU_PIDR5 (§6.3.170, page 0 offset 0xfd4, 32-bit): Peripheral ID5 (reserved)
     #[doc(alias = "PIDR5")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -9644,6 +10222,8 @@ pub mod regs {
             crate::support::display_fields(f, "PIDR5", Self::FIELDS, &[self.0 as u64])
         }
     }
+    ///The fields of `PIDR6`, one constant each.
+    pub mod pidr6 {}
     ///SMMU_PIDR6 (§6.3.170, page 0 offset 0xfd8, 32-bit): Peripheral ID6 (reserved)
     #[doc(alias = "PIDR6")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -9680,6 +10260,8 @@ pub mod regs {
             crate::support::display_fields(f, "PIDR6", Self::FIELDS, &[self.0 as u64])
         }
     }
+    ///The fields of `PIDR7`, one constant each.
+    pub mod pidr7 {}
     ///SMMU_PIDR7 (§6.3.170, page 0 offset 0xfdc, 32-bit): Peripheral ID7 (reserved)
     #[doc(alias = "PIDR7")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -9715,6 +10297,11 @@ pub mod regs {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::display_fields(f, "PIDR7", Self::FIELDS, &[self.0 as u64])
         }
+    }
+    ///The fields of `PIDR0`, one constant each.
+    pub mod pidr0 {
+        ///`PART_0`: Part number bits [7:0]
+        pub const PART_0: crate::FieldInfo = crate::regs::Pidr0::FIELDS[0];
     }
     ///SMMU_PIDR0 (§6.3.170, page 0 offset 0xfe0, 32-bit): Peripheral ID0: part number low byte
     #[doc(alias = "PIDR0")]
@@ -9778,6 +10365,13 @@ pub mod regs {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::display_fields(f, "PIDR0", Self::FIELDS, &[self.0 as u64])
         }
+    }
+    ///The fields of `PIDR1`, one constant each.
+    pub mod pidr1 {
+        ///`DES_0`: JEP106 designer code bits [3:0]
+        pub const DES_0: crate::FieldInfo = crate::regs::Pidr1::FIELDS[0];
+        ///`PART_1`: Part number bits [11:8]
+        pub const PART_1: crate::FieldInfo = crate::regs::Pidr1::FIELDS[1];
     }
     ///SMMU_PIDR1 (§6.3.170, page 0 offset 0xfe4, 32-bit): Peripheral ID1: designer and part number
     #[doc(alias = "PIDR1")]
@@ -9867,6 +10461,15 @@ pub mod regs {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::display_fields(f, "PIDR1", Self::FIELDS, &[self.0 as u64])
         }
+    }
+    ///The fields of `PIDR2`, one constant each.
+    pub mod pidr2 {
+        ///`REVISION`: Revision of the part
+        pub const REVISION: crate::FieldInfo = crate::regs::Pidr2::FIELDS[0];
+        ///`JEDEC`: Always 1: the designer fields hold a JEDEC-assigned code
+        pub const JEDEC: crate::FieldInfo = crate::regs::Pidr2::FIELDS[1];
+        ///`DES_1`: JEP106 designer code bits [6:4]
+        pub const DES_1: crate::FieldInfo = crate::regs::Pidr2::FIELDS[2];
     }
     ///SMMU_PIDR2 (§6.3.170, page 0 offset 0xfe8, 32-bit): Peripheral ID2: revision and designer
     #[doc(alias = "PIDR2")]
@@ -9983,6 +10586,13 @@ pub mod regs {
             crate::support::display_fields(f, "PIDR2", Self::FIELDS, &[self.0 as u64])
         }
     }
+    ///The fields of `PIDR3`, one constant each.
+    pub mod pidr3 {
+        ///`REVAND`: Manufacturer revision number
+        pub const REVAND: crate::FieldInfo = crate::regs::Pidr3::FIELDS[0];
+        ///`CMOD`: Customer modification number
+        pub const CMOD: crate::FieldInfo = crate::regs::Pidr3::FIELDS[1];
+    }
     ///SMMU_PIDR3 (§6.3.170, page 0 offset 0xfec, 32-bit): Peripheral ID3: revision and customer modification
     #[doc(alias = "PIDR3")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -10072,6 +10682,11 @@ pub mod regs {
             crate::support::display_fields(f, "PIDR3", Self::FIELDS, &[self.0 as u64])
         }
     }
+    ///The fields of `CIDR0`, one constant each.
+    pub mod cidr0 {
+        ///`Preamble`: Identification preamble, 0x0D
+        pub const PREAMBLE: crate::FieldInfo = crate::regs::Cidr0::FIELDS[0];
+    }
     ///SMMU_CIDR0 (§6.3.170, page 0 offset 0xff0, 32-bit): Component ID0
     #[doc(alias = "CIDR0")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -10134,6 +10749,13 @@ pub mod regs {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::display_fields(f, "CIDR0", Self::FIELDS, &[self.0 as u64])
         }
+    }
+    ///The fields of `CIDR1`, one constant each.
+    pub mod cidr1 {
+        ///`CLASS`: Component class, 0xF
+        pub const CLASS: crate::FieldInfo = crate::regs::Cidr1::FIELDS[0];
+        ///`Preamble`: Identification preamble, 0x0
+        pub const PREAMBLE: crate::FieldInfo = crate::regs::Cidr1::FIELDS[1];
     }
     ///SMMU_CIDR1 (§6.3.170, page 0 offset 0xff4, 32-bit): Component ID1: component class
     #[doc(alias = "CIDR1")]
@@ -10224,6 +10846,11 @@ pub mod regs {
             crate::support::display_fields(f, "CIDR1", Self::FIELDS, &[self.0 as u64])
         }
     }
+    ///The fields of `CIDR2`, one constant each.
+    pub mod cidr2 {
+        ///`Preamble`: Identification preamble, 0x05
+        pub const PREAMBLE: crate::FieldInfo = crate::regs::Cidr2::FIELDS[0];
+    }
     ///SMMU_CIDR2 (§6.3.170, page 0 offset 0xff8, 32-bit): Component ID2
     #[doc(alias = "CIDR2")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -10287,6 +10914,11 @@ pub mod regs {
             crate::support::display_fields(f, "CIDR2", Self::FIELDS, &[self.0 as u64])
         }
     }
+    ///The fields of `CIDR3`, one constant each.
+    pub mod cidr3 {
+        ///`Preamble`: Identification preamble, 0xB1
+        pub const PREAMBLE: crate::FieldInfo = crate::regs::Cidr3::FIELDS[0];
+    }
     ///SMMU_CIDR3 (§6.3.170, page 0 offset 0xffc, 32-bit): Component ID3
     #[doc(alias = "CIDR3")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -10349,6 +10981,13 @@ pub mod regs {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             crate::support::display_fields(f, "CIDR3", Self::FIELDS, &[self.0 as u64])
         }
+    }
+    ///The fields of `EVENTQ_PROD`, one constant each.
+    pub mod eventq_prod {
+        ///`OVFLG`: Toggled by the SMMU when records are lost to a full queue, if no overflow is pending
+        pub const OVFLG: crate::FieldInfo = crate::regs::EventqProd::FIELDS[0];
+        ///`WR`: Write index with its wrap flag at bit LOG2SIZE
+        pub const WR: crate::FieldInfo = crate::regs::EventqProd::FIELDS[1];
     }
     ///SMMU_EVENTQ_PROD (§6.3.95, page 1 offset 0xa8, 32-bit): Event queue producer index and overflow flag, updated by the SMMU
     #[doc(alias = "EVENTQ_PROD")]
@@ -10451,6 +11090,13 @@ pub mod regs {
             )
         }
     }
+    ///The fields of `EVENTQ_CONS`, one constant each.
+    pub mod eventq_cons {
+        ///`OVACKFLG`: Set equal to EVENTQ_PROD.OVFLG to acknowledge an overflow
+        pub const OVACKFLG: crate::FieldInfo = crate::regs::EventqCons::FIELDS[0];
+        ///`RD`: Read index with its wrap flag at bit LOG2SIZE
+        pub const RD: crate::FieldInfo = crate::regs::EventqCons::FIELDS[1];
+    }
     ///SMMU_EVENTQ_CONS (§6.3.96, page 1 offset 0xac, 32-bit): Event queue consumer index and overflow acknowledgement, written by software
     #[doc(alias = "EVENTQ_CONS")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -10552,6 +11198,13 @@ pub mod regs {
             )
         }
     }
+    ///The fields of `PRIQ_PROD`, one constant each.
+    pub mod priq_prod {
+        ///`OVFLG`: Toggled by the SMMU when page requests are lost to a full queue, if no overflow is pending
+        pub const OVFLG: crate::FieldInfo = crate::regs::PriqProd::FIELDS[0];
+        ///`WR`: Write index with its wrap flag at bit LOG2SIZE
+        pub const WR: crate::FieldInfo = crate::regs::PriqProd::FIELDS[1];
+    }
     ///SMMU_PRIQ_PROD (§6.3.97, page 1 offset 0xc8, 32-bit): PRI queue producer index and overflow flag, updated by the SMMU
     #[doc(alias = "PRIQ_PROD")]
     #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -10647,6 +11300,13 @@ pub mod regs {
                 &[self.0 as u64],
             )
         }
+    }
+    ///The fields of `PRIQ_CONS`, one constant each.
+    pub mod priq_cons {
+        ///`OVACKFLG`: Set equal to PRIQ_PROD.OVFLG to acknowledge an overflow
+        pub const OVACKFLG: crate::FieldInfo = crate::regs::PriqCons::FIELDS[0];
+        ///`RD`: Read index with its wrap flag at bit LOG2SIZE
+        pub const RD: crate::FieldInfo = crate::regs::PriqCons::FIELDS[1];
     }
     ///SMMU_PRIQ_CONS (§6.3.98, page 1 offset 0xcc, 32-bit): PRI queue consumer index and overflow acknowledgement, written by software
     #[doc(alias = "PRIQ_CONS")]
@@ -10752,6 +11412,17 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdPrefetchConfig(pub [u64; 2]);
+    ///The fields of `CMD_PREFETCH_CONFIG`, one constant each.
+    pub mod cmd_prefetch_config {
+        ///`SSec`: Security state of the StreamID, must be 0 on this queue
+        pub const S_SEC: crate::FieldInfo = crate::cmd::CmdPrefetchConfig::FIELDS[0];
+        ///`SSV`: Set when SubstreamID carries a valid substream
+        pub const SSV: crate::FieldInfo = crate::cmd::CmdPrefetchConfig::FIELDS[1];
+        ///`SubstreamID`: Substream whose CD should be prefetched when SSV is set
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::cmd::CmdPrefetchConfig::FIELDS[2];
+        ///`StreamID`: Stream whose configuration should be prefetched
+        pub const STREAM_ID: crate::FieldInfo = crate::cmd::CmdPrefetchConfig::FIELDS[3];
+    }
     impl CmdPrefetchConfig {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_PREFETCH_CONFIG";
@@ -10989,6 +11660,25 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdPrefetchAddr(pub [u64; 2]);
+    ///The fields of `CMD_PREFETCH_ADDR`, one constant each.
+    pub mod cmd_prefetch_addr {
+        ///`SSec`: Security state of the StreamID, must be 0 on this queue
+        pub const S_SEC: crate::FieldInfo = crate::cmd::CmdPrefetchAddr::FIELDS[0];
+        ///`SSV`: Set when SubstreamID carries a valid substream
+        pub const SSV: crate::FieldInfo = crate::cmd::CmdPrefetchAddr::FIELDS[1];
+        ///`SubstreamID`: Substream whose translations should be prefetched when SSV is set
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::cmd::CmdPrefetchAddr::FIELDS[2];
+        ///`StreamID`: Stream whose translations should be prefetched
+        pub const STREAM_ID: crate::FieldInfo = crate::cmd::CmdPrefetchAddr::FIELDS[3];
+        ///`Size`: Log2 of the number of translations to prefetch, counted in strides
+        pub const SIZE: crate::FieldInfo = crate::cmd::CmdPrefetchAddr::FIELDS[4];
+        ///`Stride`: Prefetch step is 2^(12+Stride) bytes
+        pub const STRIDE: crate::FieldInfo = crate::cmd::CmdPrefetchAddr::FIELDS[5];
+        ///`NS`: NS attribute for Secure stage-2-only prefetches; RES0 on this queue
+        pub const NS: crate::FieldInfo = crate::cmd::CmdPrefetchAddr::FIELDS[6];
+        ///`Addr`: Input address (VA or IPA) where the prefetch span starts
+        pub const ADDR: crate::FieldInfo = crate::cmd::CmdPrefetchAddr::FIELDS[7];
+    }
     impl CmdPrefetchAddr {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_PREFETCH_ADDR";
@@ -11339,6 +12029,15 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdCfgiSte(pub [u64; 2]);
+    ///The fields of `CMD_CFGI_STE`, one constant each.
+    pub mod cmd_cfgi_ste {
+        ///`SSec`: Security state of the StreamID, must be 0 on this queue
+        pub const S_SEC: crate::FieldInfo = crate::cmd::CmdCfgiSte::FIELDS[0];
+        ///`StreamID`: Stream whose STE is invalidated
+        pub const STREAM_ID: crate::FieldInfo = crate::cmd::CmdCfgiSte::FIELDS[1];
+        ///`Leaf`: When set the cached level-1 stream table descriptors may be kept
+        pub const LEAF: crate::FieldInfo = crate::cmd::CmdCfgiSte::FIELDS[2];
+    }
     impl CmdCfgiSte {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_CFGI_STE";
@@ -11550,6 +12249,15 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdCfgiSteRange(pub [u64; 2]);
+    ///The fields of `CMD_CFGI_STE_RANGE`, one constant each.
+    pub mod cmd_cfgi_ste_range {
+        ///`SSec`: Security state of the StreamIDs, must be 0 on this queue
+        pub const S_SEC: crate::FieldInfo = crate::cmd::CmdCfgiSteRange::FIELDS[0];
+        ///`StreamID`: Any StreamID inside the block; its low Range+1 bits are ignored
+        pub const STREAM_ID: crate::FieldInfo = crate::cmd::CmdCfgiSteRange::FIELDS[1];
+        ///`Range`: Block size exponent minus one; 31 covers every StreamID
+        pub const RANGE: crate::FieldInfo = crate::cmd::CmdCfgiSteRange::FIELDS[2];
+    }
     impl CmdCfgiSteRange {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_CFGI_STE_RANGE";
@@ -11764,6 +12472,17 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdCfgiCd(pub [u64; 2]);
+    ///The fields of `CMD_CFGI_CD`, one constant each.
+    pub mod cmd_cfgi_cd {
+        ///`SSec`: Security state of the StreamID, must be 0 on this queue
+        pub const S_SEC: crate::FieldInfo = crate::cmd::CmdCfgiCd::FIELDS[0];
+        ///`SubstreamID`: Index of the CD in the table located through the STE
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::cmd::CmdCfgiCd::FIELDS[1];
+        ///`StreamID`: Stream whose STE located the CD
+        pub const STREAM_ID: crate::FieldInfo = crate::cmd::CmdCfgiCd::FIELDS[2];
+        ///`Leaf`: When set the cached L1CD descriptor may be kept
+        pub const LEAF: crate::FieldInfo = crate::cmd::CmdCfgiCd::FIELDS[3];
+    }
     impl CmdCfgiCd {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_CFGI_CD";
@@ -12011,6 +12730,13 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdCfgiCdAll(pub [u64; 2]);
+    ///The fields of `CMD_CFGI_CD_ALL`, one constant each.
+    pub mod cmd_cfgi_cd_all {
+        ///`SSec`: Security state of the StreamID, must be 0 on this queue
+        pub const S_SEC: crate::FieldInfo = crate::cmd::CmdCfgiCdAll::FIELDS[0];
+        ///`StreamID`: Stream whose CDs are invalidated
+        pub const STREAM_ID: crate::FieldInfo = crate::cmd::CmdCfgiCdAll::FIELDS[1];
+    }
     impl CmdCfgiCdAll {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_CFGI_CD_ALL";
@@ -12206,6 +12932,13 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdCfgiVmsPidm(pub [u64; 2]);
+    ///The fields of `CMD_CFGI_VMS_PIDM`, one constant each.
+    pub mod cmd_cfgi_vms_pidm {
+        ///`SSec`: Security state of the VMID, must be 0 on this queue
+        pub const S_SEC: crate::FieldInfo = crate::cmd::CmdCfgiVmsPidm::FIELDS[0];
+        ///`VMID`: VMID of the VMS whose PARTID_MAP cache is invalidated
+        pub const VMID: crate::FieldInfo = crate::cmd::CmdCfgiVmsPidm::FIELDS[1];
+    }
     impl CmdCfgiVmsPidm {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_CFGI_VMS_PIDM";
@@ -12431,6 +13164,11 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdTlbiNhAll(pub [u64; 2]);
+    ///The fields of `CMD_TLBI_NH_ALL`, one constant each.
+    pub mod cmd_tlbi_nh_all {
+        ///`VMID`: VMID whose stage 1 entries are invalidated
+        pub const VMID: crate::FieldInfo = crate::cmd::CmdTlbiNhAll::FIELDS[0];
+    }
     impl CmdTlbiNhAll {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_TLBI_NH_ALL";
@@ -12592,6 +13330,13 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdTlbiNhAsid(pub [u64; 2]);
+    ///The fields of `CMD_TLBI_NH_ASID`, one constant each.
+    pub mod cmd_tlbi_nh_asid {
+        ///`VMID`: VMID of the entries to invalidate
+        pub const VMID: crate::FieldInfo = crate::cmd::CmdTlbiNhAsid::FIELDS[0];
+        ///`ASID`: ASID of the non-global entries to invalidate
+        pub const ASID: crate::FieldInfo = crate::cmd::CmdTlbiNhAsid::FIELDS[1];
+    }
     impl CmdTlbiNhAsid {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_TLBI_NH_ASID";
@@ -12828,6 +13573,27 @@ pub mod cmd {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             core::fmt::Debug::fmt(self, f)
         }
+    }
+    ///The fields of `CMD_TLBI_NH_VA`, one constant each.
+    pub mod cmd_tlbi_nh_va {
+        ///`NUM`: Range length multiplier minus one, in units of 2^SCALE granules
+        pub const NUM: crate::FieldInfo = crate::cmd::CmdTlbiNhVa::FIELDS[0];
+        ///`SCALE`: Power-of-two exponent applied to (NUM+1) to size the range
+        pub const SCALE: crate::FieldInfo = crate::cmd::CmdTlbiNhVa::FIELDS[1];
+        ///`TTL128`: When set the TTL hint refers to a regime using 128-bit descriptors
+        pub const TTL128: crate::FieldInfo = crate::cmd::CmdTlbiNhVa::FIELDS[2];
+        ///`TTL`: Hint giving the walk level that holds the leaf entries, 0 for no hint
+        pub const TTL: crate::FieldInfo = crate::cmd::CmdTlbiNhVa::FIELDS[3];
+        ///`TG`: Granule the targeted entries were inserted with; 0 disables range and hint
+        pub const TG: crate::FieldInfo = crate::cmd::CmdTlbiNhVa::FIELDS[4];
+        ///`VMID`: VMID of the entries to invalidate
+        pub const VMID: crate::FieldInfo = crate::cmd::CmdTlbiNhVa::FIELDS[5];
+        ///`ASID`: ASID of the entries to invalidate; global entries match any ASID
+        pub const ASID: crate::FieldInfo = crate::cmd::CmdTlbiNhVa::FIELDS[6];
+        ///`Addr`: Virtual address, or start of the range when TG is non-zero
+        pub const ADDR: crate::FieldInfo = crate::cmd::CmdTlbiNhVa::FIELDS[7];
+        ///`Leaf`: When set only last-level entries need be invalidated
+        pub const LEAF: crate::FieldInfo = crate::cmd::CmdTlbiNhVa::FIELDS[8];
     }
     impl CmdTlbiNhVa {
         /// The architecture's name.
@@ -13350,6 +14116,25 @@ pub mod cmd {
             core::fmt::Debug::fmt(self, f)
         }
     }
+    ///The fields of `CMD_TLBI_NH_VAA`, one constant each.
+    pub mod cmd_tlbi_nh_vaa {
+        ///`NUM`: Range length multiplier minus one, in units of 2^SCALE granules
+        pub const NUM: crate::FieldInfo = crate::cmd::CmdTlbiNhVaa::FIELDS[0];
+        ///`SCALE`: Power-of-two exponent applied to (NUM+1) to size the range
+        pub const SCALE: crate::FieldInfo = crate::cmd::CmdTlbiNhVaa::FIELDS[1];
+        ///`TTL128`: When set the TTL hint refers to a regime using 128-bit descriptors
+        pub const TTL128: crate::FieldInfo = crate::cmd::CmdTlbiNhVaa::FIELDS[2];
+        ///`TTL`: Hint giving the walk level that holds the leaf entries, 0 for no hint
+        pub const TTL: crate::FieldInfo = crate::cmd::CmdTlbiNhVaa::FIELDS[3];
+        ///`TG`: Granule the targeted entries were inserted with; 0 disables range and hint
+        pub const TG: crate::FieldInfo = crate::cmd::CmdTlbiNhVaa::FIELDS[4];
+        ///`VMID`: VMID of the entries to invalidate
+        pub const VMID: crate::FieldInfo = crate::cmd::CmdTlbiNhVaa::FIELDS[5];
+        ///`Addr`: Virtual address, or start of the range when TG is non-zero
+        pub const ADDR: crate::FieldInfo = crate::cmd::CmdTlbiNhVaa::FIELDS[6];
+        ///`Leaf`: When set only last-level entries need be invalidated
+        pub const LEAF: crate::FieldInfo = crate::cmd::CmdTlbiNhVaa::FIELDS[7];
+    }
     impl CmdTlbiNhVaa {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_TLBI_NH_VAA";
@@ -13795,6 +14580,8 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdTlbiEl3All(pub [u64; 2]);
+    ///The fields of `CMD_TLBI_EL3_ALL`, one constant each.
+    pub mod cmd_tlbi_el3_all {}
     impl CmdTlbiEl3All {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_TLBI_EL3_ALL";
@@ -13962,6 +14749,23 @@ pub mod cmd {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             core::fmt::Debug::fmt(self, f)
         }
+    }
+    ///The fields of `CMD_TLBI_EL3_VA`, one constant each.
+    pub mod cmd_tlbi_el3_va {
+        ///`NUM`: Range length multiplier minus one, in units of 2^SCALE granules
+        pub const NUM: crate::FieldInfo = crate::cmd::CmdTlbiEl3Va::FIELDS[0];
+        ///`SCALE`: Power-of-two exponent applied to (NUM+1) to size the range
+        pub const SCALE: crate::FieldInfo = crate::cmd::CmdTlbiEl3Va::FIELDS[1];
+        ///`TTL128`: When set the TTL hint refers to a regime using 128-bit descriptors
+        pub const TTL128: crate::FieldInfo = crate::cmd::CmdTlbiEl3Va::FIELDS[2];
+        ///`TTL`: Hint giving the walk level that holds the leaf entries, 0 for no hint
+        pub const TTL: crate::FieldInfo = crate::cmd::CmdTlbiEl3Va::FIELDS[3];
+        ///`TG`: Granule the targeted entries were inserted with; 0 disables range and hint
+        pub const TG: crate::FieldInfo = crate::cmd::CmdTlbiEl3Va::FIELDS[4];
+        ///`Addr`: Virtual address, or start of the range when TG is non-zero
+        pub const ADDR: crate::FieldInfo = crate::cmd::CmdTlbiEl3Va::FIELDS[5];
+        ///`Leaf`: When set only last-level entries need be invalidated
+        pub const LEAF: crate::FieldInfo = crate::cmd::CmdTlbiEl3Va::FIELDS[6];
     }
     impl CmdTlbiEl3Va {
         /// The architecture's name.
@@ -14379,6 +15183,8 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdTlbiEl2All(pub [u64; 2]);
+    ///The fields of `CMD_TLBI_EL2_ALL`, one constant each.
+    pub mod cmd_tlbi_el2_all {}
     impl CmdTlbiEl2All {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_TLBI_EL2_ALL";
@@ -14522,6 +15328,11 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdTlbiEl2Asid(pub [u64; 2]);
+    ///The fields of `CMD_TLBI_EL2_ASID`, one constant each.
+    pub mod cmd_tlbi_el2_asid {
+        ///`ASID`: ASID of the non-global EL2-E2H entries to invalidate
+        pub const ASID: crate::FieldInfo = crate::cmd::CmdTlbiEl2Asid::FIELDS[0];
+    }
     impl CmdTlbiEl2Asid {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_TLBI_EL2_ASID";
@@ -14741,6 +15552,25 @@ pub mod cmd {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             core::fmt::Debug::fmt(self, f)
         }
+    }
+    ///The fields of `CMD_TLBI_EL2_VA`, one constant each.
+    pub mod cmd_tlbi_el2_va {
+        ///`NUM`: Range length multiplier minus one, in units of 2^SCALE granules
+        pub const NUM: crate::FieldInfo = crate::cmd::CmdTlbiEl2Va::FIELDS[0];
+        ///`SCALE`: Power-of-two exponent applied to (NUM+1) to size the range
+        pub const SCALE: crate::FieldInfo = crate::cmd::CmdTlbiEl2Va::FIELDS[1];
+        ///`TTL128`: When set the TTL hint refers to a regime using 128-bit descriptors
+        pub const TTL128: crate::FieldInfo = crate::cmd::CmdTlbiEl2Va::FIELDS[2];
+        ///`TTL`: Hint giving the walk level that holds the leaf entries, 0 for no hint
+        pub const TTL: crate::FieldInfo = crate::cmd::CmdTlbiEl2Va::FIELDS[3];
+        ///`TG`: Granule the targeted entries were inserted with; 0 disables range and hint
+        pub const TG: crate::FieldInfo = crate::cmd::CmdTlbiEl2Va::FIELDS[4];
+        ///`ASID`: ASID to match when SMMU_CR2.E2H is 1, ignored otherwise
+        pub const ASID: crate::FieldInfo = crate::cmd::CmdTlbiEl2Va::FIELDS[5];
+        ///`Addr`: Virtual address, or start of the range when TG is non-zero
+        pub const ADDR: crate::FieldInfo = crate::cmd::CmdTlbiEl2Va::FIELDS[6];
+        ///`Leaf`: When set only last-level entries need be invalidated
+        pub const LEAF: crate::FieldInfo = crate::cmd::CmdTlbiEl2Va::FIELDS[7];
     }
     impl CmdTlbiEl2Va {
         /// The architecture's name.
@@ -15246,6 +16076,23 @@ pub mod cmd {
             core::fmt::Debug::fmt(self, f)
         }
     }
+    ///The fields of `CMD_TLBI_EL2_VAA`, one constant each.
+    pub mod cmd_tlbi_el2_vaa {
+        ///`NUM`: Range length multiplier minus one, in units of 2^SCALE granules
+        pub const NUM: crate::FieldInfo = crate::cmd::CmdTlbiEl2Vaa::FIELDS[0];
+        ///`SCALE`: Power-of-two exponent applied to (NUM+1) to size the range
+        pub const SCALE: crate::FieldInfo = crate::cmd::CmdTlbiEl2Vaa::FIELDS[1];
+        ///`TTL128`: When set the TTL hint refers to a regime using 128-bit descriptors
+        pub const TTL128: crate::FieldInfo = crate::cmd::CmdTlbiEl2Vaa::FIELDS[2];
+        ///`TTL`: Hint giving the walk level that holds the leaf entries, 0 for no hint
+        pub const TTL: crate::FieldInfo = crate::cmd::CmdTlbiEl2Vaa::FIELDS[3];
+        ///`TG`: Granule the targeted entries were inserted with; 0 disables range and hint
+        pub const TG: crate::FieldInfo = crate::cmd::CmdTlbiEl2Vaa::FIELDS[4];
+        ///`Addr`: Virtual address, or start of the range when TG is non-zero
+        pub const ADDR: crate::FieldInfo = crate::cmd::CmdTlbiEl2Vaa::FIELDS[5];
+        ///`Leaf`: When set only last-level entries need be invalidated
+        pub const LEAF: crate::FieldInfo = crate::cmd::CmdTlbiEl2Vaa::FIELDS[6];
+    }
     impl CmdTlbiEl2Vaa {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_TLBI_EL2_VAA";
@@ -15674,6 +16521,11 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdTlbiS12Vmall(pub [u64; 2]);
+    ///The fields of `CMD_TLBI_S12_VMALL`, one constant each.
+    pub mod cmd_tlbi_s12_vmall {
+        ///`VMID`: VMID whose entries are invalidated
+        pub const VMID: crate::FieldInfo = crate::cmd::CmdTlbiS12Vmall::FIELDS[0];
+    }
     impl CmdTlbiS12Vmall {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_TLBI_S12_VMALL";
@@ -15871,6 +16723,25 @@ pub mod cmd {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             core::fmt::Debug::fmt(self, f)
         }
+    }
+    ///The fields of `CMD_TLBI_S2_IPA`, one constant each.
+    pub mod cmd_tlbi_s2_ipa {
+        ///`NUM`: Range length multiplier minus one, in units of 2^SCALE granules
+        pub const NUM: crate::FieldInfo = crate::cmd::CmdTlbiS2Ipa::FIELDS[0];
+        ///`SCALE`: Power-of-two exponent applied to (NUM+1) to size the range
+        pub const SCALE: crate::FieldInfo = crate::cmd::CmdTlbiS2Ipa::FIELDS[1];
+        ///`TTL128`: When set the TTL hint refers to a regime using 128-bit descriptors
+        pub const TTL128: crate::FieldInfo = crate::cmd::CmdTlbiS2Ipa::FIELDS[2];
+        ///`TTL`: Hint giving the walk level that holds the leaf entries, 0 for no hint
+        pub const TTL: crate::FieldInfo = crate::cmd::CmdTlbiS2Ipa::FIELDS[3];
+        ///`TG`: Granule the targeted entries were inserted with; 0 disables range and hint
+        pub const TG: crate::FieldInfo = crate::cmd::CmdTlbiS2Ipa::FIELDS[4];
+        ///`VMID`: VMID of the stage 2 entries to invalidate
+        pub const VMID: crate::FieldInfo = crate::cmd::CmdTlbiS2Ipa::FIELDS[5];
+        ///`Leaf`: When set only last-level entries need be invalidated
+        pub const LEAF: crate::FieldInfo = crate::cmd::CmdTlbiS2Ipa::FIELDS[6];
+        ///`Addr`: Intermediate physical address, or start of the range when TG is non-zero
+        pub const ADDR: crate::FieldInfo = crate::cmd::CmdTlbiS2Ipa::FIELDS[7];
     }
     impl CmdTlbiS2Ipa {
         /// The architecture's name.
@@ -16317,6 +17188,8 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdTlbiNsnhAll(pub [u64; 2]);
+    ///The fields of `CMD_TLBI_NSNH_ALL`, one constant each.
+    pub mod cmd_tlbi_nsnh_all {}
     impl CmdTlbiNsnhAll {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_TLBI_NSNH_ALL";
@@ -16439,6 +17312,21 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdAtcInv(pub [u64; 2]);
+    ///The fields of `CMD_ATC_INV`, one constant each.
+    pub mod cmd_atc_inv {
+        ///`Global`: Set the Global Invalidate flag of the request; ignored unless SSV is set
+        pub const GLOBAL: crate::FieldInfo = crate::cmd::CmdAtcInv::FIELDS[0];
+        ///`SSV`: Set when SubstreamID is sent as a PASID prefix
+        pub const SSV: crate::FieldInfo = crate::cmd::CmdAtcInv::FIELDS[1];
+        ///`SubstreamID`: PASID carried with the invalidation request when SSV is set
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::cmd::CmdAtcInv::FIELDS[2];
+        ///`StreamID`: Endpoint (requester) to invalidate
+        pub const STREAM_ID: crate::FieldInfo = crate::cmd::CmdAtcInv::FIELDS[3];
+        ///`Size`: Span is 4KB times 2^Size, aligned to itself; 52 means everything
+        pub const SIZE: crate::FieldInfo = crate::cmd::CmdAtcInv::FIELDS[4];
+        ///`Address`: Untranslated address inside the span to invalidate
+        pub const ADDRESS: crate::FieldInfo = crate::cmd::CmdAtcInv::FIELDS[5];
+    }
     impl CmdAtcInv {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_ATC_INV";
@@ -16764,6 +17652,19 @@ pub mod cmd {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             core::fmt::Debug::fmt(self, f)
         }
+    }
+    ///The fields of `CMD_PRI_RESP`, one constant each.
+    pub mod cmd_pri_resp {
+        ///`SSV`: Set when SubstreamID is sent as a PASID prefix
+        pub const SSV: crate::FieldInfo = crate::cmd::CmdPriResp::FIELDS[0];
+        ///`SubstreamID`: PASID carried with the response when SSV is set
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::cmd::CmdPriResp::FIELDS[1];
+        ///`StreamID`: Endpoint (requester) that issued the page requests
+        pub const STREAM_ID: crate::FieldInfo = crate::cmd::CmdPriResp::FIELDS[2];
+        ///`PRGIndex`: Page request group index copied from the page requests
+        pub const PRG_INDEX: crate::FieldInfo = crate::cmd::CmdPriResp::FIELDS[3];
+        ///`Resp`: Outcome reported to the endpoint for the whole group
+        pub const RESP: crate::FieldInfo = crate::cmd::CmdPriResp::FIELDS[4];
     }
     impl CmdPriResp {
         /// The architecture's name.
@@ -17104,6 +18005,19 @@ pub mod cmd {
             core::fmt::Debug::fmt(self, f)
         }
     }
+    ///The fields of `CMD_RESUME`, one constant each.
+    pub mod cmd_resume {
+        ///`SSec`: Security state of the StreamID, must be 0 on this queue
+        pub const S_SEC: crate::FieldInfo = crate::cmd::CmdResume::FIELDS[0];
+        ///`Action`: Whether the stalled transaction is retried or terminated
+        pub const ACTION: crate::FieldInfo = crate::cmd::CmdResume::FIELDS[1];
+        ///`Abort`: On terminate, abort the transaction instead of completing it as RAZ/WI
+        pub const ABORT: crate::FieldInfo = crate::cmd::CmdResume::FIELDS[2];
+        ///`StreamID`: Stream of the stalled transaction
+        pub const STREAM_ID: crate::FieldInfo = crate::cmd::CmdResume::FIELDS[3];
+        ///`STAG`: Stall tag copied from the stall event record
+        pub const STAG: crate::FieldInfo = crate::cmd::CmdResume::FIELDS[4];
+    }
     impl CmdResume {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_RESUME";
@@ -17377,6 +18291,13 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdStallTerm(pub [u64; 2]);
+    ///The fields of `CMD_STALL_TERM`, one constant each.
+    pub mod cmd_stall_term {
+        ///`SSec`: Security state of the StreamID, must be 0 on this queue
+        pub const S_SEC: crate::FieldInfo = crate::cmd::CmdStallTerm::FIELDS[0];
+        ///`StreamID`: Stream whose stalled transactions are terminated
+        pub const STREAM_ID: crate::FieldInfo = crate::cmd::CmdStallTerm::FIELDS[1];
+    }
     impl CmdStallTerm {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_STALL_TERM";
@@ -17607,6 +18528,21 @@ pub mod cmd {
         }
     }
     pub use crate::values::Sh as CmdSyncMsh;
+    ///The fields of `CMD_SYNC`, one constant each.
+    pub mod cmd_sync {
+        ///`CS`: Completion signal raised when the sync completes
+        pub const CS: crate::FieldInfo = crate::cmd::CmdSync::FIELDS[0];
+        ///`MSH`: Shareability of the completion MSI write; 0b01 behaves as 0b00
+        pub const MSH: crate::FieldInfo = crate::cmd::CmdSync::FIELDS[1];
+        ///`MSIAttr`: Memory type of the completion MSI write, encoded like STE.MemAttr
+        pub const MSI_ATTR: crate::FieldInfo = crate::cmd::CmdSync::FIELDS[2];
+        ///`MSIData`: 32-bit value written by the completion MSI
+        pub const MSI_DATA: crate::FieldInfo = crate::cmd::CmdSync::FIELDS[3];
+        ///`MSIAddress`: Physical address of the completion MSI write; zero means no MSI
+        pub const MSI_ADDRESS: crate::FieldInfo = crate::cmd::CmdSync::FIELDS[4];
+        ///`MSI_NS`: Realm queues only, selects the Non-secure PA space for the MSI; RES0 here
+        pub const MSI_NS: crate::FieldInfo = crate::cmd::CmdSync::FIELDS[5];
+    }
     impl CmdSync {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_SYNC";
@@ -17906,6 +18842,8 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdTlbiSEl2All(pub [u64; 2]);
+    ///The fields of `CMD_TLBI_S_EL2_ALL`, one constant each.
+    pub mod cmd_tlbi_s_el2_all {}
     impl CmdTlbiSEl2All {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_TLBI_S_EL2_ALL";
@@ -18037,6 +18975,11 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdTlbiSEl2Asid(pub [u64; 2]);
+    ///The fields of `CMD_TLBI_S_EL2_ASID`, one constant each.
+    pub mod cmd_tlbi_s_el2_asid {
+        ///`ASID`: ASID of the non-global entries to invalidate
+        pub const ASID: crate::FieldInfo = crate::cmd::CmdTlbiSEl2Asid::FIELDS[0];
+    }
     impl CmdTlbiSEl2Asid {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_TLBI_S_EL2_ASID";
@@ -18232,6 +19175,25 @@ pub mod cmd {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             core::fmt::Debug::fmt(self, f)
         }
+    }
+    ///The fields of `CMD_TLBI_S_EL2_VA`, one constant each.
+    pub mod cmd_tlbi_s_el2_va {
+        ///`NUM`: Range length multiplier minus one, in units of 2^SCALE granules
+        pub const NUM: crate::FieldInfo = crate::cmd::CmdTlbiSEl2Va::FIELDS[0];
+        ///`SCALE`: Power-of-two exponent applied to (NUM+1) to size the range
+        pub const SCALE: crate::FieldInfo = crate::cmd::CmdTlbiSEl2Va::FIELDS[1];
+        ///`TTL128`: When set the TTL hint refers to a regime using 128-bit descriptors
+        pub const TTL128: crate::FieldInfo = crate::cmd::CmdTlbiSEl2Va::FIELDS[2];
+        ///`TTL`: Hint giving the walk level that holds the leaf entries, 0 for no hint
+        pub const TTL: crate::FieldInfo = crate::cmd::CmdTlbiSEl2Va::FIELDS[3];
+        ///`TG`: Granule the targeted entries were inserted with; 0 disables range and hint
+        pub const TG: crate::FieldInfo = crate::cmd::CmdTlbiSEl2Va::FIELDS[4];
+        ///`ASID`: ASID to match when SMMU_S_CR2.E2H is 1
+        pub const ASID: crate::FieldInfo = crate::cmd::CmdTlbiSEl2Va::FIELDS[5];
+        ///`Addr`: Virtual address, or start of the range when TG is non-zero
+        pub const ADDR: crate::FieldInfo = crate::cmd::CmdTlbiSEl2Va::FIELDS[6];
+        ///`Leaf`: When set only last-level entries need be invalidated
+        pub const LEAF: crate::FieldInfo = crate::cmd::CmdTlbiSEl2Va::FIELDS[7];
     }
     impl CmdTlbiSEl2Va {
         /// The architecture's name.
@@ -18713,6 +19675,23 @@ pub mod cmd {
             core::fmt::Debug::fmt(self, f)
         }
     }
+    ///The fields of `CMD_TLBI_S_EL2_VAA`, one constant each.
+    pub mod cmd_tlbi_s_el2_vaa {
+        ///`NUM`: Range length multiplier minus one, in units of 2^SCALE granules
+        pub const NUM: crate::FieldInfo = crate::cmd::CmdTlbiSEl2Vaa::FIELDS[0];
+        ///`SCALE`: Power-of-two exponent applied to (NUM+1) to size the range
+        pub const SCALE: crate::FieldInfo = crate::cmd::CmdTlbiSEl2Vaa::FIELDS[1];
+        ///`TTL128`: When set the TTL hint refers to a regime using 128-bit descriptors
+        pub const TTL128: crate::FieldInfo = crate::cmd::CmdTlbiSEl2Vaa::FIELDS[2];
+        ///`TTL`: Hint giving the walk level that holds the leaf entries, 0 for no hint
+        pub const TTL: crate::FieldInfo = crate::cmd::CmdTlbiSEl2Vaa::FIELDS[3];
+        ///`TG`: Granule the targeted entries were inserted with; 0 disables range and hint
+        pub const TG: crate::FieldInfo = crate::cmd::CmdTlbiSEl2Vaa::FIELDS[4];
+        ///`Addr`: Virtual address, or start of the range when TG is non-zero
+        pub const ADDR: crate::FieldInfo = crate::cmd::CmdTlbiSEl2Vaa::FIELDS[5];
+        ///`Leaf`: When set only last-level entries need be invalidated
+        pub const LEAF: crate::FieldInfo = crate::cmd::CmdTlbiSEl2Vaa::FIELDS[6];
+    }
     impl CmdTlbiSEl2Vaa {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_TLBI_S_EL2_VAA";
@@ -19129,6 +20108,11 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdTlbiSS12Vmall(pub [u64; 2]);
+    ///The fields of `CMD_TLBI_S_S12_VMALL`, one constant each.
+    pub mod cmd_tlbi_ss12_vmall {
+        ///`VMID`: Secure VMID whose entries are invalidated
+        pub const VMID: crate::FieldInfo = crate::cmd::CmdTlbiSS12Vmall::FIELDS[0];
+    }
     impl CmdTlbiSS12Vmall {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_TLBI_S_S12_VMALL";
@@ -19329,6 +20313,27 @@ pub mod cmd {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             core::fmt::Debug::fmt(self, f)
         }
+    }
+    ///The fields of `CMD_TLBI_S_S2_IPA`, one constant each.
+    pub mod cmd_tlbi_ss2_ipa {
+        ///`NUM`: Range length multiplier minus one, in units of 2^SCALE granules
+        pub const NUM: crate::FieldInfo = crate::cmd::CmdTlbiSS2Ipa::FIELDS[0];
+        ///`SCALE`: Power-of-two exponent applied to (NUM+1) to size the range
+        pub const SCALE: crate::FieldInfo = crate::cmd::CmdTlbiSS2Ipa::FIELDS[1];
+        ///`TTL128`: When set the TTL hint refers to a regime using 128-bit descriptors
+        pub const TTL128: crate::FieldInfo = crate::cmd::CmdTlbiSS2Ipa::FIELDS[2];
+        ///`TTL`: Hint giving the walk level that holds the leaf entries, 0 for no hint
+        pub const TTL: crate::FieldInfo = crate::cmd::CmdTlbiSS2Ipa::FIELDS[3];
+        ///`TG`: Granule the targeted entries were inserted with; 0 disables range and hint
+        pub const TG: crate::FieldInfo = crate::cmd::CmdTlbiSS2Ipa::FIELDS[4];
+        ///`VMID`: Secure VMID of the entries to invalidate
+        pub const VMID: crate::FieldInfo = crate::cmd::CmdTlbiSS2Ipa::FIELDS[5];
+        ///`Leaf`: When set only last-level entries need be invalidated
+        pub const LEAF: crate::FieldInfo = crate::cmd::CmdTlbiSS2Ipa::FIELDS[6];
+        ///`NS`: Selects the Non-secure IPA space of the Secure regime when set
+        pub const NS: crate::FieldInfo = crate::cmd::CmdTlbiSS2Ipa::FIELDS[7];
+        ///`Addr`: Intermediate physical address, or start of the range when TG is non-zero
+        pub const ADDR: crate::FieldInfo = crate::cmd::CmdTlbiSS2Ipa::FIELDS[8];
     }
     impl CmdTlbiSS2Ipa {
         /// The architecture's name.
@@ -19799,6 +20804,8 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdTlbiSnhAll(pub [u64; 2]);
+    ///The fields of `CMD_TLBI_SNH_ALL`, one constant each.
+    pub mod cmd_tlbi_snh_all {}
     impl CmdTlbiSnhAll {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_TLBI_SNH_ALL";
@@ -19930,6 +20937,8 @@ pub mod cmd {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CmdDptiAll(pub [u64; 2]);
+    ///The fields of `CMD_DPTI_ALL`, one constant each.
+    pub mod cmd_dpti_all {}
     impl CmdDptiAll {
         /// The architecture's name.
         pub const NAME: &'static str = "CMD_DPTI_ALL";
@@ -20117,6 +21126,15 @@ pub mod cmd {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             core::fmt::Debug::fmt(self, f)
         }
+    }
+    ///The fields of `CMD_DPTI_PA`, one constant each.
+    pub mod cmd_dpti_pa {
+        ///`Leaf`: When set only final-level DPT entries need be dropped
+        pub const LEAF: crate::FieldInfo = crate::cmd::CmdDptiPa::FIELDS[0];
+        ///`SIZE`: Length of the aligned region to invalidate; other encodings are Reserved
+        pub const SIZE: crate::FieldInfo = crate::cmd::CmdDptiPa::FIELDS[1];
+        ///`Address`: Physical base address of the region
+        pub const ADDRESS: crate::FieldInfo = crate::cmd::CmdDptiPa::FIELDS[2];
     }
     impl CmdDptiPa {
         /// The architecture's name.
@@ -20928,6 +21946,25 @@ pub mod evt {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct FUut(pub [u64; 4]);
+    ///The fields of `F_UUT`, one constant each.
+    pub mod f_uut {
+        ///`SSV`: Set when the transaction carried a SubstreamID; SubstreamID is UNKNOWN otherwise
+        pub const SSV: crate::FieldInfo = crate::evt::FUut::FIELDS[0];
+        ///`SubstreamID`: SubstreamID of the transaction that caused the event, valid when SSV is set
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::evt::FUut::FIELDS[1];
+        ///`StreamID`: StreamID of the transaction that caused the event
+        pub const STREAM_ID: crate::FieldInfo = crate::evt::FUut::FIELDS[2];
+        ///`Reason`: IMPLEMENTATION DEFINED cause of the event
+        pub const REASON: crate::FieldInfo = crate::evt::FUut::FIELDS[3];
+        ///`PnU`: 1 for a privileged transaction, 0 for unprivileged (incoming value, before STE overrides)
+        pub const PN_U: crate::FieldInfo = crate::evt::FUut::FIELDS[4];
+        ///`InD`: 1 for an instruction fetch, 0 for a data access (incoming value, before STE overrides)
+        pub const IN_D: crate::FieldInfo = crate::evt::FUut::FIELDS[5];
+        ///`RnW`: 1 for a read, 0 for a write, of the input transaction
+        pub const RN_W: crate::FieldInfo = crate::evt::FUut::FIELDS[6];
+        ///`InputAddr`: Full 64-bit input address of the transaction, as presented to the SMMU
+        pub const INPUT_ADDR: crate::FieldInfo = crate::evt::FUut::FIELDS[7];
+    }
     impl FUut {
         /// The architecture's name.
         pub const NAME: &'static str = "F_UUT";
@@ -21266,6 +22303,15 @@ pub mod evt {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CBadStreamid(pub [u64; 4]);
+    ///The fields of `C_BAD_STREAMID`, one constant each.
+    pub mod c_bad_streamid {
+        ///`SSV`: Set when the transaction carried a SubstreamID; SubstreamID is UNKNOWN otherwise
+        pub const SSV: crate::FieldInfo = crate::evt::CBadStreamid::FIELDS[0];
+        ///`SubstreamID`: SubstreamID of the transaction that caused the event, valid when SSV is set
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::evt::CBadStreamid::FIELDS[1];
+        ///`StreamID`: StreamID of the transaction that caused the event
+        pub const STREAM_ID: crate::FieldInfo = crate::evt::CBadStreamid::FIELDS[2];
+    }
     impl CBadStreamid {
         /// The architecture's name.
         pub const NAME: &'static str = "C_BAD_STREAMID";
@@ -21470,6 +22516,21 @@ pub mod evt {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct FSteFetch(pub [u64; 4]);
+    ///The fields of `F_STE_FETCH`, one constant each.
+    pub mod f_ste_fetch {
+        ///`SSV`: Set when the transaction carried a SubstreamID; SubstreamID is UNKNOWN otherwise
+        pub const SSV: crate::FieldInfo = crate::evt::FSteFetch::FIELDS[0];
+        ///`SubstreamID`: SubstreamID of the transaction that caused the event, valid when SSV is set
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::evt::FSteFetch::FIELDS[1];
+        ///`StreamID`: StreamID of the transaction that caused the event
+        pub const STREAM_ID: crate::FieldInfo = crate::evt::FSteFetch::FIELDS[2];
+        ///`Reason`: IMPLEMENTATION DEFINED cause of the event
+        pub const REASON: crate::FieldInfo = crate::evt::FSteFetch::FIELDS[3];
+        ///`GPCF`: Set when the abort was a Granule Protection Check fault (RME)
+        pub const GPCF: crate::FieldInfo = crate::evt::FSteFetch::FIELDS[4];
+        ///`FetchAddr`: Physical address of the STE whose fetch aborted
+        pub const FETCH_ADDR: crate::FieldInfo = crate::evt::FSteFetch::FIELDS[5];
+    }
     impl FSteFetch {
         /// The architecture's name.
         pub const NAME: &'static str = "F_STE_FETCH";
@@ -21753,6 +22814,15 @@ pub mod evt {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CBadSte(pub [u64; 4]);
+    ///The fields of `C_BAD_STE`, one constant each.
+    pub mod c_bad_ste {
+        ///`SSV`: Set when the transaction carried a SubstreamID; SubstreamID is UNKNOWN otherwise
+        pub const SSV: crate::FieldInfo = crate::evt::CBadSte::FIELDS[0];
+        ///`SubstreamID`: SubstreamID of the transaction that caused the event, valid when SSV is set
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::evt::CBadSte::FIELDS[1];
+        ///`StreamID`: StreamID of the transaction that caused the event
+        pub const STREAM_ID: crate::FieldInfo = crate::evt::CBadSte::FIELDS[2];
+    }
     impl CBadSte {
         /// The architecture's name.
         pub const NAME: &'static str = "C_BAD_STE";
@@ -21957,6 +23027,19 @@ pub mod evt {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct FBadAtsTreq(pub [u64; 4]);
+    ///The fields of `F_BAD_ATS_TREQ`, one constant each.
+    pub mod f_bad_ats_treq {
+        ///`SSV`: Set when the transaction carried a SubstreamID; SubstreamID is UNKNOWN otherwise
+        pub const SSV: crate::FieldInfo = crate::evt::FBadAtsTreq::FIELDS[0];
+        ///`SubstreamID`: SubstreamID of the transaction that caused the event, valid when SSV is set
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::evt::FBadAtsTreq::FIELDS[1];
+        ///`StreamID`: StreamID of the transaction that caused the event
+        pub const STREAM_ID: crate::FieldInfo = crate::evt::FBadAtsTreq::FIELDS[2];
+        ///`Span`: Number of STUs covered by the Translation Request
+        pub const SPAN: crate::FieldInfo = crate::evt::FBadAtsTreq::FIELDS[3];
+        ///`InputAddr`: Untranslated address of the ATS Translation Request, bits [63:12]
+        pub const INPUT_ADDR: crate::FieldInfo = crate::evt::FBadAtsTreq::FIELDS[4];
+    }
     impl FBadAtsTreq {
         /// The architecture's name.
         pub const NAME: &'static str = "F_BAD_ATS_TREQ";
@@ -22215,6 +23298,11 @@ pub mod evt {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct FStreamDisabled(pub [u64; 4]);
+    ///The fields of `F_STREAM_DISABLED`, one constant each.
+    pub mod f_stream_disabled {
+        ///`StreamID`: StreamID of the transaction that was terminated
+        pub const STREAM_ID: crate::FieldInfo = crate::evt::FStreamDisabled::FIELDS[0];
+    }
     impl FStreamDisabled {
         /// The architecture's name.
         pub const NAME: &'static str = "F_STREAM_DISABLED";
@@ -22368,6 +23456,15 @@ pub mod evt {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct FTranslForbidden(pub [u64; 4]);
+    ///The fields of `F_TRANSL_FORBIDDEN`, one constant each.
+    pub mod f_transl_forbidden {
+        ///`StreamID`: StreamID of the Translated transaction
+        pub const STREAM_ID: crate::FieldInfo = crate::evt::FTranslForbidden::FIELDS[0];
+        ///`RnW`: 1 for a read, 0 for a write
+        pub const RN_W: crate::FieldInfo = crate::evt::FTranslForbidden::FIELDS[1];
+        ///`InputAddr`: Address of the Translated transaction
+        pub const INPUT_ADDR: crate::FieldInfo = crate::evt::FTranslForbidden::FIELDS[2];
+    }
     impl FTranslForbidden {
         /// The architecture's name.
         pub const NAME: &'static str = "F_TRANSL_FORBIDDEN";
@@ -22574,6 +23671,13 @@ pub mod evt {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CBadSubstreamid(pub [u64; 4]);
+    ///The fields of `C_BAD_SUBSTREAMID`, one constant each.
+    pub mod c_bad_substreamid {
+        ///`SubstreamID`: SubstreamID of the transaction (0 when S1DSS == 0b10 led to an out-of-range L1CD for CD 0)
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::evt::CBadSubstreamid::FIELDS[0];
+        ///`StreamID`: StreamID of the transaction
+        pub const STREAM_ID: crate::FieldInfo = crate::evt::CBadSubstreamid::FIELDS[1];
+    }
     impl CBadSubstreamid {
         /// The architecture's name.
         pub const NAME: &'static str = "C_BAD_SUBSTREAMID";
@@ -22752,6 +23856,21 @@ pub mod evt {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct FCdFetch(pub [u64; 4]);
+    ///The fields of `F_CD_FETCH`, one constant each.
+    pub mod f_cd_fetch {
+        ///`SSV`: Set when the transaction carried a SubstreamID; SubstreamID is UNKNOWN otherwise
+        pub const SSV: crate::FieldInfo = crate::evt::FCdFetch::FIELDS[0];
+        ///`SubstreamID`: SubstreamID of the transaction that caused the event, valid when SSV is set
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::evt::FCdFetch::FIELDS[1];
+        ///`StreamID`: StreamID of the transaction that caused the event
+        pub const STREAM_ID: crate::FieldInfo = crate::evt::FCdFetch::FIELDS[2];
+        ///`Reason`: IMPLEMENTATION DEFINED cause of the event
+        pub const REASON: crate::FieldInfo = crate::evt::FCdFetch::FIELDS[3];
+        ///`GPCF`: Set when the abort was a Granule Protection Check fault (RME)
+        pub const GPCF: crate::FieldInfo = crate::evt::FCdFetch::FIELDS[4];
+        ///`FetchAddr`: Physical address of the CD or L1CD whose fetch aborted
+        pub const FETCH_ADDR: crate::FieldInfo = crate::evt::FCdFetch::FIELDS[5];
+    }
     impl FCdFetch {
         /// The architecture's name.
         pub const NAME: &'static str = "F_CD_FETCH";
@@ -23035,6 +24154,15 @@ pub mod evt {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct CBadCd(pub [u64; 4]);
+    ///The fields of `C_BAD_CD`, one constant each.
+    pub mod c_bad_cd {
+        ///`SSV`: Set when the transaction carried a SubstreamID; SubstreamID is UNKNOWN otherwise
+        pub const SSV: crate::FieldInfo = crate::evt::CBadCd::FIELDS[0];
+        ///`SubstreamID`: SubstreamID of the transaction that caused the event, valid when SSV is set
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::evt::CBadCd::FIELDS[1];
+        ///`StreamID`: StreamID of the transaction that caused the event
+        pub const STREAM_ID: crate::FieldInfo = crate::evt::CBadCd::FIELDS[2];
+    }
     impl CBadCd {
         /// The architecture's name.
         pub const NAME: &'static str = "C_BAD_CD";
@@ -23240,6 +24368,33 @@ pub mod evt {
     #[repr(transparent)]
     pub struct FWalkEabt(pub [u64; 4]);
     pub use crate::values::FaultClass as FWalkEabtClass;
+    ///The fields of `F_WALK_EABT`, one constant each.
+    pub mod f_walk_eabt {
+        ///`SSV`: Set when the transaction carried a SubstreamID; SubstreamID is UNKNOWN otherwise
+        pub const SSV: crate::FieldInfo = crate::evt::FWalkEabt::FIELDS[0];
+        ///`SubstreamID`: SubstreamID of the transaction that caused the event, valid when SSV is set
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::evt::FWalkEabt::FIELDS[1];
+        ///`StreamID`: StreamID of the transaction that caused the event
+        pub const STREAM_ID: crate::FieldInfo = crate::evt::FWalkEabt::FIELDS[2];
+        ///`Reason`: IMPLEMENTATION DEFINED cause of the event
+        pub const REASON: crate::FieldInfo = crate::evt::FWalkEabt::FIELDS[3];
+        ///`GPCF`: Set when the abort was a Granule Protection Check fault (RME)
+        pub const GPCF: crate::FieldInfo = crate::evt::FWalkEabt::FIELDS[4];
+        ///`PnU`: 1 for a privileged transaction, 0 for unprivileged (after STE.PRIVCFG override)
+        pub const PN_U: crate::FieldInfo = crate::evt::FWalkEabt::FIELDS[5];
+        ///`InD`: 1 for an instruction fetch, 0 for a data access (after STE.INSTCFG override; 0 for writes)
+        pub const IN_D: crate::FieldInfo = crate::evt::FWalkEabt::FIELDS[6];
+        ///`RnW`: 1 for a read, 0 for a write, of the input transaction
+        pub const RN_W: crate::FieldInfo = crate::evt::FWalkEabt::FIELDS[7];
+        ///`S2`: 1 when the aborted walk arose at stage 2, 0 at stage 1
+        pub const S2: crate::FieldInfo = crate::evt::FWalkEabt::FIELDS[8];
+        ///`CLASS`: What was being accessed: the CD fetch, a stage 1 table walk, or the input address
+        pub const CLASS: crate::FieldInfo = crate::evt::FWalkEabt::FIELDS[9];
+        ///`InputAddr`: Full 64-bit input address of the transaction, as presented to the SMMU
+        pub const INPUT_ADDR: crate::FieldInfo = crate::evt::FWalkEabt::FIELDS[10];
+        ///`FetchAddr`: Physical address of the translation table descriptor whose fetch aborted
+        pub const FETCH_ADDR: crate::FieldInfo = crate::evt::FWalkEabt::FIELDS[11];
+    }
     impl FWalkEabt {
         /// The architecture's name.
         pub const NAME: &'static str = "F_WALK_EABT";
@@ -23686,6 +24841,35 @@ pub mod evt {
     #[repr(transparent)]
     pub struct FTranslation(pub [u64; 4]);
     pub use crate::values::FaultClass as FTranslationClass;
+    ///The fields of `F_TRANSLATION`, one constant each.
+    pub mod f_translation {
+        ///`SSV`: Set when the transaction carried a SubstreamID; SubstreamID is UNKNOWN otherwise
+        pub const SSV: crate::FieldInfo = crate::evt::FTranslation::FIELDS[0];
+        ///`SubstreamID`: SubstreamID of the transaction that caused the event, valid when SSV is set
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::evt::FTranslation::FIELDS[1];
+        ///`StreamID`: StreamID of the transaction that caused the event
+        pub const STREAM_ID: crate::FieldInfo = crate::evt::FTranslation::FIELDS[2];
+        ///`STAG`: Stall tag identifying the stalled transaction for CMD_RESUME, valid when Stall is set
+        pub const STAG: crate::FieldInfo = crate::evt::FTranslation::FIELDS[3];
+        ///`Stall`: Set when the transaction is stalled awaiting CMD_RESUME or CMD_STALL_TERM; never merged
+        pub const STALL: crate::FieldInfo = crate::evt::FTranslation::FIELDS[4];
+        ///`PnU`: 1 for a privileged transaction, 0 for unprivileged (after STE.PRIVCFG override)
+        pub const PN_U: crate::FieldInfo = crate::evt::FTranslation::FIELDS[5];
+        ///`InD`: 1 for an instruction fetch, 0 for a data access (after STE.INSTCFG override; 0 for writes)
+        pub const IN_D: crate::FieldInfo = crate::evt::FTranslation::FIELDS[6];
+        ///`RnW`: 1 for a read, 0 for a write, of the input transaction
+        pub const RN_W: crate::FieldInfo = crate::evt::FTranslation::FIELDS[7];
+        ///`NSIPA`: NS of the IPA space for Secure stage 2 faults; always 0 on the Non-secure Event queue
+        pub const NSIPA: crate::FieldInfo = crate::evt::FTranslation::FIELDS[8];
+        ///`S2`: 1 when the fault arose at stage 2, 0 at stage 1
+        pub const S2: crate::FieldInfo = crate::evt::FTranslation::FIELDS[9];
+        ///`CLASS`: What was being accessed: the CD fetch, a stage 1 table walk, or the input address
+        pub const CLASS: crate::FieldInfo = crate::evt::FTranslation::FIELDS[10];
+        ///`InputAddr`: Full 64-bit input address of the transaction, as presented to the SMMU
+        pub const INPUT_ADDR: crate::FieldInfo = crate::evt::FTranslation::FIELDS[11];
+        ///`IPA`: IPA of the faulting access (or CD / stage 1 descriptor address for CLASS CD / TTD) when S2 is 1; UNKNOWN otherwise
+        pub const IPA: crate::FieldInfo = crate::evt::FTranslation::FIELDS[12];
+    }
     impl FTranslation {
         /// The architecture's name.
         pub const NAME: &'static str = "F_TRANSLATION";
@@ -24159,6 +25343,35 @@ pub mod evt {
     #[repr(transparent)]
     pub struct FAddrSize(pub [u64; 4]);
     pub use crate::values::FaultClass as FAddrSizeClass;
+    ///The fields of `F_ADDR_SIZE`, one constant each.
+    pub mod f_addr_size {
+        ///`SSV`: Set when the transaction carried a SubstreamID; SubstreamID is UNKNOWN otherwise
+        pub const SSV: crate::FieldInfo = crate::evt::FAddrSize::FIELDS[0];
+        ///`SubstreamID`: SubstreamID of the transaction that caused the event, valid when SSV is set
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::evt::FAddrSize::FIELDS[1];
+        ///`StreamID`: StreamID of the transaction that caused the event
+        pub const STREAM_ID: crate::FieldInfo = crate::evt::FAddrSize::FIELDS[2];
+        ///`STAG`: Stall tag identifying the stalled transaction for CMD_RESUME, valid when Stall is set
+        pub const STAG: crate::FieldInfo = crate::evt::FAddrSize::FIELDS[3];
+        ///`Stall`: Set when the transaction is stalled awaiting CMD_RESUME or CMD_STALL_TERM; never merged
+        pub const STALL: crate::FieldInfo = crate::evt::FAddrSize::FIELDS[4];
+        ///`PnU`: 1 for a privileged transaction, 0 for unprivileged (after STE.PRIVCFG override)
+        pub const PN_U: crate::FieldInfo = crate::evt::FAddrSize::FIELDS[5];
+        ///`InD`: 1 for an instruction fetch, 0 for a data access (after STE.INSTCFG override; 0 for writes)
+        pub const IN_D: crate::FieldInfo = crate::evt::FAddrSize::FIELDS[6];
+        ///`RnW`: 1 for a read, 0 for a write, of the input transaction
+        pub const RN_W: crate::FieldInfo = crate::evt::FAddrSize::FIELDS[7];
+        ///`NSIPA`: NS of the IPA space for Secure stage 2 faults; always 0 on the Non-secure Event queue
+        pub const NSIPA: crate::FieldInfo = crate::evt::FAddrSize::FIELDS[8];
+        ///`S2`: 1 when the fault arose at stage 2, 0 at stage 1
+        pub const S2: crate::FieldInfo = crate::evt::FAddrSize::FIELDS[9];
+        ///`CLASS`: What was being accessed: the CD fetch, a stage 1 table walk, or the input address
+        pub const CLASS: crate::FieldInfo = crate::evt::FAddrSize::FIELDS[10];
+        ///`InputAddr`: Full 64-bit input address of the transaction, as presented to the SMMU
+        pub const INPUT_ADDR: crate::FieldInfo = crate::evt::FAddrSize::FIELDS[11];
+        ///`IPA`: IPA of the faulting access (or CD / stage 1 descriptor address for CLASS CD / TTD) when S2 is 1; UNKNOWN otherwise
+        pub const IPA: crate::FieldInfo = crate::evt::FAddrSize::FIELDS[12];
+    }
     impl FAddrSize {
         /// The architecture's name.
         pub const NAME: &'static str = "F_ADDR_SIZE";
@@ -24632,6 +25845,35 @@ pub mod evt {
     #[repr(transparent)]
     pub struct FAccess(pub [u64; 4]);
     pub use crate::values::FaultClass as FAccessClass;
+    ///The fields of `F_ACCESS`, one constant each.
+    pub mod f_access {
+        ///`SSV`: Set when the transaction carried a SubstreamID; SubstreamID is UNKNOWN otherwise
+        pub const SSV: crate::FieldInfo = crate::evt::FAccess::FIELDS[0];
+        ///`SubstreamID`: SubstreamID of the transaction that caused the event, valid when SSV is set
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::evt::FAccess::FIELDS[1];
+        ///`StreamID`: StreamID of the transaction that caused the event
+        pub const STREAM_ID: crate::FieldInfo = crate::evt::FAccess::FIELDS[2];
+        ///`STAG`: Stall tag identifying the stalled transaction for CMD_RESUME, valid when Stall is set
+        pub const STAG: crate::FieldInfo = crate::evt::FAccess::FIELDS[3];
+        ///`Stall`: Set when the transaction is stalled awaiting CMD_RESUME or CMD_STALL_TERM; never merged
+        pub const STALL: crate::FieldInfo = crate::evt::FAccess::FIELDS[4];
+        ///`PnU`: 1 for a privileged transaction, 0 for unprivileged (after STE.PRIVCFG override)
+        pub const PN_U: crate::FieldInfo = crate::evt::FAccess::FIELDS[5];
+        ///`InD`: 1 for an instruction fetch, 0 for a data access (after STE.INSTCFG override; 0 for writes)
+        pub const IN_D: crate::FieldInfo = crate::evt::FAccess::FIELDS[6];
+        ///`RnW`: 1 for a read, 0 for a write, of the input transaction
+        pub const RN_W: crate::FieldInfo = crate::evt::FAccess::FIELDS[7];
+        ///`NSIPA`: NS of the IPA space for Secure stage 2 faults; always 0 on the Non-secure Event queue
+        pub const NSIPA: crate::FieldInfo = crate::evt::FAccess::FIELDS[8];
+        ///`S2`: 1 when the fault arose at stage 2, 0 at stage 1
+        pub const S2: crate::FieldInfo = crate::evt::FAccess::FIELDS[9];
+        ///`CLASS`: What was being accessed: the CD fetch, a stage 1 table walk, or the input address
+        pub const CLASS: crate::FieldInfo = crate::evt::FAccess::FIELDS[10];
+        ///`InputAddr`: Full 64-bit input address of the transaction, as presented to the SMMU
+        pub const INPUT_ADDR: crate::FieldInfo = crate::evt::FAccess::FIELDS[11];
+        ///`IPA`: IPA of the faulting access (or CD / stage 1 descriptor address for CLASS CD / TTD) when S2 is 1; UNKNOWN otherwise
+        pub const IPA: crate::FieldInfo = crate::evt::FAccess::FIELDS[12];
+    }
     impl FAccess {
         /// The architecture's name.
         pub const NAME: &'static str = "F_ACCESS";
@@ -25105,6 +26347,37 @@ pub mod evt {
     #[repr(transparent)]
     pub struct FPermission(pub [u64; 4]);
     pub use crate::values::FaultClass as FPermissionClass;
+    ///The fields of `F_PERMISSION`, one constant each.
+    pub mod f_permission {
+        ///`SSV`: Set when the transaction carried a SubstreamID; SubstreamID is UNKNOWN otherwise
+        pub const SSV: crate::FieldInfo = crate::evt::FPermission::FIELDS[0];
+        ///`SubstreamID`: SubstreamID of the transaction that caused the event, valid when SSV is set
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::evt::FPermission::FIELDS[1];
+        ///`StreamID`: StreamID of the transaction that caused the event
+        pub const STREAM_ID: crate::FieldInfo = crate::evt::FPermission::FIELDS[2];
+        ///`STAG`: Stall tag identifying the stalled transaction for CMD_RESUME, valid when Stall is set
+        pub const STAG: crate::FieldInfo = crate::evt::FPermission::FIELDS[3];
+        ///`Stall`: Set when the transaction is stalled awaiting CMD_RESUME or CMD_STALL_TERM; never merged
+        pub const STALL: crate::FieldInfo = crate::evt::FPermission::FIELDS[4];
+        ///`PnU`: 1 for a privileged transaction, 0 for unprivileged (after STE.PRIVCFG override)
+        pub const PN_U: crate::FieldInfo = crate::evt::FPermission::FIELDS[5];
+        ///`InD`: 1 for an instruction fetch, 0 for a data access (after STE.INSTCFG override; 0 for writes)
+        pub const IN_D: crate::FieldInfo = crate::evt::FPermission::FIELDS[6];
+        ///`RnW`: 1 for a read, 0 for a write, of the input transaction
+        pub const RN_W: crate::FieldInfo = crate::evt::FPermission::FIELDS[7];
+        ///`NSIPA`: NS of the IPA space for Secure stage 2 faults; always 0 on the Non-secure Event queue
+        pub const NSIPA: crate::FieldInfo = crate::evt::FPermission::FIELDS[8];
+        ///`S2`: 1 when the fault arose at stage 2, 0 at stage 1
+        pub const S2: crate::FieldInfo = crate::evt::FPermission::FIELDS[9];
+        ///`CLASS`: What was being accessed: the CD fetch, a stage 1 table walk, or the input address
+        pub const CLASS: crate::FieldInfo = crate::evt::FPermission::FIELDS[10];
+        ///`InputAddr`: Full 64-bit input address of the transaction, as presented to the SMMU
+        pub const INPUT_ADDR: crate::FieldInfo = crate::evt::FPermission::FIELDS[11];
+        ///`IPA`: IPA of the faulting access (or CD / stage 1 descriptor address for CLASS CD / TTD) when S2 is 1; UNKNOWN otherwise
+        pub const IPA: crate::FieldInfo = crate::evt::FPermission::FIELDS[12];
+        ///`TTRnW`: For CLASS TTD, 1 if a descriptor read and 0 if a descriptor write faulted at stage 2; UNKNOWN otherwise
+        pub const TT_RN_W: crate::FieldInfo = crate::evt::FPermission::FIELDS[13];
+    }
     impl FPermission {
         /// The architecture's name.
         pub const NAME: &'static str = "F_PERMISSION";
@@ -25604,6 +26877,29 @@ pub mod evt {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct FTlbConflict(pub [u64; 4]);
+    ///The fields of `F_TLB_CONFLICT`, one constant each.
+    pub mod f_tlb_conflict {
+        ///`SSV`: Set when the transaction carried a SubstreamID; SubstreamID is UNKNOWN otherwise
+        pub const SSV: crate::FieldInfo = crate::evt::FTlbConflict::FIELDS[0];
+        ///`SubstreamID`: SubstreamID of the transaction that caused the event, valid when SSV is set
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::evt::FTlbConflict::FIELDS[1];
+        ///`StreamID`: StreamID of the transaction that caused the event
+        pub const STREAM_ID: crate::FieldInfo = crate::evt::FTlbConflict::FIELDS[2];
+        ///`Reason`: IMPLEMENTATION DEFINED cause of the event
+        pub const REASON: crate::FieldInfo = crate::evt::FTlbConflict::FIELDS[3];
+        ///`PnU`: 1 for a privileged transaction, 0 for unprivileged (after STE.PRIVCFG override)
+        pub const PN_U: crate::FieldInfo = crate::evt::FTlbConflict::FIELDS[4];
+        ///`InD`: 1 for an instruction fetch, 0 for a data access (after STE.INSTCFG override; 0 for writes)
+        pub const IN_D: crate::FieldInfo = crate::evt::FTlbConflict::FIELDS[5];
+        ///`RnW`: 1 for a read, 0 for a write, of the input transaction
+        pub const RN_W: crate::FieldInfo = crate::evt::FTlbConflict::FIELDS[6];
+        ///`S2`: 1 when IPA is valid (the conflict involved a stage 2 entry)
+        pub const S2: crate::FieldInfo = crate::evt::FTlbConflict::FIELDS[7];
+        ///`InputAddr`: Full 64-bit input address of the transaction, as presented to the SMMU
+        pub const INPUT_ADDR: crate::FieldInfo = crate::evt::FTlbConflict::FIELDS[8];
+        ///`IPA`: IPA of the transaction, valid when S2 is 1
+        pub const IPA: crate::FieldInfo = crate::evt::FTlbConflict::FIELDS[9];
+    }
     impl FTlbConflict {
         /// The architecture's name.
         pub const NAME: &'static str = "F_TLB_CONFLICT";
@@ -25996,6 +27292,17 @@ pub mod evt {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct FCfgConflict(pub [u64; 4]);
+    ///The fields of `F_CFG_CONFLICT`, one constant each.
+    pub mod f_cfg_conflict {
+        ///`SSV`: Set when the transaction carried a SubstreamID; SubstreamID is UNKNOWN otherwise
+        pub const SSV: crate::FieldInfo = crate::evt::FCfgConflict::FIELDS[0];
+        ///`SubstreamID`: SubstreamID of the transaction that caused the event, valid when SSV is set
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::evt::FCfgConflict::FIELDS[1];
+        ///`StreamID`: StreamID of the transaction that caused the event
+        pub const STREAM_ID: crate::FieldInfo = crate::evt::FCfgConflict::FIELDS[2];
+        ///`Reason`: IMPLEMENTATION DEFINED cause of the event
+        pub const REASON: crate::FieldInfo = crate::evt::FCfgConflict::FIELDS[3];
+    }
     impl FCfgConflict {
         /// The architecture's name.
         pub const NAME: &'static str = "F_CFG_CONFLICT";
@@ -26226,6 +27533,31 @@ pub mod evt {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct EPageRequest(pub [u64; 4]);
+    ///The fields of `E_PAGE_REQUEST`, one constant each.
+    pub mod e_page_request {
+        ///`SSV`: Set when the transaction carried a SubstreamID; SubstreamID is UNKNOWN otherwise
+        pub const SSV: crate::FieldInfo = crate::evt::EPageRequest::FIELDS[0];
+        ///`SubstreamID`: SubstreamID of the transaction that caused the event, valid when SSV is set
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::evt::EPageRequest::FIELDS[1];
+        ///`StreamID`: StreamID of the transaction that caused the event
+        pub const STREAM_ID: crate::FieldInfo = crate::evt::EPageRequest::FIELDS[2];
+        ///`uX`: Unprivileged execute access anticipated
+        pub const U_X: crate::FieldInfo = crate::evt::EPageRequest::FIELDS[3];
+        ///`uW`: Unprivileged write access anticipated
+        pub const U_W: crate::FieldInfo = crate::evt::EPageRequest::FIELDS[4];
+        ///`uR`: Unprivileged read access anticipated
+        pub const U_R: crate::FieldInfo = crate::evt::EPageRequest::FIELDS[5];
+        ///`pX`: Privileged execute access anticipated
+        pub const P_X: crate::FieldInfo = crate::evt::EPageRequest::FIELDS[6];
+        ///`pW`: Privileged write access anticipated
+        pub const P_W: crate::FieldInfo = crate::evt::EPageRequest::FIELDS[7];
+        ///`pR`: Privileged read access anticipated
+        pub const P_R: crate::FieldInfo = crate::evt::EPageRequest::FIELDS[8];
+        ///`Span`: Size of the anticipated access in 4KB units
+        pub const SPAN: crate::FieldInfo = crate::evt::EPageRequest::FIELDS[9];
+        ///`InputAddr`: Start address of the anticipated access, bits [63:12]
+        pub const INPUT_ADDR: crate::FieldInfo = crate::evt::EPageRequest::FIELDS[10];
+    }
     impl EPageRequest {
         /// The architecture's name.
         pub const NAME: &'static str = "E_PAGE_REQUEST";
@@ -26646,6 +27978,21 @@ pub mod evt {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct FVmsFetch(pub [u64; 4]);
+    ///The fields of `F_VMS_FETCH`, one constant each.
+    pub mod f_vms_fetch {
+        ///`SSV`: Set when the transaction carried a SubstreamID; SubstreamID is UNKNOWN otherwise
+        pub const SSV: crate::FieldInfo = crate::evt::FVmsFetch::FIELDS[0];
+        ///`SubstreamID`: SubstreamID of the transaction that caused the event, valid when SSV is set
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::evt::FVmsFetch::FIELDS[1];
+        ///`StreamID`: StreamID of the transaction that caused the event
+        pub const STREAM_ID: crate::FieldInfo = crate::evt::FVmsFetch::FIELDS[2];
+        ///`Reason`: IMPLEMENTATION DEFINED cause of the event
+        pub const REASON: crate::FieldInfo = crate::evt::FVmsFetch::FIELDS[3];
+        ///`GPCF`: Set when the abort was a Granule Protection Check fault (RME)
+        pub const GPCF: crate::FieldInfo = crate::evt::FVmsFetch::FIELDS[4];
+        ///`FetchAddr`: Physical address of the VMS whose fetch aborted
+        pub const FETCH_ADDR: crate::FieldInfo = crate::evt::FVmsFetch::FIELDS[5];
+    }
     impl FVmsFetch {
         /// The architecture's name.
         pub const NAME: &'static str = "F_VMS_FETCH";
@@ -26967,6 +28314,55 @@ pub mod evt {
         FVmsFetch(FVmsFetch),
     }
     impl Event {
+        ///`StreamID`, which every record of this kind has.
+        pub const fn stream_id(&self) -> u32 {
+            match self {
+                Self::FUut(v) => v.stream_id(),
+                Self::CBadStreamid(v) => v.stream_id(),
+                Self::FSteFetch(v) => v.stream_id(),
+                Self::CBadSte(v) => v.stream_id(),
+                Self::FBadAtsTreq(v) => v.stream_id(),
+                Self::FStreamDisabled(v) => v.stream_id(),
+                Self::FTranslForbidden(v) => v.stream_id(),
+                Self::CBadSubstreamid(v) => v.stream_id(),
+                Self::FCdFetch(v) => v.stream_id(),
+                Self::CBadCd(v) => v.stream_id(),
+                Self::FWalkEabt(v) => v.stream_id(),
+                Self::FTranslation(v) => v.stream_id(),
+                Self::FAddrSize(v) => v.stream_id(),
+                Self::FAccess(v) => v.stream_id(),
+                Self::FPermission(v) => v.stream_id(),
+                Self::FTlbConflict(v) => v.stream_id(),
+                Self::FCfgConflict(v) => v.stream_id(),
+                Self::EPageRequest(v) => v.stream_id(),
+                Self::FVmsFetch(v) => v.stream_id(),
+            }
+        }
+        ///The record with `StreamID` replaced.
+        #[must_use]
+        pub const fn with_stream_id(self, x: u32) -> Self {
+            match self {
+                Self::FUut(v) => Self::FUut(v.with_stream_id(x)),
+                Self::CBadStreamid(v) => Self::CBadStreamid(v.with_stream_id(x)),
+                Self::FSteFetch(v) => Self::FSteFetch(v.with_stream_id(x)),
+                Self::CBadSte(v) => Self::CBadSte(v.with_stream_id(x)),
+                Self::FBadAtsTreq(v) => Self::FBadAtsTreq(v.with_stream_id(x)),
+                Self::FStreamDisabled(v) => Self::FStreamDisabled(v.with_stream_id(x)),
+                Self::FTranslForbidden(v) => Self::FTranslForbidden(v.with_stream_id(x)),
+                Self::CBadSubstreamid(v) => Self::CBadSubstreamid(v.with_stream_id(x)),
+                Self::FCdFetch(v) => Self::FCdFetch(v.with_stream_id(x)),
+                Self::CBadCd(v) => Self::CBadCd(v.with_stream_id(x)),
+                Self::FWalkEabt(v) => Self::FWalkEabt(v.with_stream_id(x)),
+                Self::FTranslation(v) => Self::FTranslation(v.with_stream_id(x)),
+                Self::FAddrSize(v) => Self::FAddrSize(v.with_stream_id(x)),
+                Self::FAccess(v) => Self::FAccess(v.with_stream_id(x)),
+                Self::FPermission(v) => Self::FPermission(v.with_stream_id(x)),
+                Self::FTlbConflict(v) => Self::FTlbConflict(v.with_stream_id(x)),
+                Self::FCfgConflict(v) => Self::FCfgConflict(v.with_stream_id(x)),
+                Self::EPageRequest(v) => Self::EPageRequest(v.with_stream_id(x)),
+                Self::FVmsFetch(v) => Self::FVmsFetch(v.with_stream_id(x)),
+            }
+        }
         /// Decodes raw words: unknown codes and set RES0 bits are errors.
         pub const fn decode(w: [u64; 4]) -> Result<Self, crate::DecodeError> {
             let code = (w[0] & 0xff) as u8;
@@ -27365,6 +28761,189 @@ pub mod structs {
     pub use crate::values::S1Permission as CdPiip13;
     pub use crate::values::S1Permission as CdPiip14;
     pub use crate::values::S1Permission as CdPiip15;
+    ///The fields of `CD`, one constant each.
+    pub mod cd {
+        ///`T0SZ`: Size of the VA region translated through TTB0, as TCR_ELx.T0SZ
+        pub const T0SZ: crate::FieldInfo = crate::structs::Cd::FIELDS[0];
+        ///`TG0`: Translation granule of TTB0
+        pub const TG0: crate::FieldInfo = crate::structs::Cd::FIELDS[1];
+        ///`IR0`: Inner cacheability of walks through TTB0
+        pub const IR0: crate::FieldInfo = crate::structs::Cd::FIELDS[2];
+        ///`OR0`: Outer cacheability of walks through TTB0
+        pub const OR0: crate::FieldInfo = crate::structs::Cd::FIELDS[3];
+        ///`SH0`: Shareability of walks through TTB0
+        pub const SH0: crate::FieldInfo = crate::structs::Cd::FIELDS[4];
+        ///`EPD0`: Disable walks through TTB0: a TLB miss there is a Translation fault
+        pub const EPD0: crate::FieldInfo = crate::structs::Cd::FIELDS[5];
+        ///`ENDI`: Stage 1 table endianness: 1 big-endian, 0 little-endian
+        pub const ENDI: crate::FieldInfo = crate::structs::Cd::FIELDS[6];
+        ///`T1SZ`: Size of the VA region translated through TTB1, as TCR_ELx.T1SZ
+        pub const T1SZ: crate::FieldInfo = crate::structs::Cd::FIELDS[7];
+        ///`TG1`: Translation granule of TTB1 (TCR_ELx.TG1 encoding, not that of TG0)
+        pub const TG1: crate::FieldInfo = crate::structs::Cd::FIELDS[8];
+        ///`IR1`: Inner cacheability of walks through TTB1
+        pub const IR1: crate::FieldInfo = crate::structs::Cd::FIELDS[9];
+        ///`OR1`: Outer cacheability of walks through TTB1
+        pub const OR1: crate::FieldInfo = crate::structs::Cd::FIELDS[10];
+        ///`SH1`: Shareability of walks through TTB1
+        pub const SH1: crate::FieldInfo = crate::structs::Cd::FIELDS[11];
+        ///`EPD1`: Disable walks through TTB1: a TLB miss there is a Translation fault
+        pub const EPD1: crate::FieldInfo = crate::structs::Cd::FIELDS[12];
+        ///`V`: CD valid; a transaction using an invalid CD raises C_BAD_CD
+        pub const V: crate::FieldInfo = crate::structs::Cd::FIELDS[13];
+        ///`IPS`: Stage 1 output (intermediate physical) address size, capped at SMMU_IDR5.OAS
+        pub const IPS: crate::FieldInfo = crate::structs::Cd::FIELDS[14];
+        ///`AFFD`: Never raise a stage 1 Access flag fault; AF is taken as 1
+        pub const AFFD: crate::FieldInfo = crate::structs::Cd::FIELDS[15];
+        ///`WXN`: Instruction fetches from writable pages raise a Permission fault
+        pub const WXN: crate::FieldInfo = crate::structs::Cd::FIELDS[16];
+        ///`UWXN`: Privileged instruction fetches from user-writable pages fault (VMSAv8-32 LPAE only)
+        pub const UWXN: crate::FieldInfo = crate::structs::Cd::FIELDS[17];
+        ///`TBI0`: Top Byte Ignore for addresses translated through TTB0
+        pub const TBI0: crate::FieldInfo = crate::structs::Cd::FIELDS[18];
+        ///`TBI1`: Top Byte Ignore for addresses translated through TTB1
+        pub const TBI1: crate::FieldInfo = crate::structs::Cd::FIELDS[19];
+        ///`PAN`: Privileged Access Never: privileged data access to user-accessible pages faults
+        pub const PAN: crate::FieldInfo = crate::structs::Cd::FIELDS[20];
+        ///`AA64`: Stage 1 table format: 1 VMSAv8-64; 0 VMSAv8-32 LPAE, or VMSAv9-128 when SMMU_IDR5.D128 == 1
+        pub const AA64: crate::FieldInfo = crate::structs::Cd::FIELDS[21];
+        ///`HD`: Hardware update of stage 1 dirty state (with HA)
+        pub const HD: crate::FieldInfo = crate::structs::Cd::FIELDS[22];
+        ///`HA`: Hardware update of the stage 1 Access flag
+        pub const HA: crate::FieldInfo = crate::structs::Cd::FIELDS[23];
+        ///`S`: Stage 1 faults stall the transaction
+        pub const S: crate::FieldInfo = crate::structs::Cd::FIELDS[24];
+        ///`R`: Stage 1 faults are recorded in the Event queue
+        pub const R: crate::FieldInfo = crate::structs::Cd::FIELDS[25];
+        ///`A`: Terminated transactions are aborted rather than completed as RAZ/WI
+        pub const A: crate::FieldInfo = crate::structs::Cd::FIELDS[26];
+        ///`ASET`: ASID belongs to the set not shared with PE broadcast TLB invalidation
+        pub const ASET: crate::FieldInfo = crate::structs::Cd::FIELDS[27];
+        ///`ASID`: Address space identifier tagging the TLB entries of this CD
+        pub const ASID: crate::FieldInfo = crate::structs::Cd::FIELDS[28];
+        ///`NSCFG0`: NS of the starting-level fetch through TTB0; used only for Secure streams
+        pub const NSCFG0: crate::FieldInfo = crate::structs::Cd::FIELDS[29];
+        ///`HAD0`: Disable hierarchical attributes for TTB0 (DisCH0 when SMMU_IDR5.D128 == 1)
+        pub const HAD0: crate::FieldInfo = crate::structs::Cd::FIELDS[30];
+        ///`E0PD0`: Unprivileged access through TTB0 raises a Translation fault
+        pub const E0PD0: crate::FieldInfo = crate::structs::Cd::FIELDS[31];
+        ///`HAFT`: Hardware update of the Access flag in stage 1 Table descriptors
+        pub const HAFT: crate::FieldInfo = crate::structs::Cd::FIELDS[32];
+        ///`TTB0`: Address of the starting-level table for the lower VA range
+        pub const TTB0: crate::FieldInfo = crate::structs::Cd::FIELDS[33];
+        ///`PnCH`: Enable the stage 1 Protected attribute (descriptor bit [52])
+        pub const PN_CH: crate::FieldInfo = crate::structs::Cd::FIELDS[34];
+        ///`EPAN`: Enhanced PAN: PAN also covers pages that are only user-executable
+        pub const EPAN: crate::FieldInfo = crate::structs::Cd::FIELDS[35];
+        ///`HWU059`: TTB0 final descriptor bit [59] has IMPLEMENTATION DEFINED hardware use (with HAD0)
+        pub const HWU059: crate::FieldInfo = crate::structs::Cd::FIELDS[36];
+        ///`HWU060`: TTB0 final descriptor bit [60] has IMPLEMENTATION DEFINED hardware use (with HAD0)
+        pub const HWU060: crate::FieldInfo = crate::structs::Cd::FIELDS[37];
+        ///`HWU061`: TTB0 final descriptor bit [61] hardware use (SKL0[0] when SMMU_IDR5.D128 == 1)
+        pub const HWU061: crate::FieldInfo = crate::structs::Cd::FIELDS[38];
+        ///`HWU062`: TTB0 final descriptor bit [62] hardware use (SKL0[1] when SMMU_IDR5.D128 == 1)
+        pub const HWU062: crate::FieldInfo = crate::structs::Cd::FIELDS[39];
+        ///`NSCFG1`: NS of the starting-level fetch through TTB1; used only for Secure streams
+        pub const NSCFG1: crate::FieldInfo = crate::structs::Cd::FIELDS[40];
+        ///`HAD1`: Disable hierarchical attributes for TTB1 (DisCH1 when SMMU_IDR5.D128 == 1)
+        pub const HAD1: crate::FieldInfo = crate::structs::Cd::FIELDS[41];
+        ///`E0PD1`: Unprivileged access through TTB1 raises a Translation fault
+        pub const E0PD1: crate::FieldInfo = crate::structs::Cd::FIELDS[42];
+        ///`AIE`: Enable the stage 1 attribute index extension (AttrIndx[3])
+        pub const AIE: crate::FieldInfo = crate::structs::Cd::FIELDS[43];
+        ///`TTB1`: Address of the starting-level table for the upper VA range
+        pub const TTB1: crate::FieldInfo = crate::structs::Cd::FIELDS[44];
+        ///`DS`: Enable 52-bit addresses with 4KB and 16KB granules, as TCR_ELx.DS
+        pub const DS: crate::FieldInfo = crate::structs::Cd::FIELDS[45];
+        ///`PIE`: Stage 1 uses the Indirect Permission Scheme (PIIU/PIIP)
+        pub const PIE: crate::FieldInfo = crate::structs::Cd::FIELDS[46];
+        ///`HWU159`: TTB1 final descriptor bit [59] has IMPLEMENTATION DEFINED hardware use (with HAD1)
+        pub const HWU159: crate::FieldInfo = crate::structs::Cd::FIELDS[47];
+        ///`HWU160`: TTB1 final descriptor bit [60] has IMPLEMENTATION DEFINED hardware use (with HAD1)
+        pub const HWU160: crate::FieldInfo = crate::structs::Cd::FIELDS[48];
+        ///`HWU161`: TTB1 final descriptor bit [61] hardware use (SKL1[0] when SMMU_IDR5.D128 == 1)
+        pub const HWU161: crate::FieldInfo = crate::structs::Cd::FIELDS[49];
+        ///`HWU162`: TTB1 final descriptor bit [62] hardware use (SKL1[1] when SMMU_IDR5.D128 == 1)
+        pub const HWU162: crate::FieldInfo = crate::structs::Cd::FIELDS[50];
+        ///`MAIR0`: Memory attribute indirection, attributes 0-3 (MAIR bits [31:0])
+        pub const MAIR0: crate::FieldInfo = crate::structs::Cd::FIELDS[51];
+        ///`MAIR1`: Memory attribute indirection, attributes 4-7 (MAIR bits [63:32])
+        pub const MAIR1: crate::FieldInfo = crate::structs::Cd::FIELDS[52];
+        ///`AMAIR0`: IMPLEMENTATION DEFINED auxiliary attributes, low half
+        pub const AMAIR0: crate::FieldInfo = crate::structs::Cd::FIELDS[53];
+        ///`AMAIR1`: IMPLEMENTATION DEFINED auxiliary attributes, high half
+        pub const AMAIR1: crate::FieldInfo = crate::structs::Cd::FIELDS[54];
+        ///`IMPDEF`: IMPLEMENTATION DEFINED, for example walk QoS or allocation hints (CD bits [351:320])
+        pub const IMPDEF: crate::FieldInfo = crate::structs::Cd::FIELDS[55];
+        ///`PARTID`: MPAM partition ID for client transactions when STE.S1MPAM is set
+        pub const PARTID: crate::FieldInfo = crate::structs::Cd::FIELDS[56];
+        ///`PMG`: MPAM performance monitor group for client transactions when STE.S1MPAM is set
+        pub const PMG: crate::FieldInfo = crate::structs::Cd::FIELDS[57];
+        ///`PIIU0`: Unprivileged base permission for PIIndex 0
+        pub const PIIU0: crate::FieldInfo = crate::structs::Cd::FIELDS[58];
+        ///`PIIU1`: Unprivileged base permission for PIIndex 1
+        pub const PIIU1: crate::FieldInfo = crate::structs::Cd::FIELDS[59];
+        ///`PIIU2`: Unprivileged base permission for PIIndex 2
+        pub const PIIU2: crate::FieldInfo = crate::structs::Cd::FIELDS[60];
+        ///`PIIU3`: Unprivileged base permission for PIIndex 3
+        pub const PIIU3: crate::FieldInfo = crate::structs::Cd::FIELDS[61];
+        ///`PIIU4`: Unprivileged base permission for PIIndex 4
+        pub const PIIU4: crate::FieldInfo = crate::structs::Cd::FIELDS[62];
+        ///`PIIU5`: Unprivileged base permission for PIIndex 5
+        pub const PIIU5: crate::FieldInfo = crate::structs::Cd::FIELDS[63];
+        ///`PIIU6`: Unprivileged base permission for PIIndex 6
+        pub const PIIU6: crate::FieldInfo = crate::structs::Cd::FIELDS[64];
+        ///`PIIU7`: Unprivileged base permission for PIIndex 7
+        pub const PIIU7: crate::FieldInfo = crate::structs::Cd::FIELDS[65];
+        ///`PIIU8`: Unprivileged base permission for PIIndex 8
+        pub const PIIU8: crate::FieldInfo = crate::structs::Cd::FIELDS[66];
+        ///`PIIU9`: Unprivileged base permission for PIIndex 9
+        pub const PIIU9: crate::FieldInfo = crate::structs::Cd::FIELDS[67];
+        ///`PIIU10`: Unprivileged base permission for PIIndex 10
+        pub const PIIU10: crate::FieldInfo = crate::structs::Cd::FIELDS[68];
+        ///`PIIU11`: Unprivileged base permission for PIIndex 11
+        pub const PIIU11: crate::FieldInfo = crate::structs::Cd::FIELDS[69];
+        ///`PIIU12`: Unprivileged base permission for PIIndex 12
+        pub const PIIU12: crate::FieldInfo = crate::structs::Cd::FIELDS[70];
+        ///`PIIU13`: Unprivileged base permission for PIIndex 13
+        pub const PIIU13: crate::FieldInfo = crate::structs::Cd::FIELDS[71];
+        ///`PIIU14`: Unprivileged base permission for PIIndex 14
+        pub const PIIU14: crate::FieldInfo = crate::structs::Cd::FIELDS[72];
+        ///`PIIU15`: Unprivileged base permission for PIIndex 15
+        pub const PIIU15: crate::FieldInfo = crate::structs::Cd::FIELDS[73];
+        ///`PIIP0`: Privileged base permission for PIIndex 0
+        pub const PIIP0: crate::FieldInfo = crate::structs::Cd::FIELDS[74];
+        ///`PIIP1`: Privileged base permission for PIIndex 1
+        pub const PIIP1: crate::FieldInfo = crate::structs::Cd::FIELDS[75];
+        ///`PIIP2`: Privileged base permission for PIIndex 2
+        pub const PIIP2: crate::FieldInfo = crate::structs::Cd::FIELDS[76];
+        ///`PIIP3`: Privileged base permission for PIIndex 3
+        pub const PIIP3: crate::FieldInfo = crate::structs::Cd::FIELDS[77];
+        ///`PIIP4`: Privileged base permission for PIIndex 4
+        pub const PIIP4: crate::FieldInfo = crate::structs::Cd::FIELDS[78];
+        ///`PIIP5`: Privileged base permission for PIIndex 5
+        pub const PIIP5: crate::FieldInfo = crate::structs::Cd::FIELDS[79];
+        ///`PIIP6`: Privileged base permission for PIIndex 6
+        pub const PIIP6: crate::FieldInfo = crate::structs::Cd::FIELDS[80];
+        ///`PIIP7`: Privileged base permission for PIIndex 7
+        pub const PIIP7: crate::FieldInfo = crate::structs::Cd::FIELDS[81];
+        ///`PIIP8`: Privileged base permission for PIIndex 8
+        pub const PIIP8: crate::FieldInfo = crate::structs::Cd::FIELDS[82];
+        ///`PIIP9`: Privileged base permission for PIIndex 9
+        pub const PIIP9: crate::FieldInfo = crate::structs::Cd::FIELDS[83];
+        ///`PIIP10`: Privileged base permission for PIIndex 10
+        pub const PIIP10: crate::FieldInfo = crate::structs::Cd::FIELDS[84];
+        ///`PIIP11`: Privileged base permission for PIIndex 11
+        pub const PIIP11: crate::FieldInfo = crate::structs::Cd::FIELDS[85];
+        ///`PIIP12`: Privileged base permission for PIIndex 12
+        pub const PIIP12: crate::FieldInfo = crate::structs::Cd::FIELDS[86];
+        ///`PIIP13`: Privileged base permission for PIIndex 13
+        pub const PIIP13: crate::FieldInfo = crate::structs::Cd::FIELDS[87];
+        ///`PIIP14`: Privileged base permission for PIIndex 14
+        pub const PIIP14: crate::FieldInfo = crate::structs::Cd::FIELDS[88];
+        ///`PIIP15`: Privileged base permission for PIIndex 15
+        pub const PIIP15: crate::FieldInfo = crate::structs::Cd::FIELDS[89];
+    }
     impl Cd {
         /// The architecture's name.
         pub const NAME: &'static str = "CD";
@@ -30566,6 +32145,13 @@ pub mod structs {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct L1cd(pub [u64; 1]);
+    ///The fields of `L1CD`, one constant each.
+    pub mod l1cd {
+        ///`V`: L2Ptr valid; a substream reaching an invalid L1CD raises C_BAD_SUBSTREAMID
+        pub const V: crate::FieldInfo = crate::structs::L1cd::FIELDS[0];
+        ///`L2Ptr`: Address of the level 2 CD table: an IPA when stage 2 translates, otherwise a PA
+        pub const L2_PTR: crate::FieldInfo = crate::structs::L1cd::FIELDS[1];
+    }
     impl L1cd {
         /// The architecture's name.
         pub const NAME: &'static str = "L1CD";
@@ -30730,6 +32316,13 @@ pub mod structs {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct L1std(pub [u64; 1]);
+    ///The fields of `L1STD`, one constant each.
+    pub mod l1std {
+        ///`Span`: Number of STEs in the level 2 array: 2^(Span-1) for 1-11; 0 marks the descriptor invalid
+        pub const SPAN: crate::FieldInfo = crate::structs::L1std::FIELDS[0];
+        ///`L2Ptr`: PA of the level 2 array of STEs, aligned to its size
+        pub const L2_PTR: crate::FieldInfo = crate::structs::L1std::FIELDS[1];
+    }
     impl L1std {
         /// The architecture's name.
         pub const NAME: &'static str = "L1STD";
@@ -30894,6 +32487,29 @@ pub mod structs {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct PriqRecord(pub [u64; 2]);
+    ///The fields of `PRIQ_RECORD`, one constant each.
+    pub mod priq_record {
+        ///`StreamID`: StreamID of the requester (PCIe RequesterID in bits [15:0])
+        pub const STREAM_ID: crate::FieldInfo = crate::structs::PriqRecord::FIELDS[0];
+        ///`SubstreamID`: PASID of the request, UNKNOWN when SSV is 0
+        pub const SUBSTREAM_ID: crate::FieldInfo = crate::structs::PriqRecord::FIELDS[1];
+        ///`Priv`: Privileged access requested (0 when SSV is 0)
+        pub const PRIV: crate::FieldInfo = crate::structs::PriqRecord::FIELDS[2];
+        ///`X`: Execute access requested (0 when SSV is 0)
+        pub const X: crate::FieldInfo = crate::structs::PriqRecord::FIELDS[3];
+        ///`R`: Read access requested
+        pub const R: crate::FieldInfo = crate::structs::PriqRecord::FIELDS[4];
+        ///`W`: Write access requested
+        pub const W: crate::FieldInfo = crate::structs::PriqRecord::FIELDS[5];
+        ///`Last`: Last request of its Page Request Group; with R == W == 0 and SSV == 1 a Stop Marker
+        pub const LAST: crate::FieldInfo = crate::structs::PriqRecord::FIELDS[6];
+        ///`SSV`: The request carried a PASID TLP prefix
+        pub const SSV: crate::FieldInfo = crate::structs::PriqRecord::FIELDS[7];
+        ///`PRGIndex`: Page Request Group index, echoed in CMD_PRI_RESP
+        pub const PRG_INDEX: crate::FieldInfo = crate::structs::PriqRecord::FIELDS[8];
+        ///`PageAddress`: Address of the requested page, bits [63:12]
+        pub const PAGE_ADDRESS: crate::FieldInfo = crate::structs::PriqRecord::FIELDS[9];
+    }
     impl PriqRecord {
         /// The architecture's name.
         pub const NAME: &'static str = "PRIQ_RECORD";
@@ -31583,6 +33199,195 @@ pub mod structs {
     pub use crate::values::S2Permission as SteS2poi13;
     pub use crate::values::S2Permission as SteS2poi14;
     pub use crate::values::S2Permission as SteS2poi15;
+    ///The fields of `STE`, one constant each.
+    pub mod ste {
+        ///`V`: Structure valid; when 0 the other fields are IGNORED and a transaction raises C_BAD_STE
+        pub const V: crate::FieldInfo = crate::structs::Ste::FIELDS[0];
+        ///`Config`: Stream handling: abort, bypass, stage 1 only, stage 2 only or both stages
+        pub const CONFIG: crate::FieldInfo = crate::structs::Ste::FIELDS[1];
+        ///`S1Fmt`: Layout of the CD table at S1ContextPtr when substreams are enabled
+        pub const S1_FMT: crate::FieldInfo = crate::structs::Ste::FIELDS[2];
+        ///`S1ContextPtr`: Address of the CD or L1CD table: an IPA when stage 2 translates, otherwise a PA
+        pub const S1_CONTEXT_PTR: crate::FieldInfo = crate::structs::Ste::FIELDS[3];
+        ///`S1CDMax`: Log2 of the number of CDs at S1ContextPtr; 0 disables substreams
+        pub const S1CD_MAX: crate::FieldInfo = crate::structs::Ste::FIELDS[4];
+        ///`S1DSS`: What happens to a transaction without a substream when substreams are enabled
+        pub const S1DSS: crate::FieldInfo = crate::structs::Ste::FIELDS[5];
+        ///`S1CIR`: Inner cacheability of CD and L1CD fetches through S1ContextPtr
+        pub const S1CIR: crate::FieldInfo = crate::structs::Ste::FIELDS[6];
+        ///`S1COR`: Outer cacheability of CD and L1CD fetches through S1ContextPtr
+        pub const S1COR: crate::FieldInfo = crate::structs::Ste::FIELDS[7];
+        ///`S1CSH`: Shareability of CD and L1CD fetches through S1ContextPtr
+        pub const S1CSH: crate::FieldInfo = crate::structs::Ste::FIELDS[8];
+        ///`S2HWU59`: Stage 2 final descriptor bit [59] has IMPLEMENTATION DEFINED hardware use (PBHA)
+        pub const S2HWU59: crate::FieldInfo = crate::structs::Ste::FIELDS[9];
+        ///`S2HWU60`: Stage 2 final descriptor bit [60] has IMPLEMENTATION DEFINED hardware use (PBHA)
+        pub const S2HWU60: crate::FieldInfo = crate::structs::Ste::FIELDS[10];
+        ///`S2HWU61`: Stage 2 final descriptor bit [61] has IMPLEMENTATION DEFINED hardware use (PBHA)
+        pub const S2HWU61: crate::FieldInfo = crate::structs::Ste::FIELDS[11];
+        ///`S2HWU62`: Stage 2 final descriptor bit [62] has IMPLEMENTATION DEFINED hardware use (PBHA)
+        pub const S2HWU62: crate::FieldInfo = crate::structs::Ste::FIELDS[12];
+        ///`DRE`: Permit destructive reads and Invalidate cache maintenance from this stream
+        pub const DRE: crate::FieldInfo = crate::structs::Ste::FIELDS[13];
+        ///`CONT`: Hint that the aligned block of 2^CONT STEs containing this one holds identical STEs
+        pub const CONT: crate::FieldInfo = crate::structs::Ste::FIELDS[14];
+        ///`DCP`: Permit directed cache prefetch hints from this stream
+        pub const DCP: crate::FieldInfo = crate::structs::Ste::FIELDS[15];
+        ///`PPAR`: PRI responses generated on PRI queue overflow carry a PASID prefix when permitted
+        pub const PPAR: crate::FieldInfo = crate::structs::Ste::FIELDS[16];
+        ///`MEV`: Allow similar event records from this stream to be merged
+        pub const MEV: crate::FieldInfo = crate::structs::Ste::FIELDS[17];
+        ///`SW_RESERVED`: Reserved for software use, IGNORED by the SMMU
+        pub const SW_RESERVED: crate::FieldInfo = crate::structs::Ste::FIELDS[18];
+        ///`S1PIE`: CDs reached through this STE may enable stage 1 permission indirection
+        pub const S1PIE: crate::FieldInfo = crate::structs::Ste::FIELDS[19];
+        ///`S2FWB`: Stage 2 memory attributes are applied as with HCR_EL2.FWB == 1
+        pub const S2FWB: crate::FieldInfo = crate::structs::Ste::FIELDS[20];
+        ///`S1MPAM`: Take PARTID and PMG for client transactions from the CD instead of the STE
+        pub const S1MPAM: crate::FieldInfo = crate::structs::Ste::FIELDS[21];
+        ///`S1STALLD`: Stop CDs from selecting the stall fault model for stage 1
+        pub const S1STALLD: crate::FieldInfo = crate::structs::Ste::FIELDS[22];
+        ///`EATS`: Whether ATS Translation Requests are served and Translated traffic may pass
+        pub const EATS: crate::FieldInfo = crate::structs::Ste::FIELDS[23];
+        ///`STRW`: StreamWorld for stage 1 only streams: EL1, or EL2 / EL2-E2H according to SMMU_CR2.E2H
+        pub const STRW: crate::FieldInfo = crate::structs::Ste::FIELDS[24];
+        ///`MemAttr`: Memory type override (stage 2 MemAttr encoding), used when MTCFG is set
+        pub const MEM_ATTR: crate::FieldInfo = crate::structs::Ste::FIELDS[25];
+        ///`MTCFG`: Replace the incoming memory type with MemAttr
+        pub const MTCFG: crate::FieldInfo = crate::structs::Ste::FIELDS[26];
+        ///`ALLOCCFG`: Allocation hint override: 0b0xxx uses the incoming hints, 0b1RWT forces them
+        pub const ALLOCCFG: crate::FieldInfo = crate::structs::Ste::FIELDS[27];
+        ///`SHCFG`: Shareability override for cacheable accesses
+        pub const SHCFG: crate::FieldInfo = crate::structs::Ste::FIELDS[28];
+        ///`NSCFG`: NS attribute override for Secure streams that bypass stage 1; IGNORED for Non-secure STEs
+        pub const NSCFG: crate::FieldInfo = crate::structs::Ste::FIELDS[29];
+        ///`PRIVCFG`: Privilege attribute override
+        pub const PRIVCFG: crate::FieldInfo = crate::structs::Ste::FIELDS[30];
+        ///`INSTCFG`: Instruction/data attribute override for reads
+        pub const INSTCFG: crate::FieldInfo = crate::structs::Ste::FIELDS[31];
+        ///`IMPDEF_127_116`: IMPLEMENTATION DEFINED per-stream configuration (STE bits [127:116])
+        pub const IMPDEF_127_116: crate::FieldInfo = crate::structs::Ste::FIELDS[32];
+        ///`S2VMID`: VMID tagging stage 2 (and NS-EL1 stage 1) TLB entries
+        pub const S2VMID: crate::FieldInfo = crate::structs::Ste::FIELDS[33];
+        ///`IMPDEF_159_144`: IMPLEMENTATION DEFINED (STE bits [159:144])
+        pub const IMPDEF_159_144: crate::FieldInfo = crate::structs::Ste::FIELDS[34];
+        ///`S2T0SZ`: Size of the IPA space translated by stage 2, as VTCR_EL2.T0SZ
+        pub const S2T0SZ: crate::FieldInfo = crate::structs::Ste::FIELDS[35];
+        ///`S2SL0`: Starting level of the stage 2 walk, as VTCR_EL2.SL0 (with S2SL0_2 when S2DS is set)
+        pub const S2SL0: crate::FieldInfo = crate::structs::Ste::FIELDS[36];
+        ///`S2IR0`: Inner cacheability of stage 2 table walks
+        pub const S2IR0: crate::FieldInfo = crate::structs::Ste::FIELDS[37];
+        ///`S2OR0`: Outer cacheability of stage 2 table walks
+        pub const S2OR0: crate::FieldInfo = crate::structs::Ste::FIELDS[38];
+        ///`S2SH0`: Shareability of stage 2 table walks
+        pub const S2SH0: crate::FieldInfo = crate::structs::Ste::FIELDS[39];
+        ///`S2TG`: Stage 2 translation granule
+        pub const S2TG: crate::FieldInfo = crate::structs::Ste::FIELDS[40];
+        ///`S2PS`: Stage 2 output address size, capped at SMMU_IDR5.OAS
+        pub const S2PS: crate::FieldInfo = crate::structs::Ste::FIELDS[41];
+        ///`S2AA64`: Stage 2 table format: 1 VMSAv8-64; 0 VMSAv8-32 LPAE, or VMSAv9-128 when SMMU_IDR5.D128 == 1
+        pub const S2AA64: crate::FieldInfo = crate::structs::Ste::FIELDS[42];
+        ///`S2ENDI`: Stage 2 table endianness: 1 big-endian, 0 little-endian
+        pub const S2ENDI: crate::FieldInfo = crate::structs::Ste::FIELDS[43];
+        ///`S2AFFD`: Never raise a stage 2 Access flag fault; AF is taken as 1
+        pub const S2AFFD: crate::FieldInfo = crate::structs::Ste::FIELDS[44];
+        ///`S2PTW`: Stage 1 walks and CD fetches that hit stage 2 Device memory fault at stage 2
+        pub const S2PTW: crate::FieldInfo = crate::structs::Ste::FIELDS[45];
+        ///`S2HD`: Hardware update of stage 2 dirty state (with S2HA)
+        pub const S2HD: crate::FieldInfo = crate::structs::Ste::FIELDS[46];
+        ///`S2HA`: Hardware update of the stage 2 Access flag
+        pub const S2HA: crate::FieldInfo = crate::structs::Ste::FIELDS[47];
+        ///`S2S`: Stage 2 faults stall the transaction
+        pub const S2S: crate::FieldInfo = crate::structs::Ste::FIELDS[48];
+        ///`S2R`: Stage 2 faults are recorded in the Event queue
+        pub const S2R: crate::FieldInfo = crate::structs::Ste::FIELDS[49];
+        ///`S2HAFT`: Hardware update of the Access flag in stage 2 Table descriptors
+        pub const S2HAFT: crate::FieldInfo = crate::structs::Ste::FIELDS[50];
+        ///`S2PIE`: Stage 2 uses the Indirect Permission Scheme
+        pub const S2PIE: crate::FieldInfo = crate::structs::Ste::FIELDS[51];
+        ///`S2POE`: Apply stage 2 overlay permissions (S2POI)
+        pub const S2POE: crate::FieldInfo = crate::structs::Ste::FIELDS[52];
+        ///`DPT_VMATCH`: VMID match requirement of DPT checks when EATS selects FULL_ATS_DPT
+        pub const DPT_VMATCH: crate::FieldInfo = crate::structs::Ste::FIELDS[53];
+        ///`S2NSW`: NS of stage 2 walks through S2TTB for Secure streams; RES0 in a Non-secure STE
+        pub const S2NSW: crate::FieldInfo = crate::structs::Ste::FIELDS[54];
+        ///`S2NSA`: NS output of Secure-stream Non-secure IPA translations; RES0 in a Non-secure STE
+        pub const S2NSA: crate::FieldInfo = crate::structs::Ste::FIELDS[55];
+        ///`S2SL0_2`: Bit [2] of the stage 2 starting level (4KB granule with S2DS)
+        pub const S2SL0_2: crate::FieldInfo = crate::structs::Ste::FIELDS[56];
+        ///`S2DS`: Enable 52-bit addresses with 4KB and 16KB stage 2 granules, as VTCR_EL2.DS
+        pub const S2DS: crate::FieldInfo = crate::structs::Ste::FIELDS[57];
+        ///`S2TTB`: Address of the stage 2 starting-level translation table
+        pub const S2TTB: crate::FieldInfo = crate::structs::Ste::FIELDS[58];
+        ///`S2SKL`: Levels skipped at the start of a VMSAv9-128 stage 2 walk through S2TTB
+        pub const S2SKL: crate::FieldInfo = crate::structs::Ste::FIELDS[59];
+        ///`IMPDEF_271_256`: IMPLEMENTATION DEFINED (STE bits [271:256])
+        pub const IMPDEF_271_256: crate::FieldInfo = crate::structs::Ste::FIELDS[60];
+        ///`PARTID`: MPAM partition ID for accesses related to this stream
+        pub const PARTID: crate::FieldInfo = crate::structs::Ste::FIELDS[61];
+        ///`S_S2T0SZ`: Size of the Secure IPA space translated through S_S2TTB; RES0 in a Non-secure STE
+        pub const S_S2T0SZ: crate::FieldInfo = crate::structs::Ste::FIELDS[62];
+        ///`S_S2SL0`: Starting level of walks through S_S2TTB; RES0 in a Non-secure STE
+        pub const S_S2SL0: crate::FieldInfo = crate::structs::Ste::FIELDS[63];
+        ///`S_S2TG`: Granule of the tables at S_S2TTB; RES0 in a Non-secure STE
+        pub const S_S2TG: crate::FieldInfo = crate::structs::Ste::FIELDS[64];
+        ///`MECID`: Memory Encryption Context ID for a Realm stream; RES0 in a Non-secure STE
+        pub const MECID: crate::FieldInfo = crate::structs::Ste::FIELDS[65];
+        ///`PMG`: MPAM performance monitor group for accesses related to this stream
+        pub const PMG: crate::FieldInfo = crate::structs::Ste::FIELDS[66];
+        ///`MPAM_NS`: Use the Non-secure PARTID space (Secure and Realm STEs); RES0 in a Non-secure STE
+        pub const MPAM_NS: crate::FieldInfo = crate::structs::Ste::FIELDS[67];
+        ///`AssuredOnly`: Enable stage 2 AssuredOnly permission checks, as VTCR_EL2.AssuredOnly
+        pub const ASSURED_ONLY: crate::FieldInfo = crate::structs::Ste::FIELDS[68];
+        ///`TL0`: Enable the stage 2 TopLevel0 check, as VTCR_EL2.TL0
+        pub const TL0: crate::FieldInfo = crate::structs::Ste::FIELDS[69];
+        ///`TL1`: Enable the stage 2 TopLevel1 check, as VTCR_EL2.TL1
+        pub const TL1: crate::FieldInfo = crate::structs::Ste::FIELDS[70];
+        ///`VMSPtr`: PA of the Virtual Machine Structure of this stream
+        pub const VMS_PTR: crate::FieldInfo = crate::structs::Ste::FIELDS[71];
+        ///`S2SW`: NS of stage 2 walks through S_S2TTB; RES0 in a Non-secure STE
+        pub const S2SW: crate::FieldInfo = crate::structs::Ste::FIELDS[72];
+        ///`S2SA`: NS output of stage 2 Secure IPA translations; RES0 in a Non-secure STE
+        pub const S2SA: crate::FieldInfo = crate::structs::Ste::FIELDS[73];
+        ///`S_S2SL0_2`: Bit [2] of the starting level of walks through S_S2TTB; RES0 in a Non-secure STE
+        pub const S_S2SL0_2: crate::FieldInfo = crate::structs::Ste::FIELDS[74];
+        ///`S_S2TTB`: Address of the Secure stage 2 translation table; RES0 in a Non-secure STE
+        pub const S_S2TTB: crate::FieldInfo = crate::structs::Ste::FIELDS[75];
+        ///`S_S2SKL`: Levels skipped at the start of a VMSAv9-128 walk through S_S2TTB; RES0 in a Non-secure STE
+        pub const S_S2SKL: crate::FieldInfo = crate::structs::Ste::FIELDS[76];
+        ///`S2POI0`: Stage 2 overlay permission for POIndex 0, as S2POR_EL1
+        pub const S2POI0: crate::FieldInfo = crate::structs::Ste::FIELDS[77];
+        ///`S2POI1`: Stage 2 overlay permission for POIndex 1, as S2POR_EL1
+        pub const S2POI1: crate::FieldInfo = crate::structs::Ste::FIELDS[78];
+        ///`S2POI2`: Stage 2 overlay permission for POIndex 2, as S2POR_EL1
+        pub const S2POI2: crate::FieldInfo = crate::structs::Ste::FIELDS[79];
+        ///`S2POI3`: Stage 2 overlay permission for POIndex 3, as S2POR_EL1
+        pub const S2POI3: crate::FieldInfo = crate::structs::Ste::FIELDS[80];
+        ///`S2POI4`: Stage 2 overlay permission for POIndex 4, as S2POR_EL1
+        pub const S2POI4: crate::FieldInfo = crate::structs::Ste::FIELDS[81];
+        ///`S2POI5`: Stage 2 overlay permission for POIndex 5, as S2POR_EL1
+        pub const S2POI5: crate::FieldInfo = crate::structs::Ste::FIELDS[82];
+        ///`S2POI6`: Stage 2 overlay permission for POIndex 6, as S2POR_EL1
+        pub const S2POI6: crate::FieldInfo = crate::structs::Ste::FIELDS[83];
+        ///`S2POI7`: Stage 2 overlay permission for POIndex 7, as S2POR_EL1
+        pub const S2POI7: crate::FieldInfo = crate::structs::Ste::FIELDS[84];
+        ///`S2POI8`: Stage 2 overlay permission for POIndex 8, as S2POR_EL1
+        pub const S2POI8: crate::FieldInfo = crate::structs::Ste::FIELDS[85];
+        ///`S2POI9`: Stage 2 overlay permission for POIndex 9, as S2POR_EL1
+        pub const S2POI9: crate::FieldInfo = crate::structs::Ste::FIELDS[86];
+        ///`S2POI10`: Stage 2 overlay permission for POIndex 10, as S2POR_EL1
+        pub const S2POI10: crate::FieldInfo = crate::structs::Ste::FIELDS[87];
+        ///`S2POI11`: Stage 2 overlay permission for POIndex 11, as S2POR_EL1
+        pub const S2POI11: crate::FieldInfo = crate::structs::Ste::FIELDS[88];
+        ///`S2POI12`: Stage 2 overlay permission for POIndex 12, as S2POR_EL1
+        pub const S2POI12: crate::FieldInfo = crate::structs::Ste::FIELDS[89];
+        ///`S2POI13`: Stage 2 overlay permission for POIndex 13, as S2POR_EL1
+        pub const S2POI13: crate::FieldInfo = crate::structs::Ste::FIELDS[90];
+        ///`S2POI14`: Stage 2 overlay permission for POIndex 14, as S2POR_EL1
+        pub const S2POI14: crate::FieldInfo = crate::structs::Ste::FIELDS[91];
+        ///`S2POI15`: Stage 2 overlay permission for POIndex 15, as S2POR_EL1
+        pub const S2POI15: crate::FieldInfo = crate::structs::Ste::FIELDS[92];
+    }
     impl Ste {
         /// The architecture's name.
         pub const NAME: &'static str = "STE";
@@ -36498,6 +38303,41 @@ pub mod structs {
         }
     }
     pub use crate::values::Shareability as TtS1BlockPageSh;
+    ///The fields of `TT_S1_BLOCK_PAGE`, one constant each.
+    pub mod tt_s1_block_page {
+        ///`Valid`: Descriptor valid; when 0 every other bit is IGNORED
+        pub const VALID: crate::FieldInfo = crate::structs::TtS1BlockPage::FIELDS[0];
+        ///`Type`: Descriptor type: 0 for a Block descriptor (levels 1-2), 1 for a Page descriptor (level 3)
+        pub const TYPE: crate::FieldInfo = crate::structs::TtS1BlockPage::FIELDS[1];
+        ///`AttrIndx`: Index of the memory attributes in CD.MAIR (bit [3] of the index is bit [59] with CD.AIE)
+        pub const ATTR_INDX: crate::FieldInfo = crate::structs::TtS1BlockPage::FIELDS[2];
+        ///`NS`: Output to Non-secure PA space (Secure streams only; RES0 for Non-secure)
+        pub const NS: crate::FieldInfo = crate::structs::TtS1BlockPage::FIELDS[3];
+        ///`AP`: Data access permissions AP[2:1] (nDirty and PIIndex[0] with permission indirection)
+        pub const AP: crate::FieldInfo = crate::structs::TtS1BlockPage::FIELDS[4];
+        ///`SH`: Shareability of the output (OA[51:50] when DS == 1 with 4KB/16KB granules)
+        pub const SH: crate::FieldInfo = crate::structs::TtS1BlockPage::FIELDS[5];
+        ///`AF`: Access flag; an access with AF == 0 faults unless hardware updates it
+        pub const AF: crate::FieldInfo = crate::structs::TtS1BlockPage::FIELDS[6];
+        ///`nG`: Not global: the TLB entry is tagged with the ASID
+        pub const N_G: crate::FieldInfo = crate::structs::TtS1BlockPage::FIELDS[7];
+        ///`OA`: Output address, bits [47:12]; low bits below the block size are RES0 in Block descriptors
+        pub const OA: crate::FieldInfo = crate::structs::TtS1BlockPage::FIELDS[8];
+        ///`DBM`: Dirty bit modifier: hardware may clear AP[2] on write (PIIndex[1] with permission indirection)
+        pub const DBM: crate::FieldInfo = crate::structs::TtS1BlockPage::FIELDS[9];
+        ///`Contiguous`: Hint that this entry is one of a contiguous aligned set (Protected when CD.PnCH == 1)
+        pub const CONTIGUOUS: crate::FieldInfo = crate::structs::TtS1BlockPage::FIELDS[10];
+        ///`PXN`: Privileged execute-never (PIIndex[2] with permission indirection)
+        pub const PXN: crate::FieldInfo = crate::structs::TtS1BlockPage::FIELDS[11];
+        ///`UXN`: Unprivileged execute-never; XN in single-privilege regimes (PIIndex[3] with indirection)
+        pub const UXN: crate::FieldInfo = crate::structs::TtS1BlockPage::FIELDS[12];
+        ///`SW_RESERVED`: Reserved for software use, IGNORED by the walk
+        pub const SW_RESERVED: crate::FieldInfo = crate::structs::TtS1BlockPage::FIELDS[13];
+        ///`PBHA`: IGNORED unless CD.HWU0xx/HWU1xx enable page-based hardware attributes (bit [59] is AttrIndx[3] with CD.AIE)
+        pub const PBHA: crate::FieldInfo = crate::structs::TtS1BlockPage::FIELDS[14];
+        ///`SW_RESERVED_63`: Reserved for software use in Non-secure state, IGNORED by the walk
+        pub const SW_RESERVED_63: crate::FieldInfo = crate::structs::TtS1BlockPage::FIELDS[15];
+    }
     impl TtS1BlockPage {
         /// The architecture's name.
         pub const NAME: &'static str = "TT_S1_BLOCK_PAGE";
@@ -37117,6 +38957,35 @@ pub mod structs {
             core::fmt::Debug::fmt(self, f)
         }
     }
+    ///The fields of `TT_S2_BLOCK_PAGE`, one constant each.
+    pub mod tt_s2_block_page {
+        ///`Valid`: Descriptor valid; when 0 every other bit is IGNORED
+        pub const VALID: crate::FieldInfo = crate::structs::TtS2BlockPage::FIELDS[0];
+        ///`Type`: Descriptor type: 0 for a Block descriptor (levels 1-2), 1 for a Page descriptor (level 3)
+        pub const TYPE: crate::FieldInfo = crate::structs::TtS2BlockPage::FIELDS[1];
+        ///`MemAttr`: Stage 2 memory type and cacheability (bits [4:2] with STE.S2FWB, bit [5] then RES0)
+        pub const MEM_ATTR: crate::FieldInfo = crate::structs::TtS2BlockPage::FIELDS[2];
+        ///`S2AP`: Stage 2 data access permissions (Dirty and PIIndex[0] with STE.S2PIE)
+        pub const S2AP: crate::FieldInfo = crate::structs::TtS2BlockPage::FIELDS[3];
+        ///`SH`: Shareability of the output (OA[51:50] when STE.S2DS == 1 with 4KB/16KB granules)
+        pub const SH: crate::FieldInfo = crate::structs::TtS2BlockPage::FIELDS[4];
+        ///`AF`: Access flag; an access with AF == 0 faults unless hardware updates it or STE.S2AFFD is set
+        pub const AF: crate::FieldInfo = crate::structs::TtS2BlockPage::FIELDS[5];
+        ///`OA`: Output address, bits [47:12]; low bits below the block size are RES0 in Block descriptors
+        pub const OA: crate::FieldInfo = crate::structs::TtS2BlockPage::FIELDS[6];
+        ///`DBM`: Dirty bit modifier: hardware may set S2AP[1] on write (PIIndex[1] with STE.S2PIE)
+        pub const DBM: crate::FieldInfo = crate::structs::TtS2BlockPage::FIELDS[7];
+        ///`Contiguous`: Hint that this entry is one of a contiguous aligned set
+        pub const CONTIGUOUS: crate::FieldInfo = crate::structs::TtS2BlockPage::FIELDS[8];
+        ///`XN`: Stage 2 execute permissions; bit [53] is RES0 unless SMMU_IDR3.XNX == 1 (PIIndex[3:2] with STE.S2PIE)
+        pub const XN: crate::FieldInfo = crate::structs::TtS2BlockPage::FIELDS[9];
+        ///`IGNORED_55`: IGNORED outside Realm state (NS in Realm state)
+        pub const IGNORED_55: crate::FieldInfo = crate::structs::TtS2BlockPage::FIELDS[10];
+        ///`SW_RESERVED`: Reserved for software use (bit [58] is AssuredOnly with STE.AssuredOnly)
+        pub const SW_RESERVED: crate::FieldInfo = crate::structs::TtS2BlockPage::FIELDS[11];
+        ///`PBHA`: IGNORED / System MMU use unless STE.S2HWU59-62 enable page-based hardware attributes
+        pub const PBHA: crate::FieldInfo = crate::structs::TtS2BlockPage::FIELDS[12];
+    }
     impl TtS2BlockPage {
         /// The architecture's name.
         pub const NAME: &'static str = "TT_S2_BLOCK_PAGE";
@@ -37582,6 +39451,23 @@ pub mod structs {
     #[derive(Clone, Copy, PartialEq, Eq, Hash)]
     #[repr(transparent)]
     pub struct TtS2Table(pub [u64; 1]);
+    ///The fields of `TT_S2_TABLE`, one constant each.
+    pub mod tt_s2_table {
+        ///`Valid`: Descriptor valid; when 0 every other bit is IGNORED
+        pub const VALID: crate::FieldInfo = crate::structs::TtS2Table::FIELDS[0];
+        ///`Type`: Descriptor type: 1 for a Table descriptor at levels 0-2 (0 would make it a Block descriptor)
+        pub const TYPE: crate::FieldInfo = crate::structs::TtS2Table::FIELDS[1];
+        ///`IGNORED_9_2`: IGNORED (bits [9:8] are NLTA[51:50] when STE.S2DS == 1 with 4KB/16KB granules)
+        pub const IGNORED_9_2: crate::FieldInfo = crate::structs::TtS2Table::FIELDS[2];
+        ///`AF`: Table Access flag when STE.S2HAFT enables hardware update of it, otherwise IGNORED
+        pub const AF: crate::FieldInfo = crate::structs::TtS2Table::FIELDS[3];
+        ///`IGNORED_11`: IGNORED
+        pub const IGNORED_11: crate::FieldInfo = crate::structs::TtS2Table::FIELDS[4];
+        ///`NLTA`: Next-level table address, bits [47:12] (a PA)
+        pub const NLTA: crate::FieldInfo = crate::structs::TtS2Table::FIELDS[5];
+        ///`IGNORED_58_51`: IGNORED, available to software
+        pub const IGNORED_58_51: crate::FieldInfo = crate::structs::TtS2Table::FIELDS[6];
+    }
     impl TtS2Table {
         /// The architecture's name.
         pub const NAME: &'static str = "TT_S2_TABLE";
@@ -37913,6 +39799,35 @@ pub mod structs {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             core::fmt::Debug::fmt(self, f)
         }
+    }
+    ///The fields of `TT_TABLE`, one constant each.
+    pub mod tt_table {
+        ///`Valid`: Descriptor valid; when 0 every other bit is IGNORED
+        pub const VALID: crate::FieldInfo = crate::structs::TtTable::FIELDS[0];
+        ///`Type`: Descriptor type: 1 for a Table descriptor at levels 0-2 (0 would make it a Block descriptor)
+        pub const TYPE: crate::FieldInfo = crate::structs::TtTable::FIELDS[1];
+        ///`IGNORED_9_2`: IGNORED (bits [9:8] are NLTA[51:50] when DS == 1 with 4KB/16KB granules)
+        pub const IGNORED_9_2: crate::FieldInfo = crate::structs::TtTable::FIELDS[2];
+        ///`AF`: Table Access flag when CD.HAFT enables hardware update of it, otherwise IGNORED
+        pub const AF: crate::FieldInfo = crate::structs::TtTable::FIELDS[3];
+        ///`IGNORED_11`: IGNORED
+        pub const IGNORED_11: crate::FieldInfo = crate::structs::TtTable::FIELDS[4];
+        ///`NLTA`: Next-level table address, bits [47:12] (an IPA when stage 2 translates)
+        pub const NLTA: crate::FieldInfo = crate::structs::TtTable::FIELDS[5];
+        ///`IGNORED_51`: IGNORED
+        pub const IGNORED_51: crate::FieldInfo = crate::structs::TtTable::FIELDS[6];
+        ///`Protected`: Protected attribute when CD.PnCH == 1, otherwise IGNORED
+        pub const PROTECTED: crate::FieldInfo = crate::structs::TtTable::FIELDS[7];
+        ///`IGNORED_58_53`: IGNORED, available to software
+        pub const IGNORED_58_53: crate::FieldInfo = crate::structs::TtTable::FIELDS[8];
+        ///`PXNTable`: Privileged execute-never for all subsequent levels (RES0 in single-privilege regimes)
+        pub const PXN_TABLE: crate::FieldInfo = crate::structs::TtTable::FIELDS[9];
+        ///`UXNTable`: Unprivileged execute-never for subsequent levels (XNTable in single-privilege regimes)
+        pub const UXN_TABLE: crate::FieldInfo = crate::structs::TtTable::FIELDS[10];
+        ///`APTable`: Access permission limit for subsequent levels
+        pub const AP_TABLE: crate::FieldInfo = crate::structs::TtTable::FIELDS[11];
+        ///`NSTable`: Subsequent levels are in Non-secure PA space (Secure streams only; RES0 for Non-secure)
+        pub const NS_TABLE: crate::FieldInfo = crate::structs::TtTable::FIELDS[12];
     }
     impl TtTable {
         /// The architecture's name.

@@ -44,6 +44,21 @@ impl FieldInfo {
         }
     }
 
+    /// The bits of `fields` in each of `N` words: the mask of several
+    /// fields of one record (a field past the last word adds nothing).
+    pub const fn mask_words<const N: usize>(fields: &[FieldInfo]) -> [u64; N] {
+        let mut m = [0u64; N];
+        let mut i = 0;
+        while i < fields.len() {
+            let f = &fields[i];
+            if (f.word as usize) < N {
+                m[f.word as usize] |= f.mask();
+            }
+            i += 1;
+        }
+        m
+    }
+
     /// The architecture's name of `value`, if it has one.
     pub fn value_name(&self, value: u64) -> Option<&'static str> {
         self.values

@@ -13,47 +13,59 @@
 //!
 //! Each step that changes memory is followed by a sync (CFGI_STE + CMD_SYNC).
 
-use smmuv3::structs::{Ste, SteConfig, SteS1dss};
+use smmuv3::structs::{ste, Ste, SteConfig, SteS1dss};
+use smmuv3::FieldInfo;
 
 pub const QWORDS: usize = Ste::WORDS;
 
-/// The mask of the named STE fields (names as the spec spells them).
-fn fields(names: &[&str]) -> [u64; QWORDS] {
-    let mut m = [0u64; QWORDS];
-    for f in Ste::FIELDS.iter().filter(|f| names.contains(&f.name)) {
-        if let Some(q) = m.get_mut(f.word as usize) {
-            *q |= f.mask();
-        }
-    }
-    m
+const fn mask(fields: &[FieldInfo]) -> [u64; QWORDS] {
+    FieldInfo::mask_words(fields)
 }
 
-const ALWAYS: &[&str] = &["V", "Config"];
-const S1: &[&str] = &[
-    "S1Fmt",
-    "S1ContextPtr",
-    "S1CDMax",
-    "S1DSS",
-    "S1CIR",
-    "S1COR",
-    "S1CSH",
-    "S1STALLD",
-    "STRW",
-    "EATS",
-    "MEV",
-    "S2VMID",
-];
-const S2: &[&str] = &[
-    "S2FWB", "EATS", "SHCFG", "MEV", "S2VMID", "S2T0SZ", "S2SL0", "S2IR0", "S2OR0", "S2SH0",
-    "S2TG", "S2PS", "S2AA64", "S2ENDI", "S2PTW", "S2S", "S2R", "S2TTB",
-];
+const VALID: [u64; QWORDS] = mask(&[ste::V]);
+const ALWAYS: [u64; QWORDS] = mask(&[ste::V, ste::CONFIG]);
+const SHCFG: [u64; QWORDS] = mask(&[ste::SHCFG]);
+const S1: [u64; QWORDS] = mask(&[
+    ste::S1_FMT,
+    ste::S1_CONTEXT_PTR,
+    ste::S1CD_MAX,
+    ste::S1DSS,
+    ste::S1CIR,
+    ste::S1COR,
+    ste::S1CSH,
+    ste::S1STALLD,
+    ste::STRW,
+    ste::EATS,
+    ste::MEV,
+    ste::S2VMID,
+]);
+const S2: [u64; QWORDS] = mask(&[
+    ste::S2FWB,
+    ste::EATS,
+    ste::SHCFG,
+    ste::MEV,
+    ste::S2VMID,
+    ste::S2T0SZ,
+    ste::S2SL0,
+    ste::S2IR0,
+    ste::S2OR0,
+    ste::S2SH0,
+    ste::S2TG,
+    ste::S2PS,
+    ste::S2AA64,
+    ste::S2ENDI,
+    ste::S2PTW,
+    ste::S2S,
+    ste::S2R,
+    ste::S2TTB,
+]);
 
 /// The bits an SMMU reads in this STE.
 pub fn used_bits(ste: &Ste) -> [u64; QWORDS] {
     if !ste.v() {
-        return fields(&["V"]);
+        return VALID;
     }
-    let mut used = fields(ALWAYS);
+    let mut used = ALWAYS;
     let add = |used: &mut [u64; QWORDS], m: [u64; QWORDS]| {
         for (u, x) in used.iter_mut().zip(m) {
             *u |= x;
@@ -61,16 +73,16 @@ pub fn used_bits(ste: &Ste) -> [u64; QWORDS] {
     };
     let cfg = ste.config();
     if cfg == SteConfig::BYPASS {
-        add(&mut used, fields(&["SHCFG"]));
+        add(&mut used, SHCFG);
     }
     if cfg == SteConfig::S1_TRANS || cfg == SteConfig::NESTED {
-        add(&mut used, fields(S1));
+        add(&mut used, S1);
         if ste.s1dss() == SteS1dss::BYPASS {
-            add(&mut used, fields(&["SHCFG"]));
+            add(&mut used, SHCFG);
         }
     }
     if cfg == SteConfig::S2_TRANS || cfg == SteConfig::NESTED {
-        add(&mut used, fields(S2));
+        add(&mut used, S2);
     }
     used
 }

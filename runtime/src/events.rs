@@ -6,15 +6,6 @@ use smmuv3::evt::*;
 
 use crate::stream_table::Refusal;
 
-/// The StreamID an event record carries (every record type has one).
-pub fn stream_id(e: &Event) -> u32 {
-    let r = e.as_record();
-    r.fields()
-        .iter()
-        .find(|f| f.name == "StreamID")
-        .map_or(0, |f| f.get(r.words()) as u32)
-}
-
 /// The four translation-fault records share their layout (§7.3.12-7.3.15):
 /// the guest's version has the vSID and no stage-2 or stall state.
 macro_rules! translation_fault {

@@ -154,6 +154,34 @@ pub fn field_infos(fields: &[Field]) -> TokenStream {
     quote!(&[#(#infos),*])
 }
 
+/// `pub mod <owner>` with one `FieldInfo` constant per field (in spec
+/// order, the same as `FIELDS`): code that names fields, for a mask of
+/// several or to read one generically, names them in Rust, not in strings.
+pub fn field_consts(owner: &str, path: &TokenStream, fields: &[Field]) -> TokenStream {
+    use heck::{ToShoutySnakeCase, ToSnakeCase};
+    let module = format_ident!("{}", names::type_name(owner).to_snake_case());
+    let mut seen: Vec<String> = Vec::new();
+    let consts = fields.iter().enumerate().map(|(i, f)| {
+        let name = f.name.to_shouty_snake_case();
+        if seen.contains(&name) {
+            let msg = format!("{owner}: two fields are both `{name}` in Rust");
+            return quote!(compile_error!(#msg););
+        }
+        seen.push(name.clone());
+        let c = format_ident!("{}", name);
+        let i = Literal::usize_unsuffixed(i);
+        let doc = format!("`{}`: {}", f.name, f.description);
+        quote!(#[doc = #doc] pub const #c: crate::FieldInfo = #path::FIELDS[#i];)
+    });
+    let doc = format!("The fields of `{owner}`, one constant each.");
+    quote! {
+        #[doc = #doc]
+        pub mod #module {
+            #(#consts)*
+        }
+    }
+}
+
 /// Newtype enums for the fields that have named values of their own, and
 /// for the others the name they always had, as another name of the type that
 /// defines their values (a named enum, the register whose layout is shared).

@@ -4,7 +4,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use super::fields::{accessors, cond_expr, enums, field_infos, hex};
+use super::fields::{accessors, cond_expr, enums, field_consts, field_infos, hex};
 use crate::expr::Operand;
 use crate::model::{Record, RecordKind, Spec};
 use crate::names;
@@ -121,6 +121,12 @@ pub fn record(spec: &Spec, rec: &Record) -> TokenStream {
             }
         }
     };
+    let family = match rec.kind {
+        RecordKind::Command => quote!(cmd),
+        RecordKind::Event => quote!(evt),
+        RecordKind::Struct => quote!(structs),
+    };
+    let field_consts = field_consts(&rec.name, &quote!(crate::#family::#ty), &rec.fields);
     quote! {
         #[doc = #doc]
         #[doc(alias = #name)]
@@ -129,6 +135,7 @@ pub fn record(spec: &Spec, rec: &Record) -> TokenStream {
         pub struct #ty(pub [u64; #n]);
 
         #enum_items
+        #field_consts
 
         impl #ty {
             /// The architecture's name.
@@ -227,6 +234,58 @@ pub fn record(spec: &Spec, rec: &Record) -> TokenStream {
 }
 
 /// `Command` or `Event`: one variant per entry, decoded by its first byte.
+/// Accessors on the family enum for the fields every record of the family
+/// has in the same place with a plain value (an event's StreamID, say).
+fn common_fields(recs: &[Record]) -> TokenStream {
+    let Some(first) = recs.first() else {
+        return TokenStream::new();
+    };
+    let variants: Vec<_> = recs
+        .iter()
+        .map(|r| format_ident!("{}", names::variant(r)))
+        .collect();
+    let plain = |f: &crate::model::Field| f.values.is_empty() && f.values_of.is_none();
+    let same = |a: &crate::model::Field, b: &crate::model::Field| {
+        a.name == b.name
+            && a.word == b.word
+            && a.lo == b.lo
+            && a.hi == b.hi
+            && a.address == b.address
+    };
+    let accessors = first
+        .fields
+        .iter()
+        // The opcode or type (bits [7:0] of word 0) tells the records apart.
+        .filter(|f| plain(f) && !(f.word == 0 && f.lo < 8))
+        .filter(|f| {
+            recs.iter()
+                .all(|r| r.fields.iter().any(|g| same(f, g) && plain(g)))
+        })
+        .map(|f| {
+            let get = format_ident!("{}", names::method(&f.name));
+            let ty = if f.width() == 1 && !f.address {
+                quote!(bool)
+            } else {
+                super::fields::raw_type(f)
+            };
+            let with = format_ident!("with_{}", names::method(&f.name));
+            let doc = format!("`{}`, which every record of this kind has.", f.name);
+            let with_doc = format!("The record with `{}` replaced.", f.name);
+            quote! {
+                #[doc = #doc]
+                pub const fn #get(&self) -> #ty {
+                    match self { #( Self::#variants(v) => v.#get(), )* }
+                }
+                #[doc = #with_doc]
+                #[must_use]
+                pub const fn #with(self, x: #ty) -> Self {
+                    match self { #( Self::#variants(v) => Self::#variants(v.#with(x)), )* }
+                }
+            }
+        });
+    quote!(#(#accessors)*)
+}
+
 pub fn family(recs: &[Record], kind: RecordKind) -> TokenStream {
     let (enum_name, n, unknown, doc) = match kind {
         RecordKind::Command => (
@@ -258,6 +317,7 @@ pub fn family(recs: &[Record], kind: RecordKind) -> TokenStream {
         .iter()
         .map(|r| format!("{}: {}", r.name, r.description));
     let arb_last = Literal::u32_unsuffixed(recs.len().saturating_sub(1) as u32);
+    let common = common_fields(recs);
     let arb_arms = (0..recs.len()).map(|i| {
         let i32_ = Literal::u32_unsuffixed(i as u32);
         let v = &variants[i];
@@ -271,6 +331,7 @@ pub fn family(recs: &[Record], kind: RecordKind) -> TokenStream {
         }
 
         impl #enum_name {
+            #common
             /// Decodes raw words: unknown codes and set RES0 bits are errors.
             pub const fn decode(w: [u64; #n]) -> Result<Self, crate::DecodeError> {
                 let code = (w[0] & 0xff) as u8;

@@ -4,7 +4,7 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use super::fields::{accessors, cond_expr, enums, field_infos, hex, lit_u64};
+use super::fields::{accessors, cond_expr, enums, field_consts, field_infos, hex, lit_u64};
 use crate::expr::Cond;
 use crate::model::{Access, Emulation, Field, Register, Role, Spec};
 use crate::names;
@@ -59,8 +59,10 @@ pub fn value_type(spec: &Spec, r: &Register) -> TokenStream {
             }
         }
     });
+    let field_consts = field_consts(&r.name, &quote!(crate::regs::#ty), &r.fields);
     quote! {
         #shared
+        #field_consts
 
         #[doc = #doc]
         #[doc(alias = #name)]

@@ -16,7 +16,7 @@ impl Vsmmu {
     /// the guest's event queue as a stage-1-only SMMU would have recorded it.
     pub fn deliver_event(&mut self, ports: &mut Ports<'_>, ev: PhysEvent) -> EventOutcome {
         self.last_call_commands = 0;
-        let psid = events::stream_id(&ev.event);
+        let psid = ev.event.stream_id();
         let Some(vsid) = self.streams.virtual_of(PhysStream {
             smmu: ev.smmu,
             psid,

@@ -262,82 +262,85 @@ pub fn tlbi_range(
     out
 }
 
-fn field_masks(fields: &[FieldInfo], names: &[&str]) -> [u64; 8] {
-    let mut m = [0u64; 8];
-    for f in fields.iter().filter(|f| names.contains(&f.name)) {
-        if let Some(w) = m.get_mut(usize::from(f.word)) {
-            *w |= f.mask();
-        }
-    }
-    m
-}
-
 fn or_into(a: &mut [u64; 8], b: [u64; 8]) {
     for (x, y) in a.iter_mut().zip(b) {
         *x |= y;
     }
 }
 
+/// The STE fields the SMMU reads whatever the configuration, and what each
+/// kind of configuration adds (`arm_smmu_get_ste_used`).
+const STE_VALID: [u64; 8] = FieldInfo::mask_words(&[ste::V]);
+const STE_CONFIG: [u64; 8] = FieldInfo::mask_words(&[ste::CONFIG]);
+const STE_SHCFG: [u64; 8] = FieldInfo::mask_words(&[ste::SHCFG]);
+const STE_S1: [u64; 8] = FieldInfo::mask_words(&[
+    ste::S1_FMT,
+    ste::S1_CONTEXT_PTR,
+    ste::S1CD_MAX,
+    ste::S1DSS,
+    ste::S1CIR,
+    ste::S1COR,
+    ste::S1CSH,
+    ste::S1STALLD,
+    ste::STRW,
+    ste::EATS,
+    ste::S2VMID,
+]);
+const STE_S2: [u64; 8] = FieldInfo::mask_words(&[
+    ste::EATS,
+    ste::SHCFG,
+    ste::S2VMID,
+    ste::S2T0SZ,
+    ste::S2SL0,
+    ste::S2IR0,
+    ste::S2OR0,
+    ste::S2SH0,
+    ste::S2TG,
+    ste::S2PS,
+    ste::S2AA64,
+    ste::S2ENDI,
+    ste::S2PTW,
+    ste::S2S,
+    ste::S2R,
+    ste::S2TTB,
+]);
+
 /// `arm_smmu_get_ste_used` (6.12): the STE bits the SMMU reads for this config.
 pub fn ste_used(ste: &Ste) -> [u64; 8] {
-    let mut used = field_masks(Ste::FIELDS, &["V"]);
+    let mut used = STE_VALID;
     if !ste.v() {
         return used;
     }
-    or_into(&mut used, field_masks(Ste::FIELDS, &["Config"]));
+    or_into(&mut used, STE_CONFIG);
     let cfg = ste.config();
     if matches!(cfg, SteConfig::S1_TRANS | SteConfig::NESTED) {
-        or_into(
-            &mut used,
-            field_masks(
-                Ste::FIELDS,
-                &[
-                    "S1Fmt",
-                    "S1ContextPtr",
-                    "S1CDMax",
-                    "S1DSS",
-                    "S1CIR",
-                    "S1COR",
-                    "S1CSH",
-                    "S1STALLD",
-                    "STRW",
-                    "EATS",
-                    "S2VMID",
-                ],
-            ),
-        );
+        or_into(&mut used, STE_S1);
         if ste.s1dss() == SteS1dss::BYPASS {
-            or_into(&mut used, field_masks(Ste::FIELDS, &["SHCFG"]));
+            or_into(&mut used, STE_SHCFG);
         }
     }
     if matches!(cfg, SteConfig::S2_TRANS | SteConfig::NESTED) {
-        or_into(
-            &mut used,
-            field_masks(
-                Ste::FIELDS,
-                &[
-                    "EATS", "SHCFG", "S2VMID", "S2T0SZ", "S2SL0", "S2IR0", "S2OR0", "S2SH0",
-                    "S2TG", "S2PS", "S2AA64", "S2ENDI", "S2PTW", "S2S", "S2R", "S2TTB",
-                ],
-            ),
-        );
+        or_into(&mut used, STE_S2);
     }
     if cfg == SteConfig::BYPASS {
-        or_into(&mut used, field_masks(Ste::FIELDS, &["SHCFG"]));
+        or_into(&mut used, STE_SHCFG);
     }
     used
 }
+
+/// The TTB0 walk fields of a CD, which EPD0 disables.
+const CD_TTB0_WALK: [u64; 8] =
+    FieldInfo::mask_words(&[cd::T0SZ, cd::TG0, cd::IR0, cd::OR0, cd::SH0, cd::TTB0]);
 
 /// `arm_smmu_get_cd_used` (6.12): everything of a valid CD, less the TTB0
 /// walk fields when EPD0 disables it.
 pub fn cd_used(cd: &Cd) -> [u64; 8] {
     if !cd.v() {
-        return field_masks(Cd::FIELDS, &["V"]);
+        return FieldInfo::mask_words(&[cd::V]);
     }
     let mut used = [u64::MAX; 8];
     if cd.epd0() {
-        let walk = field_masks(Cd::FIELDS, &["T0SZ", "TG0", "IR0", "OR0", "SH0", "TTB0"]);
-        for (u, w) in used.iter_mut().zip(walk) {
+        for (u, w) in used.iter_mut().zip(CD_TTB0_WALK) {
             *u &= !w;
         }
     }

@@ -23,8 +23,6 @@ pub use linux::{LinuxVersion, Probe, ProbeError};
 pub mod internals {
     /// The most commands the vSMMU sends the hardware in one batch.
     pub use crate::batch::MAX_PER_SMMU;
-    /// The StreamID an event record names.
-    pub use crate::events::stream_id as event_stream_id;
 }
 
 /// Guest RAM: `size` bytes at IPA `base`; everything else faults.

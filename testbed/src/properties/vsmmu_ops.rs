@@ -16,7 +16,7 @@ use smmuv3::queue::Queue;
 use smmuv3::regs::{CmdqProd, EventqProd, Idr1, StrtabBase};
 use smmuv3::structs::Ste;
 use smmuv3::Register;
-use vsmmu::testing::internals::{event_stream_id, MAX_PER_SMMU};
+use vsmmu::testing::internals::MAX_PER_SMMU;
 use vsmmu::testing::{FakePlatform, GuestLayout, HwCall, LinuxGuest};
 use vsmmu::*;
 
@@ -357,13 +357,7 @@ fn pick_event(inp: &mut Input<'_>, psid: u32) -> Option<Event> {
         // Any record type, its StreamID field replaced.
         _ => {
             let e = Event::decode([inp.u64(), inp.u64(), inp.u64(), inp.u64()]).ok()?;
-            let mut w = e.encode();
-            let r = e.as_record();
-            if let Some(f) = r.fields().iter().find(|f| f.name == "StreamID") {
-                let i = usize::from(f.word);
-                w[i] = (w[i] & !f.mask()) | ((u64::from(psid) << f.lo) & f.mask());
-            }
-            Event::decode(w).ok()?
+            e.with_stream_id(psid)
         }
     };
     Some(ev)
@@ -371,7 +365,7 @@ fn pick_event(inp: &mut Input<'_>, psid: u32) -> Option<Event> {
 
 /// Checks one physical event delivery.
 fn deliver(d: &mut Domain, step: usize, smmu: SmmuId, event: Event) {
-    let psid = event_stream_id(&event);
+    let psid = event.stream_id();
     let ours = d
         .guest
         .vsmmu
@@ -438,7 +432,7 @@ fn deliver(d: &mut Domain, step: usize, smmu: SmmuId, event: Event) {
     let rec = Event::decode(words)
         .unwrap_or_else(|e| panic!("step {step}: forwarded record does not decode: {e}"));
     assert_eq!(
-        event_stream_id(&rec),
+        rec.stream_id(),
         vsid,
         "step {step}: {event} forwarded as {rec}"
     );
