@@ -66,7 +66,7 @@ fn parse_op(op: &Value, ram: (u64, u64), vsids: &[u32]) -> Result<Op, String> {
         let o = number(op, "offset")?;
         u32::try_from(o)
             .ok()
-            .filter(|o| *o < 0x2_0000)
+            .filter(|o| *o < smmuv3::FRAME_SIZE)
             .ok_or_else(|| format!("offset {o:#x} is outside the 128 KiB frame"))
     };
     let in_ram = |addr: u64, len: usize| -> Result<u64, String> {

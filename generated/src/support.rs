@@ -286,10 +286,21 @@ pub struct RegInfo {
     pub fields: &'static [FieldInfo],
 }
 
+/// Bytes of one page of the SMMU's register frame (§6.1: 64 KiB pages).
+pub const PAGE_SIZE: u32 = 0x1_0000;
+/// Bytes of the register frame: page 0 and page 1.
+pub const FRAME_SIZE: u32 = 2 * PAGE_SIZE;
+
+/// A frame offset as (page, offset within the page), as
+/// [`crate::mmio::decode_access`] takes it.
+pub const fn split_frame_offset(offset: u32) -> (u32, u32) {
+    (offset / PAGE_SIZE, offset % PAGE_SIZE)
+}
+
 impl RegInfo {
-    /// Offset within the 128 KiB frame (page 1 starts at 0x10000).
+    /// Offset within the frame.
     pub const fn frame_offset(&self) -> u32 {
-        self.page as u32 * 0x1_0000 + self.offset
+        self.page as u32 * PAGE_SIZE + self.offset
     }
 }
 

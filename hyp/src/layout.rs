@@ -17,7 +17,7 @@ pub const BOOTINFO: u64 = 0x7fff_f000;
 pub const BOOTINFO_MAGIC: u64 = u64::from_le_bytes(*b"VSMMUHYP");
 /// The SMMUv3 register frame (two 64 KiB pages) from QEMU's DT.
 pub const SMMU_BASE: u64 = 0x0905_0000;
-pub const SMMU_SIZE: u64 = 0x2_0000;
+pub const SMMU_SIZE: u64 = smmuv3::FRAME_SIZE as u64;
 /// Boot-info flag: forward the SMMU frame to the physical SMMU instead of
 /// emulating it (the unisolated stepping stone, kept for comparisons).
 pub const BOOTINFO_FORWARD: u64 = 1;

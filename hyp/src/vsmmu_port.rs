@@ -346,7 +346,8 @@ pub struct VsmmuFrame;
 
 /// The register a trapped access is to, if it is one.
 fn register_at(offset: u32, size: u32) -> Option<Register> {
-    match smmuv3::mmio::decode_access(offset >> 16, offset & 0xffff, size) {
+    let (page, offset) = smmuv3::split_frame_offset(offset);
+    match smmuv3::mmio::decode_access(page, offset, size) {
         smmuv3::Access::Register { reg, .. } => Some(reg),
         smmuv3::Access::RazWi => None,
     }

@@ -317,7 +317,7 @@ impl Vsmmu {
     /// A trapped read at `offset` in the 128 KiB frame (page 1 at 0x10000).
     pub fn mmio_read(&mut self, ports: &mut Ports<'_>, offset: u32, size: u32) -> u64 {
         self.last_call_commands = 0;
-        let (page, off) = (offset >> 16, offset & 0xffff);
+        let (page, off) = smmuv3::split_frame_offset(offset);
         if page > 1 {
             return 0;
         }
@@ -334,7 +334,7 @@ impl Vsmmu {
         value: u64,
     ) -> WriteEffect {
         self.last_call_commands = 0;
-        let (page, off) = (offset >> 16, offset & 0xffff);
+        let (page, off) = smmuv3::split_frame_offset(offset);
         if page > 1 {
             return WriteEffect::Ignored;
         }

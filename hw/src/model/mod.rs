@@ -113,8 +113,8 @@ pub struct SmmuModel {
 }
 
 /// Size of the register frame (pages 0 and 1).
-pub const FRAME_SIZE: u32 = 0x2_0000;
-const PAGE_SIZE: u32 = 0x1_0000;
+pub use smmuv3::FRAME_SIZE;
+use smmuv3::PAGE_SIZE;
 
 impl SmmuModel {
     /// A model SMMU presenting `ids` (for example `smmuv3::platform::QEMU_VIRT`).
