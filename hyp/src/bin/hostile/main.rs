@@ -233,8 +233,10 @@ fn illegal(e: &mut Errors) {
                 for v in res0_variants(cmd).into_iter().flatten() {
                     list.push(v);
                 }
-                // SSec=1 wherever the command has it.
-                if let Some(f) = cmd.as_record().fields().iter().find(|f| f.name == "SSec") {
+                // SSec=1 wherever the command has it (found by the field's
+                // generated name, the same in every command that has one).
+                let ssec = smmuv3::cmd::cmd_cfgi_ste::S_SEC.name;
+                if let Some(f) = cmd.as_record().fields().iter().find(|f| f.name == ssec) {
                     let mut v = cmd.encode();
                     v[f.word as usize] |= f.mask();
                     list.push(v);
