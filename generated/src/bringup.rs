@@ -49,6 +49,27 @@ pub const WRITE_BACK_CR1: Cr1 = Cr1(0)
     .with_queue_oc(Cr1QueueOc::WB)
     .with_queue_ic(Cr1QueueIc::WB);
 
+/// The base registers of structures in normal memory, with the allocation
+/// hints Linux gives: the stream table and the command queue are read
+/// (RA), the event queue is written (WA).
+pub fn stream_table_base(addr: u64) -> StrtabBase {
+    StrtabBase(0).with_ra(true).with_addr(addr)
+}
+
+pub fn command_queue_base(addr: u64, log2size: u32) -> CmdqBase {
+    CmdqBase(0)
+        .with_ra(true)
+        .with_addr(addr)
+        .with_log2size(log2size as u8)
+}
+
+pub fn event_queue_base(addr: u64, log2size: u32) -> EventqBase {
+    EventqBase(0)
+        .with_wa(true)
+        .with_addr(addr)
+        .with_log2size(log2size as u8)
+}
+
 /// The register and command-queue operations a bring-up needs.
 pub trait ResetBus {
     type Error;

@@ -398,16 +398,10 @@ impl<P: GuestPlatform> LinuxGuest<P> {
     fn reset_setup(&self, p: &Probe) -> bringup::Setup {
         let l = self.layout;
         bringup::Setup {
-            strtab: StrtabBase(0).with_ra(true).with_addr(l.strtab),
+            strtab: bringup::stream_table_base(l.strtab),
             strtab_cfg: linux::strtab_base_cfg(p),
-            cmdq: CmdqBase(0)
-                .with_ra(true)
-                .with_addr(l.cmdq)
-                .with_log2size(l.cmdq_log2 as u8),
-            evtq: EventqBase(0)
-                .with_wa(true)
-                .with_addr(l.evtq)
-                .with_log2size(l.evtq_log2 as u8),
+            cmdq: bringup::command_queue_base(l.cmdq, l.cmdq_log2),
+            evtq: bringup::event_queue_base(l.evtq, l.evtq_log2),
             cr1: bringup::WRITE_BACK_CR1,
             cr2: Cr2(0).with_ptm(true).with_recinvsid(true),
             hyp: p.hyp,
